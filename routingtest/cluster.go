@@ -1,0 +1,592 @@
+// Package routingtest starts real PostgreSQL clusters (a primary and streaming
+// replicas) from the local server binaries, and offers fakes, so that code
+// using pgxroute can be tested against real replication or without a database.
+//
+// The cluster harness needs PostgreSQL's server binaries (initdb, postgres,
+// pg_basebackup); it needs no Docker. Servers listen on loopback only, trust
+// local connections, keep their data in a fresh temporary folder and die with
+// the process that started them.
+package routingtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// NoReplicas asks for a cluster with a primary alone (ClusterOptions.Replicas).
+const NoReplicas = -1
+
+// ClusterOptions configures StartCluster and NewCluster. The zero value is a
+// primary with two replicas and no apply delay.
+type ClusterOptions struct {
+	// Replicas is the number of streaming replicas: 0 means 2, NoReplicas
+	// means none.
+	Replicas int
+	// ApplyDelay[i] is replica i's recovery_min_apply_delay: the replica
+	// receives WAL at once but applies each commit only after that delay, so
+	// it lags on purpose. Missing entries mean no delay.
+	ApplyDelay []time.Duration
+	// ExtraConf holds extra postgresql.conf lines for every node, such as
+	// "max_connections = 50".
+	ExtraConf []string
+	// Log receives the servers' output and the harness's steps, each line
+	// prefixed with the node's name. Nil discards it (NewCluster keeps it and
+	// prints its end when the test fails).
+	Log io.Writer
+	// BinDir is the folder of the server binaries. Empty: PGXROUTE_PG_BIN,
+	// then `pg_config --bindir`, then PATH, then the newest
+	// /usr/lib/postgresql/*/bin (see FindBinDir).
+	BinDir string
+	// User is the account the servers run as when the process is root
+	// (PostgreSQL refuses root). Empty: PGXROUTE_PG_USER, then "postgres".
+	User string
+}
+
+// Cluster is a running PostgreSQL primary with its streaming replicas. Its
+// methods are safe for concurrent use. Close it to stop every server and
+// remove its files.
+type Cluster struct {
+	opts     ClusterOptions
+	binDir   string
+	cred     *syscall.Credential
+	base     string
+	log      io.Writer
+	spawner  *spawner
+	primary  *Node
+	replicas []*Node
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Node is one server of a Cluster.
+type Node struct {
+	c          *Cluster
+	name       string
+	dir        string
+	port       int
+	replica    bool
+	applyDelay time.Duration
+	tail       tailBuffer
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited; nil when never started
+}
+
+// Name returns the node's name: "primary", "replica1", "replica2"...
+func (n *Node) Name() string { return n.name }
+
+// Port returns the TCP port the node listens on (on 127.0.0.1). It stays the
+// same across Stop and Start.
+func (n *Node) Port() int { return n.port }
+
+// DataDir returns the node's data directory.
+func (n *Node) DataDir() string { return n.dir }
+
+// ConnString returns a postgres:// URL for the node's "postgres" database as
+// the "postgres" superuser, which pgx accepts.
+func (n *Node) ConnString() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", n.port)
+}
+
+// PID returns the process id of the node's postmaster, or 0 when it is not
+// running.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil || isClosed(n.exited) {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
+// Running reports whether the node's server process is running.
+func (n *Node) Running() bool { return n.PID() != 0 }
+
+// String returns the node's name and port.
+func (n *Node) String() string { return fmt.Sprintf("%s (127.0.0.1:%d)", n.name, n.port) }
+
+// StartCluster creates and starts a primary and its replicas in a fresh
+// temporary folder, and returns once every server accepts connections and
+// every replica streams from the primary. On error nothing is left behind.
+// The servers die with the calling process even if it never calls Close.
+func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err error) {
+	binDir, err := FindBinDir(opts.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := serverAccount(opts.User)
+	if err != nil {
+		return nil, err
+	}
+	nReplicas := opts.Replicas
+	switch {
+	case nReplicas == 0:
+		nReplicas = 2
+	case nReplicas == NoReplicas:
+		nReplicas = 0
+	case nReplicas < 0:
+		return nil, fmt.Errorf("routingtest: Replicas is %d; want 0 (two), NoReplicas or a positive number", opts.Replicas)
+	}
+	reapStale(os.TempDir())
+	base, err := os.MkdirTemp("", "pgxroute-")
+	if err != nil {
+		return nil, fmt.Errorf("routingtest: %w", err)
+	}
+	// The harness's pid marks the folder as in use; a folder whose harness
+	// died without Close (SIGKILL, a test timeout) is removed by a later
+	// StartCluster.
+	if err := os.WriteFile(filepath.Join(base, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(base)
+		return nil, fmt.Errorf("routingtest: %w", err)
+	}
+	c := &Cluster{opts: opts, binDir: binDir, cred: cred, base: base, spawner: newSpawner()}
+	if opts.Log != nil {
+		c.log = &syncWriter{w: opts.Log}
+	}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if cred != nil {
+		if err := os.Chown(base, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("routingtest: %w", err)
+		}
+	}
+
+	c.primary = &Node{c: c, name: "primary", dir: filepath.Join(base, "primary")}
+	c.logf("initdb in %s (binaries in %s)", c.primary.dir, binDir)
+	if err := c.spawner.run(exec.CommandContext(ctx, filepath.Join(binDir, "initdb"),
+		"-D", c.primary.dir, "-U", "postgres", "--auth=trust", "--no-sync",
+		"-E", "UTF8", "--locale=C", "--no-instructions"), cred); err != nil {
+		return nil, fmt.Errorf("routingtest: initdb: %w", err)
+	}
+	if err := c.writeConf(c.primary.dir, "postgresql.conf", c.baseConf()); err != nil {
+		return nil, err
+	}
+	if err := c.startNew(ctx, c.primary); err != nil {
+		return nil, err
+	}
+
+	for i := 0; i < nReplicas; i++ {
+		r := &Node{c: c, name: "replica" + strconv.Itoa(i+1), dir: filepath.Join(base, "replica"+strconv.Itoa(i+1)), replica: true}
+		if i < len(opts.ApplyDelay) {
+			r.applyDelay = opts.ApplyDelay[i]
+		}
+		c.replicas = append(c.replicas, r)
+	}
+	// Base backups and starts run in parallel: each replica is independent.
+	errs := make([]error, len(c.replicas))
+	var wg sync.WaitGroup
+	for i, r := range c.replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.createReplica(ctx, r)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// baseConf returns the postgresql.conf lines every node shares.
+func (c *Cluster) baseConf() []string {
+	conf := []string{
+		"# added by pgxroute/routingtest",
+		"listen_addresses = '127.0.0.1'",
+		"unix_socket_directories = '" + c.base + "'",
+		"wal_level = replica",
+		"fsync = off",
+		"full_page_writes = off",
+		"max_wal_senders = 16",
+		"wal_keep_size = '512MB'",
+		"hot_standby = on",
+		"hot_standby_feedback = on",
+		"max_connections = 300",
+		"shared_buffers = '32MB'",
+		"wal_receiver_status_interval = '1s'",
+		"wal_retrieve_retry_interval = '100ms'",
+		"log_min_messages = warning",
+		"log_line_prefix = '%m [%p] '",
+	}
+	return append(conf, c.opts.ExtraConf...)
+}
+
+// writeConf appends lines to a configuration file of a data directory.
+func (c *Cluster) writeConf(dir, file string, lines []string) error {
+	f, err := os.OpenFile(filepath.Join(dir, file), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("routingtest: %w", err)
+	}
+	_, err = io.WriteString(f, "\n"+strings.Join(lines, "\n")+"\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("routingtest: %w", err)
+	}
+	return nil
+}
+
+// createReplica takes a base backup of the primary into r's folder and
+// starts r as a streaming replica.
+func (c *Cluster) createReplica(ctx context.Context, r *Node) error {
+	c.logf("pg_basebackup into %s", r.dir)
+	if err := c.spawner.run(exec.CommandContext(ctx, filepath.Join(c.binDir, "pg_basebackup"),
+		"-D", r.dir, "-h", "127.0.0.1", "-p", strconv.Itoa(c.primary.port), "-U", "postgres",
+		"-R", "-X", "stream", "--no-sync", "--checkpoint=fast"), c.cred); err != nil {
+		return fmt.Errorf("routingtest: %s: pg_basebackup: %w", r.name, err)
+	}
+	lines := []string{"# added by pgxroute/routingtest", "primary_conninfo = 'host=127.0.0.1 port=" + strconv.Itoa(c.primary.port) + " user=postgres application_name=" + r.name + "'"}
+	if r.applyDelay > 0 {
+		lines = append(lines, fmt.Sprintf("recovery_min_apply_delay = '%dms'", r.applyDelay.Milliseconds()))
+	}
+	if err := c.writeConf(r.dir, "postgresql.auto.conf", lines); err != nil {
+		return err
+	}
+	if err := c.startNew(ctx, r); err != nil {
+		return err
+	}
+	return c.waitStreaming(ctx, r)
+}
+
+// startNew starts a node for the first time on a free loopback port. A port
+// found free can be taken by another process before the server binds it, so
+// a failed bind is retried on a new port.
+func (c *Cluster) startNew(ctx context.Context, n *Node) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if n.port, err = freePort(); err != nil {
+			return fmt.Errorf("routingtest: %s: %w", n.name, err)
+		}
+		if err = c.start(ctx, n); err == nil || !strings.Contains(n.tail.String(), "could not bind") {
+			return err
+		}
+		c.logf("%s: port %d was taken, trying another", n.name, n.port)
+	}
+	return err
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// start starts n's postmaster and waits until it accepts connections.
+func (c *Cluster) start(ctx context.Context, n *Node) error {
+	n.mu.Lock()
+	if n.cmd != nil && !isClosed(n.exited) {
+		n.mu.Unlock()
+		return fmt.Errorf("routingtest: %s is already running", n.name)
+	}
+	cmd := exec.Command(filepath.Join(c.binDir, "postgres"), "-D", n.dir, "-p", strconv.Itoa(n.port))
+	out, err := logPipe(n.name, c.log, &n.tail)
+	if err != nil {
+		n.mu.Unlock()
+		return fmt.Errorf("routingtest: %s: %w", n.name, err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	err = c.spawner.start(cmd, c.cred)
+	out.Close()
+	if err != nil {
+		n.mu.Unlock()
+		return fmt.Errorf("routingtest: %s: start postgres: %w", n.name, err)
+	}
+	exited := make(chan struct{})
+	n.cmd, n.exited = cmd, exited
+	n.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	c.logf("%s: postgres started, pid %d, port %d", n.name, cmd.Process.Pid, n.port)
+	return c.waitReady(ctx, n, exited)
+}
+
+// waitReady waits until n accepts connections (a replica: once it reached a
+// consistent state and allows read-only connections).
+func (c *Cluster) waitReady(ctx context.Context, n *Node, exited chan struct{}) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := pgx.Connect(cctx, n.ConnString()+"&connect_timeout=2")
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("routingtest: %s did not become ready: %w (last error: %v)", n.name, ctx.Err(), err)
+		case <-exited:
+			// Let the log copier catch up before reading the tail.
+			time.Sleep(50 * time.Millisecond)
+			return fmt.Errorf("routingtest: %s exited during start-up: %s", n.name, n.tail.String())
+		case <-tick.C:
+		}
+	}
+}
+
+// waitStreaming waits until the primary lists r as a streaming replica.
+func (c *Cluster) waitStreaming(ctx context.Context, r *Node) error {
+	return c.poll(ctx, c.primary, "SELECT count(*) > 0 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", []any{r.name},
+		func(err error) error { return fmt.Errorf("routingtest: %s does not stream from the primary: %w", r.name, err) })
+}
+
+// poll runs a boolean query on n until it answers true or ctx ends.
+func (c *Cluster) poll(ctx context.Context, n *Node, query string, args []any, wrap func(error) error) error {
+	conn, err := pgx.Connect(ctx, n.ConnString())
+	if err != nil {
+		return wrap(err)
+	}
+	defer conn.Close(context.Background())
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, query, args...).Scan(&ok); err != nil {
+			return wrap(err)
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return wrap(ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func (c *Cluster) logf(format string, args ...any) {
+	if c.log != nil {
+		fmt.Fprintf(c.log, "[routingtest] "+format+"\n", args...)
+	}
+}
+
+// Primary returns the node started as the primary. After Promote of a
+// replica it is still the original primary.
+func (c *Cluster) Primary() *Node { return c.primary }
+
+// Replicas returns the replicas, in order.
+func (c *Cluster) Replicas() []*Node { return append([]*Node(nil), c.replicas...) }
+
+// Nodes returns the primary followed by the replicas.
+func (c *Cluster) Nodes() []*Node { return append([]*Node{c.primary}, c.replicas...) }
+
+// Dir returns the temporary folder that holds every node's files.
+func (c *Cluster) Dir() string { return c.base }
+
+// Stop shuts n down cleanly (PostgreSQL's fast shutdown) and waits for it to
+// exit. Stopping a stopped node does nothing.
+func (c *Cluster) Stop(n *Node) error {
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil || isClosed(exited) {
+		return nil
+	}
+	c.logf("%s: stop", n.name)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(30 * time.Second):
+	}
+	c.logf("%s: did not stop in 30s, killing it", n.name)
+	return c.Kill(n)
+}
+
+// Kill crashes n: SIGKILL to its postmaster and to every child process of
+// it, as when the machine loses power. It returns once they are gone.
+// Killing a stopped node does nothing.
+func (c *Cluster) Kill(n *Node) error {
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil || isClosed(exited) {
+		return nil
+	}
+	c.logf("%s: kill", n.name)
+	pid := cmd.Process.Pid
+	// PostgreSQL's children put themselves in their own process groups, so
+	// kill them one by one, and the postmaster first so it forks no more.
+	kids := childPIDs(pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, k := range append(kids, childPIDs(pid)...) {
+		_ = syscall.Kill(k, syscall.SIGKILL)
+	}
+	<-exited
+	// The children were re-parented; wait until they are gone so that a
+	// restart does not find its shared memory still attached.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, k := range kids {
+		for ProcessAlive(k) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if ProcessAlive(k) {
+			return fmt.Errorf("routingtest: %s: child process %d survived SIGKILL", n.name, k)
+		}
+	}
+	return nil
+}
+
+// Start starts a stopped or killed node again on its port and waits until it
+// accepts connections. A replica resumes streaming on its own.
+func (c *Cluster) Start(ctx context.Context, n *Node) error {
+	return c.start(ctx, n)
+}
+
+// Promote turns replica n into a primary that accepts writes, and waits for
+// the promotion to finish. The other replicas keep following the old primary.
+func (c *Cluster) Promote(ctx context.Context, n *Node) error {
+	conn, err := pgx.Connect(ctx, n.ConnString())
+	if err != nil {
+		return fmt.Errorf("routingtest: promote %s: %w", n.name, err)
+	}
+	defer conn.Close(context.Background())
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_promote(true, 60)").Scan(&ok); err != nil {
+		return fmt.Errorf("routingtest: promote %s: %w", n.name, err)
+	}
+	if !ok {
+		return fmt.Errorf("routingtest: promote %s: not promoted within 60s", n.name)
+	}
+	c.logf("%s: promoted", n.name)
+	return nil
+}
+
+// WaitReplay returns once every running replica that is still in recovery
+// has replayed the primary's current WAL position (as of the call), or when
+// ctx ends. A replica with an apply delay takes at least that long.
+func (c *Cluster) WaitReplay(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, c.primary.ConnString())
+	if err != nil {
+		return fmt.Errorf("routingtest: WaitReplay: primary: %w", err)
+	}
+	var lsn string
+	err = conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn)
+	conn.Close(context.Background())
+	if err != nil {
+		return fmt.Errorf("routingtest: WaitReplay: primary: %w", err)
+	}
+	for _, r := range c.replicas {
+		if !r.Running() {
+			continue
+		}
+		err := c.poll(ctx, r, "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= $1::pg_lsn", []any{lsn},
+			func(err error) error { return fmt.Errorf("routingtest: WaitReplay: %s did not replay %s: %w", r.name, lsn, err) })
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops every server (killing those that do not stop in time) and
+// removes every folder the cluster made. It is safe to call more than once.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		var errs []error
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, n := range c.Nodes() {
+			if n == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.Stop(n); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		c.spawner.close()
+		if err := os.RemoveAll(c.base); err != nil {
+			errs = append(errs, fmt.Errorf("routingtest: %w", err))
+		}
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
+}
+
+// ownerFile, in a cluster's folder, holds the pid of the harness process.
+const ownerFile = "harness.pid"
+
+// reapStale removes the cluster folders in dir whose harness process is gone
+// and whose servers are therefore gone too (they die with the harness).
+func reapStale(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "pgxroute-*", ownerFile))
+	for _, m := range matches {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || ProcessAlive(pid) {
+			continue
+		}
+		folder := filepath.Dir(m)
+		if postmasterAlive(folder) {
+			continue
+		}
+		os.RemoveAll(folder)
+	}
+}
+
+// postmasterAlive reports whether a postmaster.pid in a node folder of a
+// cluster folder names a living process.
+func postmasterAlive(folder string) bool {
+	pids, _ := filepath.Glob(filepath.Join(folder, "*", "postmaster.pid"))
+	for _, p := range pids {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		first, _, _ := strings.Cut(string(b), "\n")
+		if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && ProcessAlive(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+func isClosed(ch chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
