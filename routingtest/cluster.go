@@ -354,7 +354,9 @@ func (c *Cluster) waitReady(ctx context.Context, n *Node, exited chan struct{}) 
 // waitStreaming waits until the primary lists r as a streaming replica.
 func (c *Cluster) waitStreaming(ctx context.Context, r *Node) error {
 	return c.poll(ctx, c.primary, "SELECT count(*) > 0 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", []any{r.name},
-		func(err error) error { return fmt.Errorf("routingtest: %s does not stream from the primary: %w", r.name, err) })
+		func(err error) error {
+			return fmt.Errorf("routingtest: %s does not stream from the primary: %w", r.name, err)
+		})
 }
 
 // poll runs a boolean query on n until it answers true or ctx ends.
@@ -499,7 +501,9 @@ func (c *Cluster) WaitReplay(ctx context.Context) error {
 			continue
 		}
 		err := c.poll(ctx, r, "SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= $1::pg_lsn", []any{lsn},
-			func(err error) error { return fmt.Errorf("routingtest: WaitReplay: %s did not replay %s: %w", r.name, lsn, err) })
+			func(err error) error {
+				return fmt.Errorf("routingtest: WaitReplay: %s did not replay %s: %w", r.name, lsn, err)
+			})
 		if err != nil {
 			return err
 		}
