@@ -1,0 +1,419 @@
+package classify
+
+import "strings"
+
+// tokKind is the lexical class of a token.
+type tokKind uint8
+
+const (
+	tEOF    tokKind = iota // end of input (or of a lexical error, see lexer.err)
+	tIdent                 // unquoted identifier or keyword
+	tQIdent                // "quoted identifier"; start/end exclude the quotes
+	tUIdent                // U&"quoted identifier" with Unicode escapes
+	tString                // any string constant: '', E'', U&'', B'', X'', N'', $$..$$
+	tNumber                // numeric constant
+	tParam                 // positional parameter $n
+	tOp                    // one byte of punctuation or operator, in op
+)
+
+// keyword identifies the few keywords the rules look at. Every other
+// identifier is kwNone.
+type keyword uint8
+
+const (
+	kwNone keyword = iota
+	kwAs
+	kwNo
+	kwFor
+	kwKey
+	kwInto
+	kwShow
+	kwWith
+	kwMerge
+	kwShare
+	kwTable
+	kwDelete
+	kwInsert
+	kwSelect
+	kwUpdate
+	kwValues
+	kwAnalyze
+	kwExplain
+	kwVerbose
+)
+
+// token is one lexical token: a byte range of the source and its class.
+type token struct {
+	start, end int
+	kind       tokKind
+	kw         keyword // for tIdent only
+	op         byte    // for tOp only
+}
+
+func (t token) isOp(c byte) bool { return t.kind == tOp && t.op == c }
+
+// isName reports whether t can name a function or a schema.
+func (t token) isName() bool { return t.kind == tIdent || t.kind == tQIdent || t.kind == tUIdent }
+
+// lexer splits PostgreSQL SQL into tokens the way PostgreSQL's own scanner
+// (src/backend/parser/scan.l) does, without allocating: comments (nested
+// block comments included) and whitespace are skipped, and every kind of
+// string constant and quoted identifier is one token, so that nothing inside
+// them is ever seen as a keyword.
+type lexer struct {
+	src string
+	pos int
+	// scsOff lexes as if standard_conforming_strings were off: backslash
+	// escapes in plain '...' and N'...' strings.
+	scsOff bool
+	// backslash records that a plain string held a backslash, so that the
+	// text lexes differently with standard_conforming_strings off.
+	backslash bool
+	// err is the reason of a lexical error; the lexer then returns tEOF.
+	err string
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// isIdentStart is scan.l's ident_start: [A-Za-z\200-\377_].
+func isIdentStart(c byte) bool {
+	return (c|0x20) >= 'a' && (c|0x20) <= 'z' || c == '_' || c >= 0x80
+}
+
+// isIdentCont is scan.l's ident_cont: [A-Za-z\200-\377_0-9\$].
+func isIdentCont(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
+
+// isDolqCont is scan.l's dolq_cont: [A-Za-z\200-\377_0-9] (no dollar).
+func isDolqCont(c byte) bool { return isIdentStart(c) || isDigit(c) }
+
+func (l *lexer) fail(reason string) token {
+	if l.err == "" {
+		l.err = reason
+	}
+	l.pos = len(l.src)
+	return token{start: len(l.src), end: len(l.src)}
+}
+
+// next returns the next token, skipping whitespace and comments.
+func (l *lexer) next() token {
+	src := l.src
+	i := l.pos
+	for i < len(src) {
+		c := src[i]
+		if isSpace(c) {
+			i++
+			continue
+		}
+		if c == '-' && i+1 < len(src) && src[i+1] == '-' {
+			i += 2
+			for i < len(src) && src[i] != '\n' && src[i] != '\r' {
+				i++
+			}
+			continue
+		}
+		if c == '/' && i+1 < len(src) && src[i+1] == '*' {
+			j, ok := skipBlockComment(src, i+2)
+			if !ok {
+				return l.fail("unterminated comment")
+			}
+			i = j
+			continue
+		}
+		break
+	}
+	if i >= len(src) {
+		l.pos = i
+		return token{start: i, end: i}
+	}
+	c := src[i]
+	switch {
+	case isIdentStart(c):
+		// One-letter prefixes of string constants: E'', B'', X'', N'',
+		// U&'' and U&"". scan.l matches them as longer tokens than the
+		// one-letter identifier, so they win only when the quote follows
+		// immediately.
+		if i+1 < len(src) {
+			switch n := src[i+1]; c | 0x20 {
+			case 'e':
+				if n == '\'' {
+					return l.str(i, i+2, true)
+				}
+			case 'b', 'x':
+				if n == '\'' {
+					return l.str(i, i+2, false)
+				}
+			case 'n':
+				if n == '\'' {
+					return l.str(i, i+2, l.scsOff)
+				}
+			case 'u':
+				if n == '&' && i+2 < len(src) {
+					switch src[i+2] {
+					case '\'':
+						return l.str(i, i+3, false)
+					case '"':
+						t := l.qident(i + 3)
+						if t.kind == tQIdent {
+							t.kind = tUIdent
+						}
+						return t
+					}
+				}
+			}
+		}
+		j := i + 1
+		for j < len(src) && isIdentCont(src[j]) {
+			j++
+		}
+		l.pos = j
+		return token{start: i, end: j, kind: tIdent, kw: lookupKeyword(src[i:j])}
+	case c == '\'':
+		return l.str(i, i+1, l.scsOff)
+	case c == '"':
+		return l.qident(i + 1)
+	case c == '$':
+		if i+1 < len(src) && isDigit(src[i+1]) {
+			j := i + 2
+			for j < len(src) && isDigit(src[j]) {
+				j++
+			}
+			l.pos = j
+			return token{start: i, end: j, kind: tParam}
+		}
+		// Dollar quoting: $tag$ ... $tag$ with tag empty or
+		// {dolq_start}{dolq_cont}*.
+		j := i + 1
+		if j < len(src) && isIdentStart(src[j]) {
+			j++
+			for j < len(src) && isDolqCont(src[j]) {
+				j++
+			}
+		}
+		if j < len(src) && src[j] == '$' {
+			delim := src[i : j+1]
+			k := strings.Index(src[j+1:], delim)
+			if k < 0 {
+				return l.fail("unterminated dollar-quoted string")
+			}
+			end := j + 1 + k + len(delim)
+			l.pos = end
+			return token{start: i, end: end, kind: tString}
+		}
+		l.pos = i + 1
+		return token{start: i, end: i + 1, kind: tOp, op: '$'}
+	case isDigit(c) || c == '.' && i+1 < len(src) && isDigit(src[i+1]):
+		return l.number(i)
+	case c == 0:
+		return l.fail("NUL byte")
+	}
+	l.pos = i + 1
+	return token{start: i, end: i + 1, kind: tOp, op: c}
+}
+
+// skipBlockComment returns the index just past the end of the block comment
+// whose body starts at i (after the opening slash-star). Block comments nest.
+func skipBlockComment(src string, i int) (int, bool) {
+	depth := 1
+	for i+1 < len(src) {
+		switch {
+		case src[i] == '*' && src[i+1] == '/':
+			depth--
+			i += 2
+			if depth == 0 {
+				return i, true
+			}
+		case src[i] == '/' && src[i+1] == '*':
+			depth++
+			i += 2
+		default:
+			i++
+		}
+	}
+	return 0, false
+}
+
+// str lexes a quoted string constant whose body starts at body; escapes
+// selects backslash escapes (E” strings, or plain strings with
+// standard_conforming_strings off). A doubled quote is a quote.
+func (l *lexer) str(start, body int, escapes bool) token {
+	src := l.src
+	plain := !escapes && src[start] == '\''
+	i := body
+	for {
+		k := strings.IndexByte(src[i:], '\'')
+		if k < 0 {
+			return l.fail("unterminated quoted string")
+		}
+		seg := src[i : i+k]
+		if escapes {
+			// A backslash escapes the next byte, whichever it is.
+			if b := strings.IndexByte(seg, '\\'); b >= 0 {
+				i += b + 2
+				if i > len(src) {
+					return l.fail("unterminated quoted string")
+				}
+				continue
+			}
+		} else if plain && !l.backslash && strings.IndexByte(seg, '\\') >= 0 {
+			l.backslash = true
+		}
+		i += k + 1
+		if i < len(src) && src[i] == '\'' {
+			i++ // doubled quote
+			continue
+		}
+		l.pos = i
+		return token{start: start, end: i, kind: tString}
+	}
+}
+
+// qident lexes a quoted identifier whose body starts at body. The token's
+// range is the body, without the quotes; doubled quotes stay doubled.
+func (l *lexer) qident(body int) token {
+	src := l.src
+	i := body
+	for {
+		k := strings.IndexByte(src[i:], '"')
+		if k < 0 {
+			return l.fail("unterminated quoted identifier")
+		}
+		i += k + 1
+		if i < len(src) && src[i] == '"' {
+			i++
+			continue
+		}
+		l.pos = i
+		return token{start: body, end: i - 1, kind: tQIdent}
+	}
+}
+
+// number lexes a numeric constant. It never swallows letters that an older
+// server would lex as the start of an identifier (PostgreSQL 15 reads
+// "1into" as "1 into"), except the digits of 0x, 0o and 0b literals.
+func (l *lexer) number(i int) token {
+	src := l.src
+	start := i
+	if src[i] == '0' && i+2 < len(src) {
+		var ok func(byte) bool
+		switch src[i+1] | 0x20 {
+		case 'x':
+			ok = func(c byte) bool { return isDigit(c) || (c|0x20) >= 'a' && (c|0x20) <= 'f' }
+		case 'o':
+			ok = func(c byte) bool { return c >= '0' && c <= '7' }
+		case 'b':
+			ok = func(c byte) bool { return c == '0' || c == '1' }
+		}
+		if ok != nil && ok(src[i+2]) {
+			j := i + 3
+			for j < len(src) && (ok(src[j]) || src[j] == '_') {
+				j++
+			}
+			l.pos = j
+			return token{start: start, end: j, kind: tNumber}
+		}
+	}
+	for i < len(src) && (isDigit(src[i]) || src[i] == '_') {
+		i++
+	}
+	if i < len(src) && src[i] == '.' && !(i+1 < len(src) && src[i+1] == '.') {
+		i++
+		for i < len(src) && (isDigit(src[i]) || src[i] == '_') {
+			i++
+		}
+	}
+	if i+1 < len(src) && (src[i]|0x20) == 'e' {
+		j := i + 1
+		if src[j] == '+' || src[j] == '-' {
+			j++
+		}
+		if j < len(src) && isDigit(src[j]) {
+			i = j
+			for i < len(src) && isDigit(src[i]) {
+				i++
+			}
+		}
+	}
+	l.pos = i
+	return token{start: start, end: i, kind: tNumber}
+}
+
+// eqFold reports whether the identifier s equals the lower-case ASCII
+// keyword kw, ignoring ASCII case. For identifier bytes, c|0x20 is the lower
+// case of a letter and never turns a non-letter into a letter.
+func eqFold(s, kw string) bool {
+	if len(s) != len(kw) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i]|0x20 != kw[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// lookupKeyword returns the keyword an unquoted identifier spells, if the
+// rules care about it.
+func lookupKeyword(s string) keyword {
+	switch len(s) {
+	case 2:
+		switch {
+		case eqFold(s, "as"):
+			return kwAs
+		case eqFold(s, "no"):
+			return kwNo
+		}
+	case 3:
+		switch {
+		case eqFold(s, "for"):
+			return kwFor
+		case eqFold(s, "key"):
+			return kwKey
+		}
+	case 4:
+		switch {
+		case eqFold(s, "into"):
+			return kwInto
+		case eqFold(s, "with"):
+			return kwWith
+		case eqFold(s, "show"):
+			return kwShow
+		}
+	case 5:
+		switch {
+		case eqFold(s, "share"):
+			return kwShare
+		case eqFold(s, "merge"):
+			return kwMerge
+		case eqFold(s, "table"):
+			return kwTable
+		}
+	case 6:
+		switch {
+		case eqFold(s, "select"):
+			return kwSelect
+		case eqFold(s, "update"):
+			return kwUpdate
+		case eqFold(s, "insert"):
+			return kwInsert
+		case eqFold(s, "delete"):
+			return kwDelete
+		case eqFold(s, "values"):
+			return kwValues
+		}
+	case 7:
+		switch {
+		case eqFold(s, "explain"):
+			return kwExplain
+		case eqFold(s, "analyze"), eqFold(s, "analyse"):
+			return kwAnalyze
+		case eqFold(s, "verbose"):
+			return kwVerbose
+		}
+	}
+	return kwNone
+}

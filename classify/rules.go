@@ -1,0 +1,468 @@
+package classify
+
+// rules decides statements. The zero value holds the default rules (the
+// built-in write functions only); it is never modified after New.
+type rules struct {
+	user map[string]*userFunc // Options.WriteFunctions by normalized name
+}
+
+// Reasons. They are constants so that no classification allocates.
+const (
+	reasonEmpty        = "empty"
+	reasonUnrecognized = "unrecognized"
+	reasonModifyingCTE = "data-modifying CTE"
+	reasonSelectInto   = "SELECT INTO"
+	reasonParens       = "unbalanced parentheses"
+	reasonUnicodeName  = "unicode-escaped function name"
+	reasonExplain      = "EXPLAIN"
+	reasonShow         = "SHOW"
+	reasonManyStmts    = "many statements"
+)
+
+var statementCounts = [...]string{
+	2: "2 statements", 3: "3 statements", 4: "4 statements", 5: "5 statements",
+	6: "6 statements", 7: "7 statements", 8: "8 statements", 9: "9 statements",
+}
+
+func statementsReason(n int) string {
+	if n >= 2 && n < len(statementCounts) {
+		return statementCounts[n]
+	}
+	return reasonManyStmts
+}
+
+// safety orders kinds from the least to the most replica-friendly.
+func safety(k Kind) int {
+	switch k {
+	case Read:
+		return 2
+	case LockingRead:
+		return 1
+	}
+	return 0
+}
+
+// classify decides sql. With a backslash inside a plain string literal the
+// text lexes differently when the server runs with
+// standard_conforming_strings off; it is then decided both ways and the
+// stricter answer wins, so no server setting can turn a write into a read.
+func (r *rules) classify(sql string) Result {
+	res, backslash := r.pass(sql, false)
+	if backslash && res.Kind != Write {
+		if off, _ := r.pass(sql, true); safety(off.Kind) < safety(res.Kind) {
+			res = off
+		}
+	}
+	return res
+}
+
+// pass decides sql in one lexing mode.
+func (r *rules) pass(sql string, scsOff bool) (Result, bool) {
+	l := lexer{src: sql, scsOff: scsOff}
+	var first Result
+	n := 0
+	allRead := true
+	for {
+		res, empty, more := r.statement(&l)
+		if l.err != "" {
+			return Result{Kind: Write, Reason: l.err}, l.backslash
+		}
+		if !empty {
+			n++
+			if n == 1 {
+				first = res
+			}
+			if res.Kind != Read {
+				allRead = false
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	switch {
+	case n == 0:
+		return Result{Kind: Write, Reason: reasonEmpty}, l.backslash
+	case n == 1:
+		return first, l.backslash
+	case allRead:
+		return Result{Kind: Read, Reason: statementsReason(n)}, l.backslash
+	}
+	return Result{Kind: Write, Reason: statementsReason(n)}, l.backslash
+}
+
+// statement decides the next statement. empty reports that there was none
+// (only a semicolon or the end of input); more that a semicolon ended it.
+func (r *rules) statement(l *lexer) (res Result, empty, more bool) {
+	t := l.next()
+	switch {
+	case t.kind == tEOF:
+		return Result{}, true, false
+	case t.isOp(';'):
+		return Result{}, true, true
+	}
+	return r.dispatch(l, t, false)
+}
+
+// dispatch decides a statement by its first token t.
+func (r *rules) dispatch(l *lexer, t token, inExplain bool) (Result, bool, bool) {
+	depth := 0
+	for t.isOp('(') {
+		depth++
+		t = l.next()
+	}
+	if t.kind == tIdent {
+		switch t.kw {
+		case kwSelect, kwValues, kwTable, kwWith:
+			return r.body(l, depth, readReason(t.kw))
+		case kwShow:
+			if depth == 0 && !inExplain {
+				return r.body(l, 0, reasonShow)
+			}
+		case kwExplain:
+			if depth == 0 && !inExplain {
+				return r.explain(l)
+			}
+		}
+	}
+	reason := reasonUnrecognized
+	if depth == 0 && t.kind == tIdent {
+		reason = headReason(l.src[t.start:t.end])
+	}
+	if t.isOp(';') {
+		return Result{Kind: Write, Reason: reason}, false, true
+	}
+	return Result{Kind: Write, Reason: reason}, false, l.skipStatement()
+}
+
+func readReason(k keyword) string {
+	switch k {
+	case kwSelect:
+		return "SELECT"
+	case kwValues:
+		return "VALUES"
+	case kwTable:
+		return "TABLE"
+	}
+	return "WITH"
+}
+
+// skipStatement consumes tokens to the end of the statement and reports
+// whether a semicolon ended it.
+func (l *lexer) skipStatement() bool {
+	for {
+		t := l.next()
+		if t.kind == tEOF {
+			return false
+		}
+		if t.isOp(';') {
+			return true
+		}
+	}
+}
+
+// explain decides EXPLAIN [ ( options ) | ANALYZE | VERBOSE ...] statement:
+// the explained statement decides, since EXPLAIN ANALYZE runs it.
+func (r *rules) explain(l *lexer) (Result, bool, bool) {
+	t := l.next()
+	if t.isOp('(') {
+		peek := *l
+		if n := peek.next(); !n.isOp('(') && !(n.kind == tIdent && isReadHead(n.kw)) {
+			// An option list: skip it.
+			for depth := 1; depth > 0; {
+				t = l.next()
+				switch {
+				case t.kind == tEOF:
+					return Result{Kind: Write, Reason: reasonUnrecognized}, false, false
+				case t.isOp(';'):
+					return Result{Kind: Write, Reason: reasonUnrecognized}, false, true
+				case t.isOp('('):
+					depth++
+				case t.isOp(')'):
+					depth--
+				}
+			}
+			t = l.next()
+		}
+	}
+	for t.kind == tIdent && (t.kw == kwAnalyze || t.kw == kwVerbose) {
+		t = l.next()
+	}
+	switch {
+	case t.kind == tEOF:
+		return Result{Kind: Write, Reason: reasonUnrecognized}, false, false
+	case t.isOp(';'):
+		return Result{Kind: Write, Reason: reasonUnrecognized}, false, true
+	}
+	res, empty, more := r.dispatch(l, t, true)
+	if res.Kind == Read {
+		res.Reason = reasonExplain
+	}
+	return res, empty, more
+}
+
+func isReadHead(k keyword) bool {
+	return k == kwSelect || k == kwValues || k == kwTable || k == kwWith
+}
+
+// body scans a read statement after its first keyword, to its end, for the
+// things that make it not a read: locking clauses, SELECT INTO,
+// data-modifying statements (in CTEs or as the main statement of a WITH),
+// and calls of write functions. depth counts the parentheses opened before
+// the first keyword.
+func (r *rules) body(l *lexer, depth int, reason string) (Result, bool, bool) {
+	st := verdict{res: Result{Kind: Read, Reason: reason}}
+	// p1, p2, p3: the previous three tokens, p1 the latest.
+	var p1, p2, p3 token
+	for {
+		t := l.next()
+		if r.user != nil && p2.isOp('.') && (p1.kind == tIdent || p1.kind == tQIdent) && !t.isOp('(') {
+			// Functional notation: tab.fn, not called, means fn(tab).
+			r.checkAttr(l.src, p1, &st)
+		}
+		if t.kind == tEOF {
+			break
+		}
+		switch t.kind {
+		case tOp:
+			switch t.op {
+			case ';':
+				if depth != 0 {
+					st.write(reasonParens)
+				}
+				return st.res, false, true
+			case '(':
+				depth++
+				if p1.isName() {
+					r.checkCall(l.src, p1, p2, p3, &st)
+				}
+			case ')':
+				depth--
+				if depth < 0 {
+					st.write(reasonParens)
+				}
+			}
+		case tIdent:
+			switch t.kw {
+			case kwUpdate:
+				switch {
+				case p1.kw == kwFor && p1.kind == tIdent:
+					st.lock("FOR UPDATE")
+				case p1.kw == kwKey && p2.kw == kwNo && p1.kind == tIdent && p2.kind == tIdent:
+					st.lock("FOR NO KEY UPDATE")
+				case !isNameContext(l, p1):
+					st.write(dmlReason(t.kw, depth))
+				}
+			case kwShare:
+				switch {
+				case p1.kw == kwFor && p1.kind == tIdent:
+					st.lock("FOR SHARE")
+				case p1.kw == kwKey && p1.kind == tIdent:
+					st.lock("FOR KEY SHARE")
+				}
+			case kwInsert, kwDelete, kwMerge:
+				if !isNameContext(l, p1) {
+					st.write(dmlReason(t.kw, depth))
+				}
+			case kwInto:
+				if !p1.isOp('.') && !(p1.kind == tIdent && p1.kw == kwAs) {
+					st.write(reasonSelectInto)
+				}
+			}
+		}
+		p3, p2, p1 = p2, p1, t
+	}
+	if depth != 0 {
+		st.write(reasonParens)
+	}
+	return st.res, false, false
+}
+
+// verdict accumulates the decision on one read statement: a write is final,
+// a locking clause downgrades a read.
+type verdict struct{ res Result }
+
+func (v *verdict) write(reason string) {
+	if v.res.Kind != Write {
+		v.res = Result{Kind: Write, Reason: reason}
+	}
+}
+
+func (v *verdict) lock(reason string) {
+	if v.res.Kind == Read {
+		v.res = Result{Kind: LockingRead, Reason: reason}
+	}
+}
+
+// dmlReason names a data-modifying keyword found in a read statement: the
+// main statement of a WITH at depth 0, a data-modifying CTE below.
+func dmlReason(k keyword, depth int) string {
+	if depth > 0 {
+		return reasonModifyingCTE
+	}
+	switch k {
+	case kwInsert:
+		return "INSERT"
+	case kwUpdate:
+		return "UPDATE"
+	case kwDelete:
+		return "DELETE"
+	}
+	return "MERGE"
+}
+
+// isNameContext reports whether the keyword just read (prev is the token
+// before it) is used as a name rather than a statement: qualified (a.update,
+// update.a) or an alias after AS. INSERT, UPDATE, DELETE and MERGE as
+// statements are never next to a dot or after AS.
+func isNameContext(l *lexer, prev token) bool {
+	if prev.isOp('.') || prev.kind == tIdent && prev.kw == kwAs {
+		return true
+	}
+	peek := *l
+	return peek.next().isOp('.')
+}
+
+// checkCall checks the call of the function named by name (with p2 '.' and
+// p3 a schema when qualified), just before an opening parenthesis.
+func (r *rules) checkCall(src string, name, p2, p3 token, st *verdict) {
+	qualified := p2.isOp('.') && p3.isName()
+	if name.kind == tUIdent || qualified && p3.kind == tUIdent {
+		// U&"..." names may spell anything through escapes.
+		st.write(reasonUnicodeName)
+		return
+	}
+	if name.kind == tIdent && r.user == nil && !builtinFirst(src[name.start]|0x20) {
+		return // fast reject of the common calls: count(, sum(, ...
+	}
+	var nb, sb [maxIdentLen + 1]byte
+	n := normName(src, name, &nb)
+	var s []byte
+	if qualified {
+		s = normName(src, p3, &sb)
+	}
+	if reason, ok := r.lookupFunc(s, n, qualified); ok {
+		st.write(reason)
+	}
+}
+
+// checkAttr checks a name after a dot that is not called: in PostgreSQL
+// tab.fn is the same as fn(tab) for a function fn of tab's row type. Only
+// the user's write functions can take a row, so only they are checked.
+func (r *rules) checkAttr(src string, name token, st *verdict) {
+	var nb [maxIdentLen + 1]byte
+	n := normName(src, name, &nb)
+	if f := r.user[string(n)]; f != nil {
+		st.write(f.reason)
+	}
+}
+
+// headReason names a statement by its first keyword.
+func headReason(word string) string {
+	if len(word) > 16 {
+		return reasonUnrecognized
+	}
+	var buf [16]byte
+	for i := 0; i < len(word); i++ {
+		c := word[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	switch string(buf[:len(word)]) {
+	case "abort":
+		return "ABORT"
+	case "alter":
+		return "ALTER"
+	case "analyze", "analyse":
+		return "ANALYZE"
+	case "begin":
+		return "BEGIN"
+	case "call":
+		return "CALL"
+	case "checkpoint":
+		return "CHECKPOINT"
+	case "close":
+		return "CLOSE"
+	case "cluster":
+		return "CLUSTER"
+	case "comment":
+		return "COMMENT"
+	case "commit":
+		return "COMMIT"
+	case "copy":
+		return "COPY"
+	case "create":
+		return "CREATE"
+	case "deallocate":
+		return "DEALLOCATE"
+	case "declare":
+		return "DECLARE"
+	case "delete":
+		return "DELETE"
+	case "discard":
+		return "DISCARD"
+	case "do":
+		return "DO"
+	case "drop":
+		return "DROP"
+	case "end":
+		return "END"
+	case "execute":
+		return "EXECUTE"
+	case "fetch":
+		return "FETCH"
+	case "grant":
+		return "GRANT"
+	case "import":
+		return "IMPORT"
+	case "insert":
+		return "INSERT"
+	case "listen":
+		return "LISTEN"
+	case "load":
+		return "LOAD"
+	case "lock":
+		return "LOCK"
+	case "merge":
+		return "MERGE"
+	case "move":
+		return "MOVE"
+	case "notify":
+		return "NOTIFY"
+	case "prepare":
+		return "PREPARE"
+	case "reassign":
+		return "REASSIGN"
+	case "refresh":
+		return "REFRESH"
+	case "reindex":
+		return "REINDEX"
+	case "release":
+		return "RELEASE"
+	case "reset":
+		return "RESET"
+	case "revoke":
+		return "REVOKE"
+	case "rollback":
+		return "ROLLBACK"
+	case "savepoint":
+		return "SAVEPOINT"
+	case "security":
+		return "SECURITY LABEL"
+	case "set":
+		return "SET"
+	case "start":
+		return "START"
+	case "truncate":
+		return "TRUNCATE"
+	case "unlisten":
+		return "UNLISTEN"
+	case "update":
+		return "UPDATE"
+	case "vacuum":
+		return "VACUUM"
+	}
+	return reasonUnrecognized
+}
