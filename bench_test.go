@@ -1,0 +1,142 @@
+package pgxroute_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgxroute/pgxroute"
+)
+
+// benchPool makes a RoutedPool over unreachable addresses: pgxpool connects
+// lazily and health checks are off, so only the routing decision runs.
+func benchPool(b *testing.B, groups, nodes int) *pgxroute.RoutedPool {
+	b.Helper()
+	cfg := pgxroute.Config{Groups: map[string][]pgxroute.Node{}, Health: pgxroute.HealthConfig{Disabled: true}}
+	port := 10000
+	for g := 0; g < groups; g++ {
+		name := fmt.Sprintf("g%d", g)
+		switch g {
+		case 0:
+			name = pgxroute.DefaultGroupName
+		case 1:
+			name = pgxroute.ReadGroupName
+		}
+		for n := 0; n < nodes; n++ {
+			port++
+			cfg.Groups[name] = append(cfg.Groups[name], pgxroute.Node{ConnString: fmt.Sprintf("postgres://u@127.0.0.1:%d/db", port)})
+		}
+	}
+	p, err := pgxroute.New(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.Close)
+	return p
+}
+
+const benchSQL = "SELECT id, note FROM items WHERE id = $1"
+
+func benchRoute(b *testing.B, p *pgxroute.RoutedPool, ctx context.Context, sql string) {
+	if _, err := p.Route(ctx, sql); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		p.Route(ctx, sql)
+	}
+}
+
+// BenchmarkRoute is the routing decision for a cached statement.
+func BenchmarkRoute(b *testing.B) {
+	p := benchPool(b, 2, 2)
+	scope := pgxroute.WithScope(context.Background())
+	b.Run("read", func(b *testing.B) { benchRoute(b, p, scope, benchSQL) })
+	b.Run("read-no-scope", func(b *testing.B) { benchRoute(b, p, context.Background(), benchSQL) })
+	b.Run("write", func(b *testing.B) { benchRoute(b, p, scope, "UPDATE items SET note = $2 WHERE id = $1") })
+	b.Run("bind-group", func(b *testing.B) { benchRoute(b, p, pgxroute.WithBindGroup(scope, "read"), benchSQL) })
+}
+
+// BenchmarkRouteParallel: the same decision from many goroutines at once.
+func BenchmarkRouteParallel(b *testing.B) {
+	p := benchPool(b, 2, 2)
+	ctx := context.Background()
+	for _, g := range []int{2, 8, 64} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
+			b.SetParallelism(max(1, g/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p.Route(ctx, benchSQL)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkRouteNodes: the decision as the read group grows.
+func BenchmarkRouteNodes(b *testing.B) {
+	for _, n := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			benchRoute(b, benchPool(b, 2, n), context.Background(), benchSQL)
+		})
+	}
+}
+
+// BenchmarkRouteGroups: the decision as the number of groups grows.
+func BenchmarkRouteGroups(b *testing.B) {
+	for _, g := range []int{2, 100} {
+		b.Run(fmt.Sprintf("groups=%d", g), func(b *testing.B) {
+			p := benchPool(b, g, 2)
+			benchRoute(b, p, pgxroute.WithBindGroup(context.Background(), fmt.Sprintf("g%d", g-1)), benchSQL)
+		})
+	}
+}
+
+// BenchmarkQueryRow compares a routed point select with raw pgxpool on the
+// same single server (the primary): the cost of routing on a real round trip.
+func BenchmarkQueryRow(b *testing.B) {
+	c := sharedCluster(b)
+	ctx := context.Background()
+	size := func(cfg *pgxpool.Config) { cfg.MaxConns, cfg.MinConns = 8, 8 }
+	pc, err := pgxpool.ParseConfig(c.Primary().ConnString())
+	if err != nil {
+		b.Fatal(err)
+	}
+	size(pc)
+	raw, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	routed, err := pgxroute.New(ctx, pgxroute.Config{
+		Primary:       c.Primary().ConnString(),
+		ConfigurePool: func(_, _ string, cfg *pgxpool.Config) { size(cfg) },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer routed.Close()
+	for _, t := range []struct {
+		name string
+		q    querier
+	}{{"raw", raw}, {"routed", routed}} {
+		b.Run(t.name, func(b *testing.B) {
+			b.SetParallelism(4)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				var n int
+				for pb.Next() {
+					if err := t.q.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,349 @@
+package pgxroute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgxroute/pgxroute/balancer"
+	"github.com/pgxroute/pgxroute/stickiness"
+)
+
+// Strategy is how a group balances calls over its nodes.
+type Strategy = balancer.Strategy
+
+// The strategies.
+const (
+	// RoundRobin is smooth weighted round-robin: over every run of calls as
+	// long as the summed weights, each node takes exactly its weight,
+	// interleaved. It is the zero value.
+	RoundRobin = balancer.RoundRobin
+	// Random picks a node at random in proportion to its weight.
+	Random = balancer.Random
+	// LeastBusy makes two weighted random picks and takes the node with fewer
+	// calls in flight.
+	LeastBusy = balancer.LeastBusy
+)
+
+// Stickiness is the consistency mode: what a scope's reads do after the scope
+// wrote. The zero value is StickyScope. See docs/consistency.md.
+type Stickiness = stickiness.Mode
+
+// The consistency modes. StickyFor makes a fourth.
+const (
+	// StickyScope sends every read of a scope to the default group once the
+	// scope wrote, until the scope ends or ResetStickiness. The zero value.
+	StickyScope = stickiness.Sticky
+	// NoStickiness remembers no write: a read right after a write may go to
+	// a replica that has not replayed it yet.
+	NoStickiness = stickiness.Off
+	// ReadYourWrites lets a replica serve a scope's reads as soon as it is
+	// known to have replayed the scope's writes (by WAL position), and sends
+	// them to the default group until then.
+	ReadYourWrites = stickiness.ReadYourWrites
+)
+
+// StickyFor returns the mode that sends a scope's reads to the default group
+// for d after each of its writes. d must be positive.
+func StickyFor(d time.Duration) Stickiness { return stickiness.For(d) }
+
+// The names of the two groups every configuration has unless it renames them.
+const (
+	DefaultGroupName = "default"
+	ReadGroupName    = "read"
+)
+
+// Node is one server in a bind group. Give exactly one of ConnString,
+// PoolConfig, Pool and Backend.
+type Node struct {
+	// Name names the node in Route, Stat, errors and logs. Empty: the host
+	// and port of its connection string.
+	Name string
+	// ConnString is a pgx connection string (URL or key=value).
+	ConnString string
+	// PoolConfig gives full control of the node's pool. The router creates
+	// the pool from a copy and closes it.
+	PoolConfig *pgxpool.Config
+	// Pool is an existing pool that the router uses but does not close.
+	Pool *pgxpool.Pool
+	// Backend runs the node's calls instead of a pgxpool: for fakes in unit
+	// tests (see routingtest.NewFake). The router does not close it and
+	// never probes it. Name is required with it.
+	Backend Backend
+	// Weight is the node's share of its group's calls relative to the other
+	// nodes. 0 means 1.
+	Weight int
+}
+
+// Config configures a RoutedPool. The zero value of every field but the nodes
+// is a sensible default.
+type Config struct {
+	// Primary is the connection string of the primary, put first in the
+	// default group.
+	Primary string
+	// Replicas are put in the read group, after any read-group nodes of
+	// Groups.
+	Replicas []Node
+	// Groups maps bind group names to their nodes. It may be mixed with
+	// Primary and Replicas.
+	Groups map[string][]Node
+	// DefaultGroup names the group of writes, locking reads, sticky reads
+	// and fallbacks. Empty means "default".
+	DefaultGroup string
+	// ReadGroup names the group of reads. Empty means "read".
+	ReadGroup string
+	// Strategy balances every group's calls over its nodes.
+	Strategy Strategy
+	// Seed, when non-zero, makes Random and LeastBusy repeatable (for tests).
+	Seed uint64
+	// Stickiness is the consistency mode after a write (zero: StickyScope).
+	Stickiness Stickiness
+	// Disabled sends everything to the default group's first node.
+	Disabled bool
+	// ConfigurePool is called for each pool the router creates, with its
+	// group and node name, to set pool sizes, tracers and hooks. A node in
+	// several groups has one pool: it is called once, with its first group.
+	ConfigurePool func(group, node string, cfg *pgxpool.Config)
+	// WriteFunctions are extra functions with side effects: a read that calls
+	// one goes to the default group (see package classify).
+	WriteFunctions []string
+	// ClassifyCacheSize bounds the cache of classified statements; 0 means
+	// a default, negative turns the cache off.
+	ClassifyCacheSize int
+	// Health configures health checks, lag limits and failover.
+	Health HealthConfig
+	// NoHealthyRead is what a read does when no node of the read group is
+	// healthy: FallbackToPrimary (the zero value) or FailRead.
+	NoHealthyRead NoHealthyReadPolicy
+	// OnRoute, when set, is called with every routing decision. Keep it
+	// cheap: it runs on the caller's goroutine.
+	OnRoute func(ctx context.Context, r Route)
+	// Logger receives role changes, ejections and re-admissions. Nil: none.
+	Logger *slog.Logger
+}
+
+// NoHealthyReadPolicy is what a read does when the read group has no healthy
+// node.
+type NoHealthyReadPolicy uint8
+
+const (
+	// FallbackToPrimary sends the read to the default group. The zero value.
+	FallbackToPrimary NoHealthyReadPolicy = iota
+	// FailRead fails the read with ErrNoHealthyNode.
+	FailRead
+)
+
+// HealthConfig configures the active probes, passive signals and lag limits.
+// The zero value turns them on with the defaults documented on each field.
+type HealthConfig struct {
+	// Disabled turns probes and ejection off: every node is always up.
+	Disabled bool
+	// Interval between two probes of a node. Default 1s.
+	Interval time.Duration
+	// Timeout of one probe, connection included. Default 1s.
+	Timeout time.Duration
+	// FailuresToEject is how many failed probes in a row mark a node down.
+	// Default 2. A connection error of a routed call marks it down at once.
+	FailuresToEject int
+	// SuccessesToReadmit is how many good probes in a row bring a down node
+	// back. Default 2.
+	SuccessesToReadmit int
+	// MaxReplicaLag is the replay delay beyond which a replica takes no
+	// reads. Zero: 30s. Negative: no limit.
+	MaxReplicaLag time.Duration
+	// MaxReplicaLagBytes is the WAL distance to the primary beyond which a
+	// replica takes no reads. Zero: no limit.
+	MaxReplicaLagBytes int64
+}
+
+func (h HealthConfig) withDefaults() HealthConfig {
+	if h.Interval <= 0 {
+		h.Interval = time.Second
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = time.Second
+	}
+	if h.FailuresToEject <= 0 {
+		h.FailuresToEject = 2
+	}
+	if h.SuccessesToReadmit <= 0 {
+		h.SuccessesToReadmit = 2
+	}
+	if h.MaxReplicaLag == 0 {
+		h.MaxReplicaLag = 30 * time.Second
+	}
+	return h
+}
+
+// Errors callers test with errors.Is.
+var (
+	// ErrConfig is wrapped by every configuration error of New.
+	ErrConfig = errors.New("pgxroute: bad config")
+	// ErrUnknownGroup is returned for a bind group the configuration lacks.
+	ErrUnknownGroup = errors.New("pgxroute: unknown bind group")
+	// ErrNoHealthyNode is returned when a group has no node to take a call.
+	ErrNoHealthyNode = errors.New("pgxroute: no healthy node")
+	// ErrClosed is returned by calls on a closed RoutedPool.
+	ErrClosed = errors.New("pgxroute: pool closed")
+	// ErrNoPool is returned by Acquire on a node given as a Backend.
+	ErrNoPool = errors.New("pgxroute: node has no pgxpool (a Backend)")
+)
+
+// groupSpec is one group of a normalised configuration.
+type groupSpec struct {
+	name  string
+	nodes []nodeSpec
+}
+
+// nodeSpec is one node of a normalised configuration.
+type nodeSpec struct {
+	name    string
+	key     string // identity of the node's pool: connection string or pool pointer
+	cfg     *pgxpool.Config
+	pool    *pgxpool.Pool
+	backend Backend
+	weight  int
+}
+
+// normalise validates cfg and returns its groups, the default group first
+// and the read group second (when it exists), the rest by name.
+func (cfg *Config) normalise() ([]groupSpec, error) {
+	def, read := cfg.DefaultGroup, cfg.ReadGroup
+	if def == "" {
+		def = DefaultGroupName
+	}
+	if read == "" {
+		read = ReadGroupName
+	}
+	if def == read {
+		return nil, fmt.Errorf("%w: DefaultGroup and ReadGroup are both %q", ErrConfig, def)
+	}
+	if err := cfg.Stickiness.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if cfg.Strategy > LeastBusy {
+		return nil, fmt.Errorf("%w: unknown Strategy %d", ErrConfig, cfg.Strategy)
+	}
+	if cfg.NoHealthyRead > FailRead {
+		return nil, fmt.Errorf("%w: unknown NoHealthyRead %d", ErrConfig, cfg.NoHealthyRead)
+	}
+	nodes := map[string][]Node{}
+	for name, ns := range cfg.Groups {
+		if name == "" {
+			return nil, fmt.Errorf("%w: a group has an empty name", ErrConfig)
+		}
+		nodes[name] = append([]Node(nil), ns...)
+	}
+	if cfg.Primary != "" {
+		nodes[def] = append([]Node{{ConnString: cfg.Primary}}, nodes[def]...)
+	}
+	nodes[read] = append(nodes[read], cfg.Replicas...)
+	if len(nodes[def]) == 0 {
+		return nil, fmt.Errorf("%w: group %q has no node: set Primary or Groups[%q]", ErrConfig, def, def)
+	}
+
+	names := make([]string, 0, len(nodes))
+	for name := range nodes {
+		if name != def && name != read {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	order := append([]string{def, read}, names...)
+
+	byName := map[string]string{} // node name -> key
+	var specs []groupSpec
+	for _, g := range order {
+		spec := groupSpec{name: g}
+		seen := map[string]bool{}
+		for i, n := range nodes[g] {
+			ns, err := n.normalise(g, i)
+			if err != nil {
+				return nil, err
+			}
+			if key, ok := byName[ns.name]; ok && key != ns.key {
+				return nil, fmt.Errorf("%w: group %q node %q: the name is used by another node", ErrConfig, g, ns.name)
+			}
+			if seen[ns.key] {
+				return nil, fmt.Errorf("%w: group %q node %q: the node is listed twice in the group", ErrConfig, g, ns.name)
+			}
+			seen[ns.key] = true
+			byName[ns.name] = ns.key
+			spec.nodes = append(spec.nodes, ns)
+		}
+		if g == read && len(spec.nodes) == 0 {
+			continue // an empty read group: reads go to the default group
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+// normalise validates one node of group g at index i.
+func (n Node) normalise(g string, i int) (nodeSpec, error) {
+	label := n.Name
+	if label == "" {
+		label = "#" + strconv.Itoa(i)
+	}
+	fail := func(format string, args ...any) (nodeSpec, error) {
+		return nodeSpec{}, fmt.Errorf("%w: group %q node %q: %s", ErrConfig, g, label, fmt.Sprintf(format, args...))
+	}
+	if n.Weight < 0 {
+		return fail("weight %d is negative", n.Weight)
+	}
+	if n.Weight > balancer.MaxWeight {
+		return fail("weight %d is above %d", n.Weight, balancer.MaxWeight)
+	}
+	given := 0
+	for _, set := range []bool{n.ConnString != "", n.PoolConfig != nil, n.Pool != nil, n.Backend != nil} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		return fail("give exactly one of ConnString, PoolConfig, Pool and Backend")
+	}
+	spec := nodeSpec{name: n.Name, weight: max(n.Weight, 1), pool: n.Pool, backend: n.Backend}
+	switch {
+	case n.ConnString != "":
+		pc, err := pgxpool.ParseConfig(n.ConnString)
+		if err != nil {
+			return fail("unparsable connection string: %s", redactedError(err))
+		}
+		spec.cfg, spec.key = pc, "conn:"+n.ConnString
+	case n.Backend != nil:
+		if n.Name == "" {
+			return fail("a Backend node needs a Name")
+		}
+		spec.key = fmt.Sprintf("backend:%p", n.Backend)
+	case n.PoolConfig != nil:
+		if n.PoolConfig.ConnConfig == nil {
+			return fail("PoolConfig was not made by pgxpool.ParseConfig")
+		}
+		spec.cfg, spec.key = n.PoolConfig.Copy(), fmt.Sprintf("config:%p", n.PoolConfig)
+	default:
+		spec.key = fmt.Sprintf("pool:%p", n.Pool)
+	}
+	if spec.name == "" {
+		var host string
+		var port uint16
+		if spec.cfg != nil {
+			host, port = spec.cfg.ConnConfig.Host, spec.cfg.ConnConfig.Port
+		} else {
+			host, port = n.Pool.Config().ConnConfig.Host, n.Pool.Config().ConnConfig.Port
+		}
+		spec.name = net.JoinHostPort(host, strconv.Itoa(int(port)))
+		if strings.HasPrefix(host, "/") {
+			spec.name = host + ":" + strconv.Itoa(int(port))
+		}
+	}
+	return spec, nil
+}

@@ -1,0 +1,111 @@
+package pgxroute
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/pgxroute/pgxroute/stickiness"
+)
+
+// ctxKey keys the context values of this package.
+type ctxKey uint8
+
+const (
+	overrideKey ctxKey = iota
+	scopeKey
+)
+
+type overrideKind uint8
+
+const (
+	overrideGroup overrideKind = iota
+	overridePrimary
+	overrideReplica
+)
+
+// override is a routing choice made by the caller through the context.
+type override struct {
+	kind  overrideKind
+	group string
+}
+
+// Immutable: shared by every WithPrimary and WithReplica context.
+var (
+	primaryOverride = &override{kind: overridePrimary}
+	replicaOverride = &override{kind: overrideReplica}
+)
+
+// WithBindGroup returns a context whose calls go to the bind group name, for
+// every kind of statement, writes included. A name the RoutedPool does not
+// know fails the call with ErrUnknownGroup. The innermost of WithBindGroup,
+// WithPrimary and WithReplica wins.
+func WithBindGroup(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, overrideKey, &override{kind: overrideGroup, group: name})
+}
+
+// WithPrimary returns a context whose calls go to the default group (the
+// primary), reads included.
+func WithPrimary(ctx context.Context) context.Context {
+	return context.WithValue(ctx, overrideKey, primaryOverride)
+}
+
+// WithReplica returns a context whose calls go to the read group, even when
+// the scope is sticky, writes included (which a replica refuses). With an
+// empty read group they go to the default group.
+func WithReplica(ctx context.Context) context.Context {
+	return context.WithValue(ctx, overrideKey, replicaOverride)
+}
+
+// WithoutOverride returns a context in which no WithBindGroup, WithPrimary or
+// WithReplica of ctx applies: calls are routed by their statements again.
+func WithoutOverride(ctx context.Context) context.Context {
+	return context.WithValue(ctx, overrideKey, (*override)(nil))
+}
+
+func overrideFrom(ctx context.Context) *override {
+	o, _ := ctx.Value(overrideKey).(*override)
+	return o
+}
+
+// WithScope returns a context that starts a new scope: a unit of work (a
+// request, a job) that remembers its own writes, so that its reads can see
+// them (see Config.Stickiness). Every goroutine of the unit of work shares
+// the scope through the context; it is safe for concurrent use. Without a
+// scope nothing is remembered between calls.
+func WithScope(ctx context.Context) context.Context {
+	return context.WithValue(ctx, scopeKey, stickiness.NewScope())
+}
+
+func scopeFrom(ctx context.Context) *stickiness.Scope {
+	s, _ := ctx.Value(scopeKey).(*stickiness.Scope)
+	return s
+}
+
+// HasScope reports whether ctx carries a scope.
+func HasScope(ctx context.Context) bool { return scopeFrom(ctx) != nil }
+
+// IsSticky reports whether the scope of ctx has written (through a
+// RoutedPool, to its default group) since it began or was last reset. In the
+// StickyScope mode its reads then go to the default group; for the other
+// modes Route tells where the next read goes. False without a scope.
+func IsSticky(ctx context.Context) bool {
+	s := scopeFrom(ctx)
+	return s != nil && s.Wrote()
+}
+
+// ResetStickiness makes the scope of ctx forget its writes: its reads go to
+// replicas again. It does nothing without a scope.
+func ResetStickiness(ctx context.Context) {
+	if s := scopeFrom(ctx); s != nil {
+		s.Reset()
+	}
+}
+
+// Middleware gives every HTTP request a fresh scope (WithScope), so that a
+// request that writes reads its own writes. To carry read-your-writes
+// positions across requests, see MiddlewareWith.
+func Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(WithScope(r.Context())))
+	})
+}

@@ -1,0 +1,131 @@
+package pgxroute
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgxroute/pgxroute/balancer"
+)
+
+// node is one server: one pgxpool, shared by every group that lists it.
+type node struct {
+	name  string
+	be    Backend       // where calls run: pool, or a Node.Backend
+	pool  *pgxpool.Pool // nil for a Node.Backend
+	owned bool          // the router created the pool and closes it
+
+	inflight atomic.Int64 // routed calls running on the node
+	health   nodeHealth
+}
+
+// member is a node's place in one group: its weight there and the calls the
+// group sent it, by reason.
+type member struct {
+	node   *node
+	weight int
+	calls  [numReasons]atomic.Int64
+}
+
+// group is a bind group: weighted nodes and the balancer over them. It is
+// immutable after New but for atomics.
+type group struct {
+	name    string
+	members []*member
+	bal     *balancer.Balancer
+	// allLagging is set by the prober when every up node of the group lags
+	// beyond the limits (see toReplica).
+	allLagging atomic.Bool
+}
+
+// view lets the balancer ask a group about its nodes without allocating.
+type view group
+
+// Usable implements balancer.Nodes: the node is up and not lagging.
+func (v *view) Usable(i int) bool {
+	n := v.members[i].node
+	return n.health.up() && !n.health.lagging.Load()
+}
+
+// InFlight implements balancer.Nodes.
+func (v *view) InFlight(i int) int64 { return v.members[i].node.inflight.Load() }
+
+// upView is a view in which lagging nodes are usable too.
+type upView group
+
+// Usable implements balancer.Nodes: the node is up.
+func (v *upView) Usable(i int) bool { return v.members[i].node.health.up() }
+
+// InFlight implements balancer.Nodes.
+func (v *upView) InFlight(i int) int64 { return v.members[i].node.inflight.Load() }
+
+// pick chooses a usable member, or nil when none is.
+func (g *group) pick() *member {
+	i := g.bal.Pick((*view)(g))
+	if i < 0 {
+		return nil
+	}
+	return g.members[i]
+}
+
+// pickLagging chooses an up member, lagging or not, or nil.
+func (g *group) pickLagging() *member {
+	i := g.bal.Pick((*upView)(g))
+	if i < 0 {
+		return nil
+	}
+	return g.members[i]
+}
+
+// pickAny chooses a member by the strategy alone, healthy or not (for a
+// group with no healthy node, where trying beats refusing).
+func (g *group) pickAny() *member {
+	return g.members[g.bal.Pick(nil)]
+}
+
+// pickOther chooses a usable member other than m, or nil.
+func (g *group) pickOther(m *member) *member {
+	for range g.members {
+		c := g.pick()
+		if c == nil {
+			return nil
+		}
+		if c != m {
+			return c
+		}
+	}
+	for _, c := range g.members {
+		if c != m && (*view)(g).Usable(indexOf(g.members, c)) {
+			return c
+		}
+	}
+	return nil
+}
+
+func indexOf(ms []*member, m *member) int {
+	for i, c := range ms {
+		if c == m {
+			return i
+		}
+	}
+	return -1
+}
+
+// Backend is what a node runs routed calls on. *pgxpool.Pool implements it,
+// and so does pgxmock's pool; routingtest's fakes use it to test routing
+// without a database. A node given as a Backend has no pgxpool: Acquire
+// fails with ErrNoPool, and it is never probed (always up).
+type Backend interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error)
+	BeginTx(ctx context.Context, txOptions pgx.TxOptions) (pgx.Tx, error)
+	Ping(ctx context.Context) error
+}
+
+var _ Backend = (*pgxpool.Pool)(nil)

@@ -1,0 +1,375 @@
+package pgxroute
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgxroute/pgxroute/stickiness"
+)
+
+// probeSQL is the one light query of a probe: the node's role, its WAL
+// position (on a primary the insert position, which is at or past the end of
+// every commit that has returned; on a replica the replayed position) and its
+// replay delay (zero when it has replayed all it received).
+const probeSQL = `SELECT r,
+  CASE WHEN r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END::text,
+  CASE WHEN NOT r THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint ELSE 0 END,
+  CASE WHEN r AND pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn()
+    THEN COALESCE(EXTRACT(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END::float8
+FROM pg_is_in_recovery() AS r`
+
+// probeResult is what one successful probe saw.
+type probeResult struct {
+	seq      uint64 // the probe's number: it started after every probe with a lower one
+	recovery bool
+	lsn      uint64 // insert position on a primary, replayed position on a replica
+	timeline uint32 // on a primary
+	lag      time.Duration
+	origin   *stickiness.Origin // on a primary: its system and timeline
+}
+
+// NodeState is a node's health as Stat reports it.
+type NodeState uint8
+
+const (
+	// StateUp: the node takes calls.
+	StateUp NodeState = iota
+	// StateLagging: the replica lags beyond MaxReplicaLag or
+	// MaxReplicaLagBytes and takes no reads (unless every replica does).
+	StateLagging
+	// StateDown: probes or calls failed; the node takes no calls until it is
+	// re-admitted.
+	StateDown
+)
+
+// String names the state.
+func (s NodeState) String() string {
+	switch s {
+	case StateUp:
+		return "up"
+	case StateLagging:
+		return "lagging"
+	case StateDown:
+		return "down"
+	}
+	return "unknown"
+}
+
+// nodeHealth is the health of one node, written by its prober and by the
+// passive signals of routed calls, read lock-free by the router.
+type nodeHealth struct {
+	down    atomic.Bool
+	lagging atomic.Bool
+
+	started atomic.Uint64               // number of the last probe started
+	last    atomic.Pointer[probeResult] // last successful probe
+	kick    chan struct{}               // asks the prober for an early probe
+
+	fails, successes atomic.Int32 // in a row
+	ejections        atomic.Int64
+	readmissions     atomic.Int64
+	retries          atomic.Int64
+	lagBytes         atomic.Int64
+	roleMismatch     atomic.Bool
+
+	mu      sync.Mutex
+	lastErr string // redacted
+	lastAt  time.Time
+}
+
+func (h *nodeHealth) up() bool { return !h.down.Load() }
+
+func (h *nodeHealth) state() NodeState {
+	switch {
+	case h.down.Load():
+		return StateDown
+	case h.lagging.Load():
+		return StateLagging
+	}
+	return StateUp
+}
+
+// replayed returns the WAL position the node is known to have (replayed, or
+// written if it is a primary), or 0.
+func (h *nodeHealth) replayed() uint64 {
+	if r := h.last.Load(); r != nil {
+		return r.lsn
+	}
+	return 0
+}
+
+func (h *nodeHealth) setErr(err error) {
+	h.mu.Lock()
+	h.lastErr, h.lastAt = redactedError(err), time.Now()
+	h.mu.Unlock()
+}
+
+// requestProbe asks the prober for a probe as soon as its minimum gap allows.
+func (h *nodeHealth) requestProbe() {
+	if h.kick == nil {
+		return
+	}
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// healthChecker runs one prober per node.
+type healthChecker struct {
+	p      *RoutedPool
+	cfg    HealthConfig
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	roles  map[*node]expectedRole
+}
+
+type expectedRole uint8
+
+const (
+	rolePrimary expectedRole = 1 << iota // in the default group
+	roleReplica                          // in the read group
+)
+
+// minProbeGap bounds how often a requested probe may follow the previous one.
+const minProbeGap = 2 * time.Millisecond
+
+func newHealthChecker(p *RoutedPool, cfg Config) *healthChecker {
+	h := &healthChecker{p: p, cfg: cfg.Health.withDefaults(), log: cfg.Logger, roles: map[*node]expectedRole{}}
+	for _, m := range p.def.members {
+		h.roles[m.node] |= rolePrimary
+	}
+	if p.read != nil {
+		for _, m := range p.read.members {
+			h.roles[m.node] |= roleReplica
+		}
+	}
+	if cfg.Health.Disabled || cfg.Disabled {
+		return h
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	for _, n := range p.nodes {
+		if n.pool == nil {
+			continue // a Backend: always up
+		}
+		n.health.kick = make(chan struct{}, 1)
+		h.wg.Add(1)
+		go h.run(ctx, n)
+	}
+	return h
+}
+
+func (h *healthChecker) stop() {
+	if h.cancel != nil {
+		h.cancel()
+		h.wg.Wait()
+	}
+}
+
+// run probes n every interval, and sooner when asked, on a connection of
+// its own.
+func (h *healthChecker) run(ctx context.Context, n *node) {
+	defer h.wg.Done()
+	var conn *pgx.Conn
+	var sysid uint64
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	tick := time.NewTicker(h.cfg.Interval)
+	defer tick.Stop()
+	for {
+		var err error
+		conn, err = h.probe(ctx, n, conn, &sysid)
+		if ctx.Err() != nil {
+			return
+		}
+		h.observe(n, err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-n.health.kick:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(minProbeGap):
+			}
+		}
+	}
+}
+
+// probe runs one probe of n, connecting first when conn is nil. It returns
+// the connection to reuse (nil after a failure).
+func (h *healthChecker) probe(ctx context.Context, n *node, conn *pgx.Conn, sysid *uint64) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
+	seq := n.health.started.Add(1)
+	if conn == nil {
+		cc := n.pool.Config().ConnConfig.Copy()
+		cc.ConnectTimeout = h.cfg.Timeout
+		cc.RuntimeParams["application_name"] = "pgxroute-probe"
+		var err error
+		if conn, err = pgx.ConnectConfig(ctx, cc); err != nil {
+			return nil, err
+		}
+		// The system identifier fences read-your-writes tokens; a role
+		// without the right to read it leaves it unknown (0).
+		var id int64
+		if conn.QueryRow(ctx, "SELECT system_identifier FROM pg_control_system()", pgx.QueryExecModeSimpleProtocol).Scan(&id) == nil {
+			*sysid = uint64(id)
+		}
+	}
+	var r probeResult
+	var lsn string
+	var tli int64
+	var lag float64
+	// The simple protocol: no prepared statement to lose on a new server.
+	err := conn.QueryRow(ctx, probeSQL, pgx.QueryExecModeSimpleProtocol).Scan(&r.recovery, &lsn, &tli, &lag)
+	if err == nil {
+		r.lsn, err = parseLSN(lsn)
+	}
+	if err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	r.seq, r.timeline, r.lag = seq, uint32(tli), time.Duration(lag*float64(time.Second))
+	if !r.recovery {
+		o := stickiness.Origin{SystemID: *sysid, Timeline: r.timeline}
+		if prev := n.health.last.Load(); prev != nil && prev.origin != nil && *prev.origin == o {
+			r.origin = prev.origin
+		} else {
+			r.origin = &o
+		}
+	}
+	n.health.last.Store(&r)
+	return conn, nil
+}
+
+// observe applies the outcome of a probe of n to its state.
+func (h *healthChecker) observe(n *node, err error) {
+	hl := &n.health
+	if err != nil {
+		hl.setErr(err)
+		hl.successes.Store(0)
+		if hl.fails.Add(1) >= int32(h.cfg.FailuresToEject) {
+			h.eject(n, "probes failed", err)
+		}
+		return
+	}
+	hl.fails.Store(0)
+	if hl.down.Load() && hl.successes.Add(1) >= int32(h.cfg.SuccessesToReadmit) {
+		hl.successes.Store(0)
+		hl.down.Store(false)
+		hl.readmissions.Add(1)
+		h.logf(slog.LevelInfo, "pgxroute: node re-admitted", n)
+	}
+	r := hl.last.Load()
+	role := h.roles[n]
+	mismatch := (role == rolePrimary && r.recovery) || (role == roleReplica && !r.recovery)
+	if mismatch != hl.roleMismatch.Swap(mismatch) && mismatch {
+		if r.recovery {
+			h.logf(slog.LevelWarn, "pgxroute: node of the default group is in recovery (a replica)", n)
+		} else {
+			h.logf(slog.LevelWarn, "pgxroute: read node is not in recovery (a primary)", n)
+		}
+	}
+	h.updateLag(n, r)
+}
+
+// updateLag sets n's lag and lagging flag, then the allLagging flag of the
+// groups that hold it.
+func (h *healthChecker) updateLag(n *node, r *probeResult) {
+	if !r.recovery {
+		n.health.lagBytes.Store(0)
+		n.health.lagging.Store(false)
+	} else {
+		var bytes int64
+		if prim := h.p.def.members[0].node.health.last.Load(); prim != nil && !prim.recovery && prim.lsn > r.lsn {
+			bytes = int64(prim.lsn - r.lsn)
+		}
+		n.health.lagBytes.Store(bytes)
+		lagging := (h.cfg.MaxReplicaLag > 0 && r.lag > h.cfg.MaxReplicaLag) ||
+			(h.cfg.MaxReplicaLagBytes > 0 && bytes > h.cfg.MaxReplicaLagBytes)
+		if lagging != n.health.lagging.Swap(lagging) {
+			if lagging {
+				h.logf(slog.LevelWarn, "pgxroute: replica lags beyond the limits; it takes no reads", n, slog.Duration("lag", r.lag), slog.Int64("lag_bytes", bytes))
+			} else {
+				h.logf(slog.LevelInfo, "pgxroute: replica caught up", n)
+			}
+		}
+	}
+	for _, g := range h.p.groupList {
+		all, any := true, false
+		for _, m := range g.members {
+			if m.node.health.up() {
+				any = true
+				all = all && m.node.health.lagging.Load()
+			}
+		}
+		g.allLagging.Store(any && all)
+	}
+}
+
+// eject marks n down.
+func (h *healthChecker) eject(n *node, why string, err error) {
+	if n.health.down.Swap(true) {
+		return
+	}
+	n.health.successes.Store(0)
+	n.health.ejections.Add(1)
+	h.logf(slog.LevelWarn, "pgxroute: node ejected: "+why, n, slog.String("error", redactedError(err)))
+	n.health.requestProbe()
+}
+
+func (h *healthChecker) logf(level slog.Level, msg string, n *node, attrs ...any) {
+	if h.log == nil {
+		return
+	}
+	h.log.Log(context.Background(), level, msg, append([]any{slog.String("node", n.name)}, attrs...)...)
+}
+
+// passive learns from a failed routed call: a connection error marks its
+// node down at once, without waiting for the next probe.
+func (p *RoutedPool) passive(d *decision, err error) {
+	if err == nil || !isConnError(err) {
+		return
+	}
+	d.m.node.health.setErr(err)
+	if p.health.cancel == nil {
+		return // health checks off: nothing would re-admit the node
+	}
+	p.health.eject(d.m.node, "a call's connection failed", err)
+}
+
+// isConnError reports whether err says the node (not the statement) failed:
+// no connection, a broken one, or a server shutting down or starting up.
+func isConnError(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004":
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}

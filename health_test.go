@@ -1,0 +1,346 @@
+package pgxroute_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/routingtest"
+)
+
+// fastHealth probes often, so that the tests spend little time waiting.
+var fastHealth = pgxroute.HealthConfig{Interval: 100 * time.Millisecond, Timeout: time.Second}
+
+// ownCluster starts a cluster for a test that stops, kills or delays nodes,
+// with the test tables.
+func ownCluster(t *testing.T, opts routingtest.ClusterOptions) *routingtest.Cluster {
+	t.Helper()
+	c := routingtest.NewCluster(t, opts)
+	if err := setupSchema(c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitFor polls cond until it holds or a generous deadline passes (a
+// liveness bound for a broken build, not a speed assertion).
+func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	defer func() { t.Logf("waited %v for %s", time.Since(start).Round(time.Millisecond), what) }()
+	for !cond() {
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func nodeStat(p *pgxroute.RoutedPool, group, node string) pgxroute.NodeStat {
+	g, _ := p.Stat().Group(group)
+	n, _ := g.Node(node)
+	return n
+}
+
+// readLoad runs reads from n goroutines until stop is closed, counting what
+// the servers answered.
+type readLoad struct {
+	attempted, failed atomic.Int64
+	mu                sync.Mutex
+	byNode            map[string]int
+	errs              []error
+}
+
+func runReads(t *testing.T, c *routingtest.Cluster, pool *pgxroute.RoutedPool, workers int, stop chan struct{}) (*readLoad, *sync.WaitGroup) {
+	names := nodeNames(c)
+	l := &readLoad{byNode: map[string]int{}}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				l.attempted.Add(1)
+				var port int
+				err := pool.QueryRow(context.Background(), "SELECT inet_server_port() FROM marker").Scan(&port)
+				l.mu.Lock()
+				if err != nil {
+					l.failed.Add(1)
+					if len(l.errs) < 5 {
+						l.errs = append(l.errs, err)
+					}
+				} else {
+					l.byNode[names[port]]++
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l, &wg
+}
+
+func TestKillReplicaDuringReads(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	pool := newPool(t, c, pgxroute.Config{Health: fastHealth})
+	victim := c.Replicas()[0]
+	stop := make(chan struct{})
+	load, wg := runReads(t, c, pool, 32, stop)
+
+	time.Sleep(time.Second)
+	if err := c.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	ejectedAfter := waitFor(t, "the killed replica to be ejected", func() bool {
+		return nodeStat(pool, "read", victim.Name()).State == pgxroute.StateDown
+	})
+	time.Sleep(2 * time.Second)
+	if err := c.Start(context.Background(), victim); err != nil {
+		t.Fatal(err)
+	}
+	readmittedAfter := waitFor(t, "the restarted replica to be re-admitted", func() bool {
+		return nodeStat(pool, "read", victim.Name()).State == pgxroute.StateUp
+	})
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+
+	st := nodeStat(pool, "read", victim.Name())
+	var retries int64
+	for _, n := range pool.Stat().Groups[1].Nodes {
+		retries += n.Retries
+	}
+	t.Logf("reads attempted %d, failed %d, retried %d, served %v; ejected %v after the kill (%d ejections), re-admitted %v after the start",
+		load.attempted.Load(), load.failed.Load(), retries, load.byNode, ejectedAfter.Round(time.Millisecond), st.Ejections, readmittedAfter.Round(time.Millisecond))
+	if load.failed.Load() != 0 {
+		t.Fatalf("%d reads failed, e.g. %v", load.failed.Load(), load.errs)
+	}
+	if st.Ejections < 1 || st.Readmissions < 1 {
+		t.Fatalf("ejections %d, readmissions %d", st.Ejections, st.Readmissions)
+	}
+	if strings.Contains(st.LastError, "password") {
+		t.Fatalf("last error shows a password: %s", st.LastError)
+	}
+	// Back in rotation: the restarted replica answers reads again.
+	counts, _ := countServed(t, c, pool, 20)
+	if counts[victim.Name()] == 0 {
+		t.Fatalf("restarted replica takes no reads: %v", counts)
+	}
+}
+
+func TestStoppedReplicaBeforeDialCostsNoRead(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	if err := c.Stop(c.Replicas()[0]); err != nil {
+		t.Fatal(err)
+	}
+	// One probe at start, then none: the passive signal and the retry protect the reads.
+	pool := newPool(t, c, pgxroute.Config{Health: pgxroute.HealthConfig{Interval: time.Hour}})
+	counts, _ := countServed(t, c, pool, 20)
+	if counts["replica2"] != 20 {
+		t.Fatalf("reads served by %v, want all 20 by replica2", counts)
+	}
+	st := nodeStat(pool, "read", "replica1")
+	if st.State != pgxroute.StateDown || st.Retries == 0 || st.LastError == "" {
+		t.Fatalf("stopped replica: state %v, retries %d, last error %q", st.State, st.Retries, st.LastError)
+	}
+	t.Logf("refused replica: %d retries, last error %q", st.Retries, st.LastError)
+}
+
+func TestPrimaryDown(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	pool := newPool(t, c, pgxroute.Config{Health: fastHealth})
+	ctx := context.Background()
+	if err := c.Stop(c.Primary()); err != nil {
+		t.Fatal(err)
+	}
+	// Reads keep succeeding on the replicas.
+	counts, _ := countServed(t, c, pool, 10)
+	if counts["primary"] != 0 || counts["replica1"]+counts["replica2"] != 10 {
+		t.Fatalf("reads with the primary down: %v", counts)
+	}
+	// Writes fail fast, with an error naming the node.
+	start := time.Now()
+	_, err := pool.Exec(ctx, "INSERT INTO items (id) VALUES ($1)", nextID())
+	took := time.Since(start)
+	var ne *pgxroute.NodeError
+	if !errors.As(err, &ne) || ne.Group != "default" || ne.Node != primaryName(c) || !strings.Contains(err.Error(), primaryName(c)) {
+		t.Fatalf("write with the primary down: %v, want an error naming the primary", err)
+	}
+	t.Logf("write failed in %v: %v", took.Round(time.Microsecond), err)
+	if err := c.Start(ctx, c.Primary()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "writes to succeed again", func() bool {
+		_, err := pool.Exec(ctx, "INSERT INTO items (id) VALUES ($1)", nextID())
+		return err == nil
+	})
+}
+
+func TestLaggingReplicas(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{ApplyDelay: []time.Duration{0, 3 * time.Second}})
+	health := fastHealth
+	health.MaxReplicaLag = 500 * time.Millisecond
+	pool := newPool(t, c, pgxroute.Config{Health: health})
+	primary, err := pgx.Connect(context.Background(), c.Primary().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close(context.Background())
+	// Steady writes keep WAL flowing, so the delayed replica always has
+	// received WAL it has not applied yet.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				primary.Exec(context.Background(), "INSERT INTO items (id) VALUES ($1)", nextID())
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+
+	waitFor(t, "replica2 to lag", func() bool { return nodeStat(pool, "read", "replica2").State == pgxroute.StateLagging })
+	st := nodeStat(pool, "read", "replica2")
+	t.Logf("replica2: state %v, lag %v, %d bytes", st.State, st.Lag, st.LagBytes)
+	counts, _ := countServed(t, c, pool, 20)
+	if counts["replica1"] != 20 {
+		t.Fatalf("reads with replica2 lagging: %v, want all on replica1", counts)
+	}
+
+	t.Run("every replica lags", func(t *testing.T) {
+		c := ownCluster(t, routingtest.ClusterOptions{ApplyDelay: []time.Duration{3 * time.Second, 3 * time.Second}})
+		pool := newPool(t, c, pgxroute.Config{Health: health})
+		failRead := newPool(t, c, pgxroute.Config{Health: health, NoHealthyRead: pgxroute.FailRead})
+		conn, err := pgx.Connect(context.Background(), c.Primary().ConnString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+					conn.Exec(context.Background(), "INSERT INTO items (id) VALUES ($1)", nextID())
+				}
+			}
+		}()
+		defer func() { close(stop); <-done }()
+		waitFor(t, "both replicas to lag", func() bool {
+			g, _ := pool.Stat().Group("read")
+			g2, _ := failRead.Stat().Group("read")
+			return g.AllLagging && g2.AllLagging
+		})
+		r, err := pool.Route(context.Background(), whoami)
+		if err != nil || r.Reason != pgxroute.ReasonReadLagging || r.Group != "default" {
+			t.Fatalf("route with every replica lagging: %v, %v", r, err)
+		}
+		if got := servedBy(t, c, pool, context.Background(), whoami); got != "primary" {
+			t.Fatalf("read with every replica lagging served by %s, want primary", got)
+		}
+		// With fallback off, the lagging replicas still serve rather than fail.
+		if got := servedBy(t, c, failRead, context.Background(), whoami); !strings.HasPrefix(got, "replica") {
+			t.Fatalf("FailRead with every replica lagging: served by %s", got)
+		}
+	})
+}
+
+func TestReadOnlyViolationSafetyNet(t *testing.T) {
+	c := sharedCluster(t)
+	pool := newPool(t, c, pgxroute.Config{})
+	ctx := context.Background()
+	const sql = "SELECT bump_counter()"
+	r, err := pool.Route(ctx, sql)
+	if err != nil || r.Group != "read" {
+		t.Fatalf("bump_counter() not classified a read first: %v %v", r, err)
+	}
+	var before, after int
+	if err := pool.QueryRow(pgxroute.WithPrimary(ctx), "SELECT n FROM counter").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, sql).Scan(&n); err != nil {
+		t.Fatalf("the misrouted write reached the caller: %v", err)
+	}
+	if err := pool.QueryRow(pgxroute.WithPrimary(ctx), "SELECT n FROM counter").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after != before+1 || n != after {
+		t.Fatalf("counter %d -> %d, function returned %d: want exactly one run on the primary", before, after, n)
+	}
+	r, err = pool.Route(ctx, sql)
+	if err != nil || r.Group != "default" || r.Reason != pgxroute.ReasonWriteNoScope || !strings.Contains(r.Statement.Reason, "25006") {
+		t.Fatalf("next route of the same SQL: %v %v, want the default group, remembered as a write", r, err)
+	}
+	// Exec takes the same net.
+	if _, err := pool.Exec(ctx, "SELECT bump_counter(), 1"); err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	// An explicit bind group is never overridden.
+	_, err = pool.Exec(pgxroute.WithReplica(ctx), "SELECT bump_counter(), 2")
+	if err == nil || !strings.Contains(err.Error(), "25006") {
+		t.Fatalf("WithReplica: %v, want the replica's 25006", err)
+	}
+}
+
+func TestRoleChangeAndOnRoute(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	var routes atomic.Int64
+	pool := newPool(t, c, pgxroute.Config{Health: fastHealth, Logger: logger,
+		OnRoute: func(ctx context.Context, r pgxroute.Route) { routes.Add(1) }})
+	if err := c.Promote(context.Background(), c.Replicas()[1]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the promoted replica to show as a role mismatch", func() bool {
+		return nodeStat(pool, "read", "replica2").RoleMismatch
+	})
+	if st := nodeStat(pool, "read", "replica2"); st.Role != "primary" {
+		t.Fatalf("promoted replica's role %q", st.Role)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "not in recovery") || !strings.Contains(out, "replica2") {
+		t.Fatalf("no log line for the role change:\n%s", out)
+	}
+	countServed(t, c, pool, 3)
+	if routes.Load() != 3 {
+		t.Fatalf("OnRoute called %d times for 3 calls", routes.Load())
+	}
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

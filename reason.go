@@ -1,0 +1,135 @@
+package pgxroute
+
+import (
+	"strconv"
+
+	"github.com/pgxroute/pgxroute/classify"
+)
+
+// Reason says why a call went where it went.
+type Reason uint8
+
+// The reasons, by the rule that decided (see docs/routing.md for the
+// precedence).
+const (
+	// ReasonWrite: a write (anything classify does not prove read-only) goes
+	// to the default group, and the scope turns sticky.
+	ReasonWrite Reason = iota
+	// ReasonWriteNoScope: a write without a scope in the context: it goes to
+	// the default group and nothing remembers it (see WithScope).
+	ReasonWriteNoScope
+	// ReasonLockingRead: SELECT ... FOR UPDATE/SHARE goes to the default
+	// group; the scope does not turn sticky.
+	ReasonLockingRead
+	// ReasonSticky: a read of a scope that wrote goes to the default group.
+	ReasonSticky
+	// ReasonRead: a read goes to the read group.
+	ReasonRead
+	// ReasonReadNoScope: a read without a scope in the context goes to the
+	// read group; no earlier write of the caller is known.
+	ReasonReadNoScope
+	// ReasonNoReadGroup: a read goes to the default group because the read
+	// group has no node.
+	ReasonNoReadGroup
+	// ReasonFallback: a read goes to the default group because no read node
+	// is healthy (FallbackToPrimary).
+	ReasonFallback
+	// ReasonReadLagging: every read node lags beyond the limits; the read
+	// goes to the default group (FallbackToPrimary), or to a lagging node
+	// rather than fail (FailRead): none is ejected for lag alone.
+	ReasonReadLagging
+	// ReasonCaughtUp: ReadYourWrites: the read goes to a replica known to
+	// have replayed the scope's writes.
+	ReasonCaughtUp
+	// ReasonReplicasBehind: ReadYourWrites: no replica is known to have
+	// replayed the scope's writes yet, so the read goes to the default group.
+	ReasonReplicasBehind
+	// ReasonBindGroup: WithBindGroup chose the group.
+	ReasonBindGroup
+	// ReasonPrimary: WithPrimary chose the default group.
+	ReasonPrimary
+	// ReasonReplica: WithReplica chose the read group.
+	ReasonReplica
+	// ReasonDisabled: Config.Disabled sends everything to the default
+	// group's first node.
+	ReasonDisabled
+	// ReasonTransaction: a read-write transaction goes to the default group.
+	ReasonTransaction
+	// ReasonAcquire: Acquire without a bind group takes a default group
+	// connection.
+	ReasonAcquire
+	// ReasonRetry: a read whose connection failed before it was sent was
+	// retried on another node.
+	ReasonRetry
+	// ReasonMisroute: a replica refused a read as a write (SQLSTATE 25006);
+	// it ran again on the default group, and the statement is now known as a
+	// write.
+	ReasonMisroute
+
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	ReasonWrite:          "write",
+	ReasonWriteNoScope:   "write (no scope: not remembered)",
+	ReasonLockingRead:    "locking read",
+	ReasonSticky:         "sticky: the scope wrote",
+	ReasonRead:           "read",
+	ReasonReadNoScope:    "read (no scope)",
+	ReasonNoReadGroup:    "read, but the read group is empty",
+	ReasonFallback:       "read, but no read node is healthy",
+	ReasonReadLagging:    "read, but every read node lags",
+	ReasonCaughtUp:       "read-your-writes: replica caught up",
+	ReasonReplicasBehind: "read-your-writes: replicas behind",
+	ReasonBindGroup:      "bind group from context",
+	ReasonPrimary:        "WithPrimary",
+	ReasonReplica:        "WithReplica",
+	ReasonDisabled:       "routing disabled",
+	ReasonTransaction:    "read-write transaction",
+	ReasonAcquire:        "acquire",
+	ReasonRetry:          "retried after a connection failure",
+	ReasonMisroute:       "replica refused a write (25006)",
+}
+
+// String returns a short human description.
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "Reason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Reasons returns every reason, in order (for metrics and Stat tables).
+func Reasons() []Reason {
+	out := make([]Reason, numReasons)
+	for i := range out {
+		out[i] = Reason(i)
+	}
+	return out
+}
+
+// Route is a routing decision: the bind group and node a call goes to, and
+// why.
+type Route struct {
+	// Group is the bind group.
+	Group string
+	// Node is the node's name in the configuration.
+	Node string
+	// Reason is the rule that decided.
+	Reason Reason
+	// Statement is what classify said of the SQL (for Begin, CopyFrom and
+	// Acquire: a description of the operation).
+	Statement classify.Result
+	// SQL is the statement routed; empty for Begin, CopyFrom, SendBatch and
+	// Acquire.
+	SQL string
+}
+
+// String formats the route as "group/node: reason (statement)".
+func (r Route) String() string {
+	s := r.Group + "/" + r.Node + ": " + r.Reason.String()
+	if r.Statement.Reason != "" {
+		s += " (" + r.Statement.Kind.String() + ": " + r.Statement.Reason + ")"
+	}
+	return s
+}

@@ -1,0 +1,121 @@
+package pgxroute
+
+import (
+	"github.com/pgxroute/pgxroute/stickiness"
+)
+
+// Read-your-writes by WAL position.
+//
+// After a write of a scope ends on the primary, the scope waits for the
+// first probe of the primary that starts after that moment: the insert
+// position that probe reads is at or past the end of the write's commit
+// record. A replica may serve the scope once its replayed position, as its
+// own probes report it, is at or past that position. Until then the scope's
+// reads go to the default group. The write itself costs nothing more: the
+// primary's prober is asked for an early probe, on its own connection.
+//
+// Monotonic reads: a read that a replica serves raises the scope's position
+// to the replica's known position, and a read the primary serves makes the
+// scope wait for the primary's next probe, as a write does; so no later read
+// of the scope can go to a node known to be behind an earlier one.
+
+// primaryNode is the node whose WAL positions read-your-writes follows: the
+// default group's first node.
+func (p *RoutedPool) primaryNode() *node { return p.def.members[0].node }
+
+// awaitPosition makes scope s wait for the position of the primary's next
+// probe, and asks for that probe now.
+func (p *RoutedPool) awaitPosition(s *stickiness.Scope) {
+	h := &p.primaryNode().health
+	s.Await(h.started.Load() + 1)
+	h.requestProbe()
+}
+
+// resolvePending turns the scope's wait for a primary probe into a position
+// when that probe has completed. It reports whether the scope has no wait
+// left.
+func (p *RoutedPool) resolvePending(s *stickiness.Scope) bool {
+	pend := s.Pending()
+	if pend == 0 {
+		return true
+	}
+	h := &p.primaryNode().health
+	if r := h.last.Load(); r != nil && r.seq >= pend {
+		if r.origin != nil && s.Origin() != r.origin {
+			s.SetOrigin(r.origin)
+		}
+		s.Resolve(r.seq, r.lsn)
+		return s.Pending() == 0
+	}
+	h.requestProbe()
+	return false
+}
+
+// decideReadYourWrites routes a read of a scope in ReadYourWrites mode.
+func (p *RoutedPool) decideReadYourWrites(d decision) (decision, error) {
+	s := d.scope
+	if t := s.TakeToken(); t != nil {
+		p.checkToken(s, t)
+	}
+	if p.read == nil {
+		return p.toDefault(d, ReasonNoReadGroup)
+	}
+	if !p.resolvePending(s) {
+		d, err := p.toDefault(d, ReasonReplicasBehind)
+		return d, err
+	}
+	need := s.Need()
+	if need == 0 {
+		d, err := p.toReplica(d)
+		if err == nil && d.g == p.read {
+			p.require(s, d.m.node.health.replayed())
+		}
+		return d, err
+	}
+	// The balancer's pick first, so that caught-up replicas share the load by
+	// their weights; else any usable replica that caught up.
+	v := (*view)(p.read)
+	m := p.read.pick()
+	if m == nil || m.node.health.replayed() < need {
+		m = nil
+		for i, c := range p.read.members {
+			if v.Usable(i) && c.node.health.replayed() >= need {
+				m = c
+				break
+			}
+		}
+	}
+	if m == nil {
+		for _, c := range p.read.members {
+			c.node.health.requestProbe()
+		}
+		return p.toDefault(d, ReasonReplicasBehind)
+	}
+	p.require(s, m.node.health.replayed())
+	d.g, d.m, d.reason, d.auto = p.read, m, ReasonCaughtUp, true
+	return d, nil
+}
+
+// require raises the scope's position, in the primary's current history.
+func (p *RoutedPool) require(s *stickiness.Scope, lsn uint64) {
+	if r := p.primaryNode().health.last.Load(); r != nil && r.origin != nil && s.Origin() != r.origin {
+		s.SetOrigin(r.origin)
+	}
+	s.Require(lsn)
+}
+
+// checkToken trusts a token's position only when it belongs to the
+// primary's current system and timeline and is not ahead of the primary's
+// last known position. Otherwise (or when the token's write position was
+// unknown) the scope waits for the primary's next position: that covers
+// any genuine token, and a forged one cannot hold the scope longer.
+func (p *RoutedPool) checkToken(s *stickiness.Scope, t *stickiness.Token) {
+	r := p.primaryNode().health.last.Load()
+	if r != nil && r.origin != nil && !t.Pending && t.LSN <= r.lsn &&
+		t.Origin.Timeline == r.origin.Timeline &&
+		(t.Origin.SystemID == 0 || r.origin.SystemID == 0 || t.Origin.SystemID == r.origin.SystemID) {
+		p.require(s, t.LSN)
+		return
+	}
+	p.awaitPosition(s)
+}

@@ -1,0 +1,127 @@
+package pgxroute
+
+import (
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Stat is a snapshot of a RoutedPool: every group, and in it every node with
+// its pool statistics, routed calls by reason, and health. It holds no
+// credentials.
+type Stat struct {
+	// Groups lists the bind groups, the default group first, then the read
+	// group (when it has nodes), then the others by name.
+	Groups []GroupStat
+}
+
+// GroupStat is a bind group's part of Stat.
+type GroupStat struct {
+	Name string
+	// AllLagging is true when every up node of the group lags beyond the
+	// limits (they still take reads: none is ejected for lag alone).
+	AllLagging bool
+	Nodes      []NodeStat
+}
+
+// NodeStat is one node of a group.
+type NodeStat struct {
+	Name   string
+	Weight int
+	// Calls counts the calls this group sent the node, by reason; Total is
+	// their sum.
+	Calls map[Reason]int64
+	Total int64
+	// InFlight counts the routed calls running on the node, in any group.
+	InFlight int64
+	// Pool is the node's pgxpool statistics (shared by its groups); nil for
+	// a Node.Backend.
+	Pool *pgxpool.Stat
+
+	State NodeState
+	// Role is what the last probe saw: "primary", "replica" or "unknown"
+	// (no probe yet, or health checks off).
+	Role string
+	// RoleMismatch is true when a default-group node is in recovery or a
+	// read-group node is not.
+	RoleMismatch bool
+	// Lag is the replica's replay delay; LagBytes its WAL distance to the
+	// primary.
+	Lag      time.Duration
+	LagBytes int64
+	// Position is the node's WAL position as of its last probe (replayed on
+	// a replica, inserted on a primary), in pg_lsn's text form.
+	Position string
+	// LastError is the last connection or probe error, without passwords,
+	// and LastErrorAt its time.
+	LastError    string
+	LastErrorAt  time.Time
+	Ejections    int64
+	Readmissions int64
+	Retries      int64
+}
+
+// Stat returns a snapshot of the pool's groups and nodes.
+func (p *RoutedPool) Stat() *Stat {
+	st := &Stat{}
+	for _, g := range p.groupList {
+		gs := GroupStat{Name: g.name, AllLagging: g.allLagging.Load()}
+		for _, m := range g.members {
+			n := m.node
+			ns := NodeStat{
+				Name:         n.name,
+				Weight:       m.weight,
+				Calls:        map[Reason]int64{},
+				InFlight:     n.inflight.Load(),
+				State:        n.health.state(),
+				Role:         "unknown",
+				RoleMismatch: n.health.roleMismatch.Load(),
+				LagBytes:     n.health.lagBytes.Load(),
+				Ejections:    n.health.ejections.Load(),
+				Readmissions: n.health.readmissions.Load(),
+				Retries:      n.health.retries.Load(),
+			}
+			for r := range m.calls {
+				if c := m.calls[r].Load(); c != 0 {
+					ns.Calls[Reason(r)] = c
+					ns.Total += c
+				}
+			}
+			if n.pool != nil {
+				ns.Pool = n.pool.Stat()
+			}
+			if r := n.health.last.Load(); r != nil {
+				ns.Role, ns.Lag, ns.Position = "primary", r.lag, formatLSN(r.lsn)
+				if r.recovery {
+					ns.Role = "replica"
+				}
+			}
+			n.health.mu.Lock()
+			ns.LastError, ns.LastErrorAt = n.health.lastErr, n.health.lastAt
+			n.health.mu.Unlock()
+			gs.Nodes = append(gs.Nodes, ns)
+		}
+		st.Groups = append(st.Groups, gs)
+	}
+	return st
+}
+
+// Group returns the named group's part of the snapshot, or false.
+func (s *Stat) Group(name string) (GroupStat, bool) {
+	for _, g := range s.Groups {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return GroupStat{}, false
+}
+
+// Node returns the named node's part of the group, or false.
+func (g GroupStat) Node(name string) (NodeStat, bool) {
+	for _, n := range g.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return NodeStat{}, false
+}

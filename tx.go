@@ -1,0 +1,124 @@
+package pgxroute
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgxroute/pgxroute/classify"
+)
+
+// txState is shared by a transaction and its savepoints.
+type txState struct {
+	wrote atomic.Bool // a statement of the transaction was a write
+	done  atomic.Bool // the transaction ended
+}
+
+// routedTx is a transaction on one node's connection. Every statement runs
+// on that connection; the router only watches for writes, so that a commit
+// after a write marks the scope.
+type routedTx struct {
+	pgx.Tx
+	p      *RoutedPool
+	d      decision
+	state  *txState
+	nested bool // a savepoint of an outer transaction
+}
+
+func (t *routedTx) watch(sql string) {
+	if !t.state.wrote.Load() && t.p.classifier.Classify(sql).Kind == classify.Write {
+		t.state.wrote.Store(true)
+	}
+}
+
+// Begin starts a savepoint (a pseudo nested transaction).
+func (t *routedTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := t.Tx.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &routedTx{Tx: tx, p: t.p, d: t.d, state: t.state, nested: true}, nil
+}
+
+// Commit commits the transaction (or releases the savepoint). A committed
+// transaction that wrote on the default group marks the scope: commit does
+// not clear stickiness, it is what makes the writes visible.
+func (t *routedTx) Commit(ctx context.Context) error {
+	err := t.Tx.Commit(ctx)
+	if !t.nested {
+		t.finish(err, true)
+	}
+	return err
+}
+
+// Rollback rolls the transaction (or savepoint) back.
+func (t *routedTx) Rollback(ctx context.Context) error {
+	err := t.Tx.Rollback(ctx)
+	if !t.nested {
+		t.finish(err, false)
+	}
+	return err
+}
+
+func (t *routedTx) finish(err error, commit bool) {
+	if !t.state.done.CompareAndSwap(false, true) {
+		return
+	}
+	t.p.end(&t.d, err, commit && t.state.wrote.Load())
+	if err != nil {
+		t.p.passive(&t.d, err)
+	}
+}
+
+// CopyFrom copies rows in the transaction: a write.
+func (t *routedTx) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error) {
+	t.state.wrote.Store(true)
+	return t.Tx.CopyFrom(ctx, tableName, columnNames, rowSrc)
+}
+
+// SendBatch sends a batch in the transaction.
+func (t *routedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	for _, q := range b.QueuedQueries {
+		t.watch(q.SQL)
+	}
+	return t.Tx.SendBatch(ctx, b)
+}
+
+// LargeObjects returns the large objects of the transaction's connection;
+// the transaction counts as a write.
+func (t *routedTx) LargeObjects() pgx.LargeObjects {
+	t.state.wrote.Store(true)
+	return t.Tx.LargeObjects()
+}
+
+// Exec runs sql in the transaction.
+func (t *routedTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	t.watch(sql)
+	return t.Tx.Exec(ctx, sql, args...)
+}
+
+// Query runs sql in the transaction.
+func (t *routedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	t.watch(sql)
+	return t.Tx.Query(ctx, sql, args...)
+}
+
+// QueryRow runs sql in the transaction.
+func (t *routedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	t.watch(sql)
+	return t.Tx.QueryRow(ctx, sql, args...)
+}
+
+// Route returns the route the transaction took.
+func (t *routedTx) Route() Route { return t.d.route() }
+
+// TxRoute returns the route of a transaction begun by a RoutedPool, and
+// whether tx is one.
+func TxRoute(tx pgx.Tx) (Route, bool) {
+	if rt, ok := tx.(*routedTx); ok {
+		return rt.Route(), true
+	}
+	return Route{}, false
+}
