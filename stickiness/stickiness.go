@@ -89,6 +89,18 @@ type Scope struct {
 	need    atomic.Uint64 // a replica must have replayed this position
 	pending atomic.Uint64 // the position is that of the first primary probe with this sequence number or later; 0: none
 	origin  atomic.Pointer[Origin]
+	token   atomic.Pointer[Token] // a token not yet checked against the primary
+}
+
+// Token is a position carried from another scope (another request, another
+// process): what Scope.Position returns and a new scope starts from.
+type Token struct {
+	Origin Origin
+	// LSN is the position a replica must have replayed; 0 with Pending.
+	LSN uint64
+	// Pending means the other scope wrote but its position was not known
+	// yet: any primary position read after the token was made covers it.
+	Pending bool
 }
 
 // Origin identifies the WAL history a position belongs to: the system
@@ -173,6 +185,32 @@ func (s *Scope) Origin() *Origin { return s.origin.Load() }
 
 // SetOrigin sets the WAL history of the scope's positions.
 func (s *Scope) SetOrigin(o *Origin) { s.origin.Store(o) }
+
+// SetToken gives the scope a position carried from elsewhere, to be checked
+// against the primary before it is trusted (see TakeToken).
+func (s *Scope) SetToken(t *Token) { s.token.Store(t) }
+
+// TakeToken returns the scope's unchecked token, once, or nil.
+func (s *Scope) TakeToken() *Token {
+	if s.token.Load() == nil {
+		return nil
+	}
+	return s.token.Swap(nil)
+}
+
+// Position returns what a token of the scope carries: its origin, the
+// position replicas must reach, and whether a write's position is still
+// unknown. ok is false when the scope has nothing to carry.
+func (s *Scope) Position() (t Token, ok bool) {
+	if tok := s.token.Load(); tok != nil {
+		return *tok, true // not yet checked: pass it on as it came
+	}
+	t.LSN, t.Pending = s.need.Load(), s.pending.Load() != 0
+	if o := s.origin.Load(); o != nil {
+		t.Origin = *o
+	}
+	return t, t.LSN != 0 || t.Pending
+}
 
 // maxStore raises v to x.
 func maxStore(v *atomic.Uint64, x uint64) {
