@@ -64,6 +64,35 @@ func stripPsql(src string) string {
 	return strings.Join(lines, "\n")
 }
 
+// TestCorpusFilesAgainstOracle compares whole files (many statements each)
+// where the parser accepts the whole file, and runs the lexer over every
+// file: it must not panic on any of them.
+func TestCorpusFilesAgainstOracle(t *testing.T) {
+	dir := corpusDir(t)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.sql"))
+	oracle := New(classify.Options{})
+	compared := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := string(b)
+		classify.Classify(raw) // psql meta-commands and all: no panic
+		src := stripPsql(raw)
+		lex := classify.Classify(src)
+		want, err := oracle.ClassifyErr(src)
+		if err != nil {
+			continue
+		}
+		compared++
+		if isUnsafe(lex.Kind, want.Kind) {
+			t.Errorf("UNSAFE on file %s: lexer %v, oracle %v", filepath.Base(f), lex, want)
+		}
+	}
+	t.Logf("%d files, %d parsed whole and compared", len(files), compared)
+}
+
 // corpusStatements returns the statements of every corpus file, split by
 // the real parser (by its scanner when the file does not parse as a whole).
 func corpusStatements(t testing.TB) []string {
