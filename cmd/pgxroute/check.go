@@ -227,7 +227,7 @@ func parseLSN(s string) (uint64, bool) {
 // writeCheckTable prints the reports as a table, then the errors.
 func writeCheckTable(w io.Writer, reports []nodeReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tNODE\tADDRESS\tREACHABLE\tROLE\tEXPECTED\tWAL POSITION\tLAG\tLAG BYTES\tRTT\tVERSION\t")
+	fmt.Fprintln(tw, "GROUP\tNODE\tADDRESS\tREACHABLE\tROLE\tEXPECTED\tWAL POSITION\tLAG\tLAG BYTES\tRTT\tVERSION")
 	for _, r := range reports {
 		reach, role, expected, pos, lag, lagBytes, rtt, version := "no", "-", "any", "-", "-", "-", "-", "-"
 		if r.Expected != "" {
@@ -245,7 +245,7 @@ func writeCheckTable(w io.Writer, reports []nodeReport) {
 				lagBytes = strconv.FormatInt(r.LagBytes, 10)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Group, r.Name, r.Addr, reach, role, expected, pos, lag, lagBytes, rtt, version)
 	}
 	tw.Flush()
