@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -77,6 +78,8 @@ func run() error {
 		svgOut       = flag.String("svg", "", "write a bar chart of the throughput to this SVG file")
 		seed         = flag.Uint64("seed", 1, "seed of the workers' key choice")
 		verbose      = flag.Bool("v", false, "show the servers' and pgpool's output")
+		pgpoolMode   = flag.String("pgpool-mode", "", "pgx default_query_exec_mode for the pgpool target (default: pgx's, cache_statement)")
+		cpuProfile   = flag.String("cpuprofile", "", "write the tool's CPU profile of the measured runs to this file")
 		replicas     stringList
 	)
 	flag.Var(&replicas, "replica", "a replica's connection string (repeat; needs -primary)")
@@ -146,6 +149,9 @@ func run() error {
 		defer p.stop()
 		rep.Machine.Pgpool = p.version
 		url := p.url()
+		if *pgpoolMode != "" {
+			url += "&default_query_exec_mode=" + *pgpoolMode
+		}
 		for i, t := range opts.targets {
 			if t.name == "pgpool" {
 				opts.targets[i].open = func(ctx context.Context, _ servers, conns int) (target, error) {
@@ -167,6 +173,17 @@ func run() error {
 		}
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	for _, wl := range opts.workloads {
 		wr, err := runWorkload(ctx, s, opts, wl)
@@ -261,12 +278,12 @@ func pickWorkloads(v string) ([]workload, error) {
 func allTargets() []targetSpec {
 	return []targetSpec{
 		{"raw-primary", "*pgxpool.Pool to the primary", openRawPrimary},
-		{"raw-replica", "*pgxpool.Pool to replica1 (writes: a pool to the primary)", openRawReplica},
+		{"routed-single", "RoutedPool with the primary alone (every call routed to it)", openRoutedSingle},
 		{"raw-pair", "two *pgxpool.Pool to the replicas alternated by hand (writes: a pool to the primary)", openRawPair},
 		{"routed", "RoutedPool: primary + 2 replicas, round-robin", openRouted},
-		{"routed-single", "RoutedPool with the primary alone (every call routed to it)", openRoutedSingle},
 		{"pgpool", "pgx to pgpool-II, load balancing over the replicas", nil},
 		{"gorm", "gorm + dbresolver (replicas round-robin) over pgx stdlib", openGorm},
+		{"raw-replica", "*pgxpool.Pool to replica1 (writes: a pool to the primary)", openRawReplica},
 	}
 }
 
