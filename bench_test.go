@@ -140,3 +140,22 @@ func BenchmarkQueryRow(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWriteCost measures a write in a scope under each consistency
+// mode on a real primary: ReadYourWrites adds no round trip, only a request
+// for an early probe on the prober's own connection.
+func BenchmarkWriteCost(b *testing.B) {
+	c := sharedCluster(b)
+	for _, mode := range []pgxroute.Stickiness{pgxroute.StickyScope, pgxroute.ReadYourWrites} {
+		b.Run(mode.String(), func(b *testing.B) {
+			pool := newPool(b, c, pgxroute.Config{Stickiness: mode})
+			ctx := pgxroute.WithScope(context.Background())
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := pool.Exec(ctx, "UPDATE marker SET id = id WHERE id = 1"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -47,7 +47,9 @@ const (
 	NoStickiness = stickiness.Off
 	// ReadYourWrites lets a replica serve a scope's reads as soon as it is
 	// known to have replayed the scope's writes (by WAL position), and sends
-	// them to the default group until then.
+	// them to the default group until then. The positions come from the
+	// health probes: with Health.Disabled none is ever known, and a scope's
+	// reads stay on the default group after its first write.
 	ReadYourWrites = stickiness.ReadYourWrites
 )
 
@@ -108,6 +110,10 @@ type Config struct {
 	Stickiness Stickiness
 	// Disabled sends everything to the default group's first node.
 	Disabled bool
+	// ConnectTimeout bounds the connection attempts of the pools the router
+	// creates whose connection string sets no connect_timeout, so that a
+	// call to a dead node fails within it. Zero: 5s. Negative: no bound.
+	ConnectTimeout time.Duration
 	// ConfigurePool is called for each pool the router creates, with its
 	// group and node name, to set pool sizes, tracers and hooks. A node in
 	// several groups has one pool: it is called once, with its first group.

@@ -11,6 +11,7 @@
 package pgxroute
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,6 +85,9 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 			if n == nil {
 				n = &node{name: ns.name, pool: ns.pool, be: ns.backend}
 				if n.pool == nil && n.be == nil {
+					if ns.cfg.ConnConfig.ConnectTimeout == 0 && cfg.ConnectTimeout >= 0 {
+						ns.cfg.ConnConfig.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, defaultConnectTimeout)
+					}
 					if cfg.ConfigurePool != nil {
 						cfg.ConfigurePool(spec.name, ns.name, ns.cfg)
 					}
@@ -119,13 +123,17 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 	return p, nil
 }
 
+// defaultConnectTimeout bounds connection attempts when neither the
+// connection string nor Config.ConnectTimeout does.
+const defaultConnectTimeout = 5 * time.Second
+
 // op is the kind of operation being routed.
 type op uint8
 
 const (
 	opStatement op = iota // SQL text: classify decides
-	opWrite               // CopyFrom, read-write Begin: a write
-	opRead                // a read-only transaction
+	opKnown               // a batch, a COPY, a read-only transaction: res says what it is
+	opBegin               // a read-write transaction
 	opAcquire             // a connection for the caller to use
 )
 
@@ -184,10 +192,9 @@ func (p *RoutedPool) decide(ctx context.Context, o op, sql string, res classify.
 	switch {
 	case o == opAcquire:
 		return p.toDefault(d, ReasonAcquire)
+	case o == opBegin:
+		return p.toDefault(d, ReasonTransaction)
 	case res.Kind == classify.Write:
-		if o == opWrite && res == resBegin {
-			return p.toDefault(d, ReasonTransaction)
-		}
 		if d.scope == nil {
 			return p.toDefault(d, ReasonWriteNoScope)
 		}
@@ -384,14 +391,7 @@ func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 			res = r
 		}
 	}
-	o := opRead
-	if res.Kind == classify.Write {
-		o = opWrite
-	}
-	d, err := p.decide(ctx, o, "", res)
-	if err == nil && res.Kind == classify.LockingRead && d.reason == ReasonRead {
-		d, err = p.toDefault(d, ReasonLockingRead)
-	}
+	d, err := p.decide(ctx, opKnown, "", res)
 	if err != nil {
 		return errBatch{err}
 	}
@@ -402,7 +402,7 @@ func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 // CopyFrom copies rows into a table of the default group (or of the context's
 // group).
 func (p *RoutedPool) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error) {
-	d, err := p.decide(ctx, opWrite, "", resCopy)
+	d, err := p.decide(ctx, opKnown, "", resCopy)
 	if err != nil {
 		return 0, err
 	}
@@ -427,19 +427,16 @@ func (p *RoutedPool) Begin(ctx context.Context) (pgx.Tx, error) {
 // otherwise); a serializable read-only transaction goes to the default group,
 // since a standby refuses it.
 func (p *RoutedPool) BeginTx(ctx context.Context, txOptions pgx.TxOptions) (pgx.Tx, error) {
-	o, res := opWrite, resBegin
+	o, res := opBegin, resBegin
 	if txOptions.AccessMode == pgx.ReadOnly {
-		o, res = opRead, resReadTx
+		o, res = opKnown, resReadTx
 		if txOptions.IsoLevel == pgx.Serializable {
-			o, res = opWrite, resSerialRO
+			res = resSerialRO
 		}
 	}
 	d, err := p.decide(ctx, o, "", res)
 	if err != nil {
 		return nil, err
-	}
-	if res == resSerialRO && d.reason == ReasonTransaction {
-		d.reason = ReasonLockingRead
 	}
 	p.begin(ctx, &d)
 	tx, err := d.m.node.be.BeginTx(ctx, txOptions)
