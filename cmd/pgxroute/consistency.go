@@ -35,12 +35,15 @@ func runConsistency(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *duration <= 0 || *workers <= 0 {
 		return usagef("-duration and -workers must be positive")
 	}
+	if _, err := routingtest.FindBinDir(""); err != nil {
+		return err // its message says what to install
+	}
 	fmt.Fprintln(stderr, "Starting a primary and two replicas (replica2 applies WAL 200 ms late)...")
 	t0 := time.Now()
 	c, err := experiment.StartCluster(ctx, nil)
 	if err != nil {
 		if errors.Is(err, routingtest.ErrNoServer) || errors.Is(err, routingtest.ErrNoUnprivilegedUser) {
-			return errors.New(err.Error())
+			return err // its message says what to install or create
 		}
 		return fmt.Errorf("start the cluster: %w", err)
 	}

@@ -121,7 +121,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (*demoSummary, e
 	c, err := routingtest.StartCluster(ctx, routingtest.ClusterOptions{})
 	if err != nil {
 		if errors.Is(err, routingtest.ErrNoServer) || errors.Is(err, routingtest.ErrNoUnprivilegedUser) {
-			return nil, errors.New(err.Error())
+			return nil, err // its message says what to install or create
 		}
 		return nil, fmt.Errorf("start the cluster: %w", err)
 	}

@@ -108,3 +108,13 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestNoServerBinaries(t *testing.T) {
+	t.Setenv("PGXROUTE_PG_BIN", t.TempDir())
+	for _, cmd := range []string{"demo", "consistency"} {
+		code, _, errOut := runCmd(t, cmd)
+		if code != 1 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "install") {
+			t.Errorf("%s without binaries: exit %d, stderr %q; want 1 and one line saying what to install", cmd, code, errOut)
+		}
+	}
+}

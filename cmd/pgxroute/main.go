@@ -103,7 +103,7 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// silentError is a failure already reported on the output: exit code 1
+// errSilent is a failure already reported on the output: exit code 1
 // without another message.
 var errSilent = errors.New("failed")
 
