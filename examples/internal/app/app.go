@@ -22,10 +22,14 @@ import (
 //	PRIMARY_URL   connection string of the primary (required)
 //	REPLICA_URLS  comma-separated connection strings of the replicas (optional)
 func Config() (pgxroute.Config, error) {
-	cfg := pgxroute.Config{Primary: os.Getenv("PRIMARY_URL")}
-	if cfg.Primary == "" {
-		return cfg, errors.New("set PRIMARY_URL (and REPLICA_URLS, comma-separated)")
+	primary := os.Getenv("PRIMARY_URL")
+	if primary == "" {
+		return pgxroute.Config{}, errors.New("set PRIMARY_URL (and REPLICA_URLS, comma-separated)")
 	}
+	// Config.Primary would do; a Node names the primary in logs and Stat.
+	cfg := pgxroute.Config{Groups: map[string][]pgxroute.Node{
+		pgxroute.DefaultGroupName: {{Name: "primary", ConnString: primary}},
+	}}
 	for i, url := range strings.Split(os.Getenv("REPLICA_URLS"), ",") {
 		if url = strings.TrimSpace(url); url != "" {
 			cfg.Replicas = append(cfg.Replicas, pgxroute.Node{Name: "replica" + strconv.Itoa(i+1), ConnString: url})
