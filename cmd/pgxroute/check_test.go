@@ -13,6 +13,8 @@ import (
 )
 
 func TestCheckCluster(t *testing.T) {
+	routingtest.SkipWithoutPostgres(t, "")
+	t.Parallel()
 	c := routingtest.NewCluster(t, routingtest.ClusterOptions{})
 	const pw1, pw2 = "primary-pw-7f3a", "replica-pw-91c2"
 	p, r := c.Primary(), c.Replicas()

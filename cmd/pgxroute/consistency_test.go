@@ -9,6 +9,7 @@ import (
 
 func TestConsistency(t *testing.T) {
 	routingtest.SkipWithoutPostgres(t, "")
+	t.Parallel()
 	code, out, errOut := runCmd(t, "consistency", "-duration", "500ms", "-workers", "4")
 	t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	if code != 0 {

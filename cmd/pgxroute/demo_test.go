@@ -13,6 +13,7 @@ import (
 
 func TestDemo(t *testing.T) {
 	routingtest.SkipWithoutPostgres(t, "")
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
@@ -35,9 +36,10 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s served no read by its own account; served: %v", node, sum.Served)
 		}
 	}
-	// The sticky reads are the only reads the primary gets.
-	if sum.Served["primary"] != sum.StickyReads {
-		t.Errorf("primary served %d reads, want the %d sticky reads", sum.Served["primary"], sum.StickyReads)
+	// The primary serves every sticky read (and point reads only when no
+	// replica is healthy).
+	if sum.Served["primary"] < sum.StickyReads {
+		t.Errorf("primary served %d reads, want at least the %d sticky reads", sum.Served["primary"], sum.StickyReads)
 	}
 	if sum.Killed != "replica1" || sum.KilledAt <= 0 {
 		t.Errorf("killed %q at %v, want replica1", sum.Killed, sum.KilledAt)
@@ -67,6 +69,7 @@ func TestDemo(t *testing.T) {
 
 func TestDemoInterrupted(t *testing.T) {
 	routingtest.SkipWithoutPostgres(t, "")
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// Cancel as Ctrl-C would, one second into the workload.
