@@ -140,7 +140,7 @@ func TestExplainUsage(t *testing.T) {
 	}
 	for _, cmd := range []string{"demo", "explain", "check", "consistency"} {
 		code, out, _ := runCmd(t, cmd, "-h")
-		if code != 0 || !strings.HasPrefix(out, "Usage: pgxroute "+cmd) {
+		if code != 0 || !strings.HasPrefix(out, "Usage: pgxroute "+cmd) || strings.Count(out, "Usage:") != 1 {
 			t.Errorf("%s -h: exit %d, output %q", cmd, code, out)
 		}
 	}
