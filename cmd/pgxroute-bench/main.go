@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -79,12 +80,16 @@ func run() error {
 		seed         = flag.Uint64("seed", 1, "seed of the workers' key choice")
 		verbose      = flag.Bool("v", false, "show the servers' and pgpool's output")
 		pgpoolMode   = flag.String("pgpool-mode", "", "pgx default_query_exec_mode for the pgpool target (default: pgx's, cache_statement)")
+		fromJSON     = flag.String("from-json", "", "run nothing: print the tables and draw -svg from an earlier -json file")
 		cpuProfile   = flag.String("cpuprofile", "", "write the tool's CPU profile of the measured runs to this file")
 		replicas     stringList
 	)
 	flag.Var(&replicas, "replica", "a replica's connection string (repeat; needs -primary)")
 	flag.Parse()
 
+	if *fromJSON != "" {
+		return render(*fromJSON, *svgOut)
+	}
 	routedHealth = *health
 	opts := options{workers: *workers, duration: *duration, warmup: *warmup, rounds: *rounds, rows: *rows, health: *health, seed: *seed}
 	var err error
@@ -331,4 +336,25 @@ func machine(ctx context.Context, s servers) machineInfo {
 		}
 	}
 	return m
+}
+
+// render prints the tables and goals of an earlier run and draws its chart.
+func render(jsonPath, svgPath string) error {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	rep := &report{}
+	if err := json.Unmarshal(b, rep); err != nil {
+		return fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	for _, wr := range rep.Workloads {
+		printWorkload(os.Stdout, rep, wr)
+	}
+	rep.Goals = goals(rep)
+	printGoals(os.Stdout, rep)
+	if svgPath != "" {
+		return writeSVG(svgPath, rep)
+	}
+	return nil
 }

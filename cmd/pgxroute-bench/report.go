@@ -259,7 +259,7 @@ func goals(rep *report) []goal {
 	}
 	if rep.Decision != nil && rep.RoundTripNs > 0 {
 		out = append(out, goal{
-			Goal: fmt.Sprintf("routing decision (%.0f ns) / loopback round trip (%s)", rep.Decision.ReadNs, fmtDur(time.Duration(rep.RoundTripNs))),
+			Goal:     fmt.Sprintf("routing decision (%.0f ns) / loopback round trip (%s)", rep.Decision.ReadNs, fmtDur(time.Duration(rep.RoundTripNs))),
 			Measured: rep.Decision.ReadNs / rep.RoundTripNs, Want: "< 0.01",
 			Pass: rep.Decision.ReadNs/rep.RoundTripNs < 0.01,
 		})

@@ -25,7 +25,7 @@ func niceCeil(v float64) float64 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+	for _, m := range []float64{1, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5, 10} {
 		if m*p >= v {
 			return m * p
 		}
@@ -41,7 +41,7 @@ func writeSVG(path string, rep *report) error {
 		panelW  = 300.0
 		plotH   = 240.0
 		left    = 20.0
-		top     = 96.0
+		top     = 110.0
 		bottom  = 100.0
 		gapL    = 52.0 // room for the y labels inside each panel
 		barGap  = 6.0
@@ -74,10 +74,11 @@ func writeSVG(path string, rep *report) error {
 		}
 		top := top + 10
 		scale := niceCeil(maxV * 1.12)
-		p(`<text x="%.0f" y="%.0f" font-size="13" font-weight="bold" text-anchor="middle">%s</text>`, x0+w/2, top-8, html.EscapeString(wr.Name+": "+wr.Desc))
-		for k := 0; k <= 4; k++ {
-			v := scale * float64(k) / 4
-			y := top + plotH - plotH*float64(k)/4
+		p(`<text x="%.0f" y="%.0f" font-size="13" font-weight="bold" text-anchor="middle">%s</text>`, x0+w/2, top-22, html.EscapeString(wr.Name))
+		p(`<text x="%.0f" y="%.0f" font-size="10" fill="#444" text-anchor="middle">%s</text>`, x0+w/2, top-9, html.EscapeString(wr.Desc))
+		for k := 0; k <= 5; k++ {
+			v := scale * float64(k) / 5
+			y := top + plotH - plotH*float64(k)/5
 			p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e0e0e0"/>`, x0, y, x0+w, y)
 			p(`<text x="%.1f" y="%.1f" font-size="10" text-anchor="end" fill="#555">%s</text>`, x0-4, y+3, kilo(v))
 		}
