@@ -18,13 +18,7 @@ func benchPool(b *testing.B, groups, nodes int) *pgxroute.RoutedPool {
 	cfg := pgxroute.Config{Groups: map[string][]pgxroute.Node{}, Health: pgxroute.HealthConfig{Disabled: true}}
 	port := 10000
 	for g := 0; g < groups; g++ {
-		name := fmt.Sprintf("g%d", g)
-		switch g {
-		case 0:
-			name = pgxroute.DefaultGroupName
-		case 1:
-			name = pgxroute.ReadGroupName
-		}
+		name := benchGroup(g)
 		for n := 0; n < nodes; n++ {
 			port++
 			cfg.Groups[name] = append(cfg.Groups[name], pgxroute.Node{ConnString: fmt.Sprintf("postgres://u@127.0.0.1:%d/db", port)})
@@ -36,6 +30,17 @@ func benchPool(b *testing.B, groups, nodes int) *pgxroute.RoutedPool {
 	}
 	b.Cleanup(p.Close)
 	return p
+}
+
+// benchGroup names the g-th group of benchPool.
+func benchGroup(g int) string {
+	switch g {
+	case 0:
+		return pgxroute.DefaultGroupName
+	case 1:
+		return pgxroute.ReadGroupName
+	}
+	return fmt.Sprintf("g%d", g)
 }
 
 const benchSQL = "SELECT id, note FROM items WHERE id = $1"
@@ -92,7 +97,7 @@ func BenchmarkRouteGroups(b *testing.B) {
 	for _, g := range []int{2, 100} {
 		b.Run(fmt.Sprintf("groups=%d", g), func(b *testing.B) {
 			p := benchPool(b, g, 2)
-			benchRoute(b, p, pgxroute.WithBindGroup(context.Background(), fmt.Sprintf("g%d", g-1)), benchSQL)
+			benchRoute(b, p, pgxroute.WithBindGroup(context.Background(), benchGroup(g-1)), benchSQL)
 		})
 	}
 }

@@ -7,13 +7,36 @@ import (
 	"github.com/pgxroute/pgxroute/stickiness"
 )
 
-// ctxKey keys the context values of this package.
-type ctxKey uint8
+// ctxKey keys the one context value of this package, a *routing: a single
+// lookup per call finds both the override and the scope.
+type ctxKey struct{}
 
-const (
-	overrideKey ctxKey = iota
-	scopeKey
-)
+// routing is what a context says about routing: the innermost override and
+// the innermost scope. Each With function copies its parent's and changes
+// one field, so the innermost value of each wins.
+type routing struct {
+	ov    *override
+	scope *stickiness.Scope
+}
+
+func routingFrom(ctx context.Context) routing {
+	if r, ok := ctx.Value(ctxKey{}).(*routing); ok {
+		return *r
+	}
+	return routing{}
+}
+
+func withOverride(ctx context.Context, ov *override) context.Context {
+	r := routingFrom(ctx)
+	r.ov = ov
+	return context.WithValue(ctx, ctxKey{}, &r)
+}
+
+func withScope(ctx context.Context, s *stickiness.Scope) context.Context {
+	r := routingFrom(ctx)
+	r.scope = s
+	return context.WithValue(ctx, ctxKey{}, &r)
+}
 
 type overrideKind uint8
 
@@ -40,32 +63,29 @@ var (
 // know fails the call with ErrUnknownGroup. The innermost of WithBindGroup,
 // WithPrimary and WithReplica wins.
 func WithBindGroup(ctx context.Context, name string) context.Context {
-	return context.WithValue(ctx, overrideKey, &override{kind: overrideGroup, group: name})
+	return withOverride(ctx, &override{kind: overrideGroup, group: name})
 }
 
 // WithPrimary returns a context whose calls go to the default group (the
 // primary), reads included.
 func WithPrimary(ctx context.Context) context.Context {
-	return context.WithValue(ctx, overrideKey, primaryOverride)
+	return withOverride(ctx, primaryOverride)
 }
 
 // WithReplica returns a context whose calls go to the read group, even when
 // the scope is sticky, writes included (which a replica refuses). With an
 // empty read group they go to the default group.
 func WithReplica(ctx context.Context) context.Context {
-	return context.WithValue(ctx, overrideKey, replicaOverride)
+	return withOverride(ctx, replicaOverride)
 }
 
 // WithoutOverride returns a context in which no WithBindGroup, WithPrimary or
 // WithReplica of ctx applies: calls are routed by their statements again.
 func WithoutOverride(ctx context.Context) context.Context {
-	return context.WithValue(ctx, overrideKey, (*override)(nil))
+	return withOverride(ctx, nil)
 }
 
-func overrideFrom(ctx context.Context) *override {
-	o, _ := ctx.Value(overrideKey).(*override)
-	return o
-}
+func overrideFrom(ctx context.Context) *override { return routingFrom(ctx).ov }
 
 // WithScope returns a context that starts a new scope: a unit of work (a
 // request, a job) that remembers its own writes, so that its reads can see
@@ -73,13 +93,10 @@ func overrideFrom(ctx context.Context) *override {
 // the scope through the context; it is safe for concurrent use. Without a
 // scope nothing is remembered between calls.
 func WithScope(ctx context.Context) context.Context {
-	return context.WithValue(ctx, scopeKey, stickiness.NewScope())
+	return withScope(ctx, stickiness.NewScope())
 }
 
-func scopeFrom(ctx context.Context) *stickiness.Scope {
-	s, _ := ctx.Value(scopeKey).(*stickiness.Scope)
-	return s
-}
+func scopeFrom(ctx context.Context) *stickiness.Scope { return routingFrom(ctx).scope }
 
 // HasScope reports whether ctx carries a scope.
 func HasScope(ctx context.Context) bool { return scopeFrom(ctx) != nil }

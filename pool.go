@@ -166,7 +166,8 @@ var (
 // Route returns where sql would go in ctx, without running anything. The
 // error wraps ErrUnknownGroup, ErrNoHealthyNode or ErrClosed.
 func (p *RoutedPool) Route(ctx context.Context, sql string) (Route, error) {
-	d, err := p.decide(ctx, opStatement, sql, classify.Result{})
+	d := decision{sql: sql}
+	err := p.decideInto(ctx, opStatement, classify.Result{}, &d)
 	return d.route(), err
 }
 
@@ -174,20 +175,27 @@ func (p *RoutedPool) Route(ctx context.Context, sql string) (Route, error) {
 // others res describes the operation.
 func (p *RoutedPool) decide(ctx context.Context, o op, sql string, res classify.Result) (decision, error) {
 	d := decision{sql: sql}
+	err := p.decideInto(ctx, o, res, &d)
+	return d, err
+}
+
+// decideInto fills d, whose sql is set, with the route of one operation.
+func (p *RoutedPool) decideInto(ctx context.Context, o op, res classify.Result, d *decision) error {
 	if p.closed.Load() {
-		return d, ErrClosed
+		return ErrClosed
 	}
 	if o == opStatement {
-		res = p.classifier.Classify(sql)
+		res = p.classifier.Classify(d.sql)
 	}
 	d.res = res
 	if p.disabled {
 		d.g, d.m, d.reason = p.def, p.def.members[0], ReasonDisabled
-		return d, nil
+		return nil
 	}
-	d.scope = scopeFrom(ctx)
-	if ov := overrideFrom(ctx); ov != nil {
-		return p.decideOverride(d, ov)
+	rc := routingFrom(ctx)
+	d.scope = rc.scope
+	if rc.ov != nil {
+		return p.decideOverride(d, rc.ov)
 	}
 	switch {
 	case o == opAcquire:
@@ -206,7 +214,7 @@ func (p *RoutedPool) decide(ctx context.Context, o op, sql string, res classify.
 }
 
 // decideOverride routes by a group chosen through the context.
-func (p *RoutedPool) decideOverride(d decision, ov *override) (decision, error) {
+func (p *RoutedPool) decideOverride(d *decision, ov *override) error {
 	switch ov.kind {
 	case overridePrimary:
 		return p.toDefault(d, ReasonPrimary)
@@ -218,14 +226,14 @@ func (p *RoutedPool) decideOverride(d decision, ov *override) (decision, error) 
 	}
 	g := p.groups[ov.group]
 	if g == nil {
-		return d, fmt.Errorf("%w %q", ErrUnknownGroup, ov.group)
+		return fmt.Errorf("%w %q", ErrUnknownGroup, ov.group)
 	}
 	return p.toGroup(d, g, ReasonBindGroup)
 }
 
 // decideRead routes a read by the scope's stickiness and the read group's
 // health.
-func (p *RoutedPool) decideRead(d decision) (decision, error) {
+func (p *RoutedPool) decideRead(d *decision) error {
 	s := d.scope
 	if s != nil && p.mode != stickiness.Off {
 		if p.mode == stickiness.ReadYourWrites {
@@ -246,7 +254,7 @@ func (p *RoutedPool) decideRead(d decision) (decision, error) {
 // read node lags, the read goes to the default group (FallbackToPrimary) or,
 // rather than fail, to a lagging node: no node is ejected for lag alone.
 // When no read node is up, the read falls back or fails.
-func (p *RoutedPool) toReplica(d decision) (decision, error) {
+func (p *RoutedPool) toReplica(d *decision) error {
 	if p.read == nil {
 		return p.toDefault(d, ReasonNoReadGroup)
 	}
@@ -267,29 +275,29 @@ func (p *RoutedPool) toReplica(d decision) (decision, error) {
 			m = p.read.pickLagging()
 		}
 		if m == nil {
-			return d, fmt.Errorf("%w in group %q for a read", ErrNoHealthyNode, p.read.name)
+			return fmt.Errorf("%w in group %q for a read", ErrNoHealthyNode, p.read.name)
 		}
 		reason = ReasonReadLagging
 	}
 	d.g, d.m, d.reason, d.auto = p.read, m, reason, true
-	return d, nil
+	return nil
 }
 
 // toDefault sends a call to the default group.
-func (p *RoutedPool) toDefault(d decision, r Reason) (decision, error) {
+func (p *RoutedPool) toDefault(d *decision, r Reason) error {
 	return p.toGroup(d, p.def, r)
 }
 
 // toGroup sends a call to a healthy node of g; when none is healthy it still
 // tries one, so that the caller gets the server's own error (which names the
 // node) rather than a guess.
-func (p *RoutedPool) toGroup(d decision, g *group, r Reason) (decision, error) {
+func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) error {
 	m := g.pick()
 	if m == nil {
 		m = g.pickAny()
 	}
 	d.g, d.m, d.reason = g, m, r
-	return d, nil
+	return nil
 }
 
 // begin counts a call as started on its node and reports the route.
@@ -563,7 +571,8 @@ func (p *RoutedPool) retryRoute(ctx context.Context, d *decision, sql string, er
 	}
 	if d.auto && isReadOnlyViolation(err) {
 		p.classifier.MarkWrite(sql, "refused by a replica (25006)")
-		next, _ := p.toDefault(*d, ReasonMisroute)
+		next := *d
+		p.toDefault(&next, ReasonMisroute)
 		next.auto = false
 		next.res = classify.Result{Kind: classify.Write, Reason: "refused by a replica (25006)"}
 		return next, true
@@ -584,7 +593,8 @@ func (p *RoutedPool) retryRoute(ctx context.Context, d *decision, sql string, er
 		return next, true
 	}
 	if d.g != p.def && d.auto && p.noHealthy == FallbackToPrimary {
-		next, _ := p.toDefault(*d, ReasonRetry)
+		next := *d
+		p.toDefault(&next, ReasonRetry)
 		next.auto = false
 		return next, true
 	}

@@ -52,7 +52,7 @@ func (p *RoutedPool) resolvePending(s *stickiness.Scope) bool {
 }
 
 // decideReadYourWrites routes a read of a scope in ReadYourWrites mode.
-func (p *RoutedPool) decideReadYourWrites(d decision) (decision, error) {
+func (p *RoutedPool) decideReadYourWrites(d *decision) error {
 	s := d.scope
 	if t := s.TakeToken(); t != nil {
 		p.checkToken(s, t)
@@ -61,16 +61,15 @@ func (p *RoutedPool) decideReadYourWrites(d decision) (decision, error) {
 		return p.toDefault(d, ReasonNoReadGroup)
 	}
 	if !p.resolvePending(s) {
-		d, err := p.toDefault(d, ReasonReplicasBehind)
-		return d, err
+		return p.toDefault(d, ReasonReplicasBehind)
 	}
 	need := s.Need()
 	if need == 0 {
-		d, err := p.toReplica(d)
+		err := p.toReplica(d)
 		if err == nil && d.g == p.read {
 			p.require(s, d.m.node.health.replayed())
 		}
-		return d, err
+		return err
 	}
 	// The balancer's pick first, so that caught-up replicas share the load by
 	// their weights; else any usable replica that caught up.
@@ -93,7 +92,7 @@ func (p *RoutedPool) decideReadYourWrites(d decision) (decision, error) {
 	}
 	p.require(s, m.node.health.replayed())
 	d.g, d.m, d.reason, d.auto = p.read, m, ReasonCaughtUp, true
-	return d, nil
+	return nil
 }
 
 // require raises the scope's position, in the primary's current history.

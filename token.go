@@ -58,7 +58,7 @@ func Token(ctx context.Context) string {
 // and returns an error wrapping ErrBadToken.
 func WithToken(ctx context.Context, token string) (context.Context, error) {
 	s := stickiness.NewScope()
-	ctx = context.WithValue(ctx, scopeKey, s)
+	ctx = withScope(ctx, s)
 	if token == "" {
 		return ctx, nil
 	}
