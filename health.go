@@ -35,6 +35,9 @@ type probeResult struct {
 	timeline uint32 // on a primary
 	lag      time.Duration
 	origin   *stickiness.Origin // on a primary: its system and timeline
+	// noPosition: the server did not tell its WAL position; lsn is 0 and
+	// read-your-writes cannot use this probe.
+	noPosition bool
 }
 
 // NodeState is a node's health as Stat reports it.
@@ -233,13 +236,24 @@ func (h *healthChecker) probe(ctx context.Context, n *node, conn *pgx.Conn, sysi
 		}
 	}
 	var r probeResult
-	var lsn string
+	var lsn *string
 	var tli int64
 	var lag float64
 	// The simple protocol: no prepared statement to lose on a new server.
 	err := conn.QueryRow(ctx, probeSQL, pgx.QueryExecModeSimpleProtocol).Scan(&r.recovery, &lsn, &tli, &lag)
-	if err == nil {
-		r.lsn, err = parseLSN(lsn)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// A server that refuses the WAL functions (a managed service, a
+		// role without the right): its role alone, positions unknown.
+		r.noPosition = true
+		err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()", pgx.QueryExecModeSimpleProtocol).Scan(&r.recovery)
+	}
+	switch {
+	case err != nil:
+	case lsn != nil:
+		r.lsn, err = parseLSN(*lsn)
+	default:
+		r.noPosition = true // a replica that has replayed nothing yet
 	}
 	if err != nil {
 		conn.Close(context.Background())

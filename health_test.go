@@ -344,3 +344,53 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestProbeWithoutWALFunctions: a role that may not call the WAL functions
+// (as on some managed services) still gets health checks from the role
+// alone; nodes stay up, and read-your-writes, without positions, keeps a
+// scope that wrote on the primary instead of risking a stale read.
+func TestProbeWithoutWALFunctions(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	primary, err := pgx.Connect(context.Background(), c.Primary().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close(context.Background())
+	if _, err := primary.Exec(context.Background(), `
+CREATE ROLE app LOGIN;
+GRANT SELECT, INSERT ON items TO app;
+REVOKE EXECUTE ON FUNCTION pg_walfile_name(pg_lsn) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pg_last_wal_replay_lsn() FROM PUBLIC;`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReplay(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	asApp := func(n *routingtest.Node) string { return strings.Replace(n.ConnString(), "postgres@", "app@", 1) }
+	cfg := pgxroute.Config{Primary: asApp(c.Primary()), Stickiness: pgxroute.ReadYourWrites, Health: fastHealth}
+	for _, r := range c.Replicas() {
+		cfg.Replicas = append(cfg.Replicas, pgxroute.Node{Name: r.Name(), ConnString: asApp(r)})
+	}
+	pool := newPool(t, c, cfg)
+	waitFor(t, "probes to see the roles", func() bool {
+		return nodeStat(pool, "read", "replica1").Role == "replica" && nodeStat(pool, "default", primaryName(c)).Role == "primary"
+	})
+	for _, n := range []pgxroute.NodeStat{nodeStat(pool, "read", "replica1"), nodeStat(pool, "read", "replica2")} {
+		if n.State != pgxroute.StateUp {
+			t.Fatalf("%s is %v (last error %q): a refused WAL function must not eject a node", n.Name, n.State, n.LastError)
+		}
+	}
+	ctx := pgxroute.WithScope(context.Background())
+	if got := servedBy(t, c, pool, ctx, whoami); !strings.HasPrefix(got, "replica") {
+		t.Fatalf("read before a write served by %s", got)
+	}
+	if _, err := pool.Exec(ctx, "INSERT INTO items (id) VALUES ($1)", nextID()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // several probes: none can give a position
+	for i := 0; i < 5; i++ {
+		if got := servedBy(t, c, pool, ctx, whoami); got != "primary" {
+			t.Fatalf("read %d after a write, without known positions, served by %s", i, got)
+		}
+	}
+}

@@ -418,6 +418,7 @@ func (p *RoutedPool) CopyFrom(ctx context.Context, tableName pgx.Identifier, col
 	n, err := d.m.node.be.CopyFrom(ctx, tableName, columnNames, rowSrc)
 	p.end(&d, err, true)
 	if err != nil {
+		p.passive(&d, err)
 		return n, p.wrapErr(&d, err)
 	}
 	return n, nil
@@ -516,8 +517,9 @@ func (p *RoutedPool) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Reset closes every connection of every node's pool; new ones are made as
-// needed.
+// Reset closes every connection of every node's pool, those given as
+// Node.Pool included (as pgxpool's Reset, it does not close the pool); new
+// connections are made as needed.
 func (p *RoutedPool) Reset() {
 	for _, n := range p.nodes {
 		if n.pool != nil {
@@ -554,8 +556,10 @@ func (p *RoutedPool) Close() {
 }
 
 // recover decides what follows a failed call: a read whose connection failed
-// before it was sent is retried once on another healthy node; a read a
-// replica refused as a write (25006) runs again on the default group.
+// (before it was sent, or while it ran: a statement classify proved
+// read-only has no effect to repeat) is retried once on another healthy
+// node; a read a replica refused as a write (25006) runs again on the
+// default group. Writes are never retried.
 func (p *RoutedPool) recover(ctx context.Context, d *decision, sql string, err error, attempt int) (decision, bool) {
 	p.passive(d, err)
 	next, retry := p.retryRoute(ctx, d, sql, err, attempt)

@@ -58,8 +58,8 @@ const (
 	// ReasonAcquire: Acquire without a bind group takes a default group
 	// connection.
 	ReasonAcquire
-	// ReasonRetry: a read whose connection failed before it was sent was
-	// retried on another node.
+	// ReasonRetry: a read whose connection failed (before it was sent, or
+	// while it ran but before it returned a row) was retried on another node.
 	ReasonRetry
 	// ReasonMisroute: a replica refused a read as a write (SQLSTATE 25006);
 	// it ran again on the default group, and the statement is now known as a

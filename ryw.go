@@ -41,6 +41,9 @@ func (p *RoutedPool) resolvePending(s *stickiness.Scope) bool {
 	}
 	h := &p.primaryNode().health
 	if r := h.last.Load(); r != nil && r.seq >= pend {
+		if r.noPosition {
+			return false // the primary does not tell its position: stay on it
+		}
 		if r.origin != nil && s.Origin() != r.origin {
 			s.SetOrigin(r.origin)
 		}
@@ -110,7 +113,7 @@ func (p *RoutedPool) require(s *stickiness.Scope, lsn uint64) {
 // any genuine token, and a forged one cannot hold the scope longer.
 func (p *RoutedPool) checkToken(s *stickiness.Scope, t *stickiness.Token) {
 	r := p.primaryNode().health.last.Load()
-	if r != nil && r.origin != nil && !t.Pending && t.LSN <= r.lsn &&
+	if r != nil && r.origin != nil && !r.noPosition && !t.Pending && t.LSN <= r.lsn &&
 		t.Origin.Timeline == r.origin.Timeline &&
 		(t.Origin.SystemID == 0 || r.origin.SystemID == 0 || t.Origin.SystemID == r.origin.SystemID) {
 		p.require(s, t.LSN)

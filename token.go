@@ -25,7 +25,9 @@ var tokenEncoding = base64.RawURLEncoding
 // Token returns the read-your-writes position of the scope of ctx as an
 // opaque string, to carry to another request or process (a cookie, a
 // header, a job's payload), or "" when there is nothing to carry: no scope,
-// no write, or a mode other than ReadYourWrites. WithToken starts a scope
+// or a scope with no position (in ReadYourWrites mode a scope gets one from
+// its writes, and from its reads for monotonic reads; other modes give
+// none). WithToken starts a scope
 // from it. A token is not a secret and grants nothing but reads that wait
 // for a position the primary has reached.
 func Token(ctx context.Context) string {
