@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgxroute/pgxroute"
@@ -104,6 +105,7 @@ func BenchmarkRouteGroups(b *testing.B) {
 
 // BenchmarkQueryRow compares a routed point select with raw pgxpool on the
 // same single server (the primary): the cost of routing on a real round trip.
+// raw-query is raw pgxpool through Query and Scan, the path RoutedPool takes.
 func BenchmarkQueryRow(b *testing.B) {
 	c := sharedCluster(b)
 	ctx := context.Background()
@@ -129,7 +131,7 @@ func BenchmarkQueryRow(b *testing.B) {
 	for _, t := range []struct {
 		name string
 		q    querier
-	}{{"raw", raw}, {"routed", routed}} {
+	}{{"raw", raw}, {"routed", routed}, {"raw-query", rawQuery{raw}}} {
 		b.Run(t.name, func(b *testing.B) {
 			b.SetParallelism(4)
 			b.ReportAllocs()
@@ -163,4 +165,29 @@ func BenchmarkWriteCost(b *testing.B) {
 			}
 		})
 	}
+}
+
+// rawQuery answers QueryRow through pgxpool's Query, as RoutedPool does.
+type rawQuery struct{ p *pgxpool.Pool }
+
+func (r rawQuery) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, _ := r.p.Query(ctx, sql, args...)
+	return rowOf{rows}
+}
+
+type rowOf struct{ rows pgx.Rows }
+
+func (r rowOf) Scan(dest ...any) error {
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
 }

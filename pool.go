@@ -357,20 +357,26 @@ func (p *RoutedPool) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 	if err != nil {
 		return nil, err
 	}
-	return p.query(ctx, d, sql, args, 0)
+	r := &routedRows{}
+	if err := p.query(ctx, d, sql, args, 0, r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
-func (p *RoutedPool) query(ctx context.Context, d decision, sql string, args []any, attempt int) (pgx.Rows, error) {
+// query runs a routed query into r, retrying as recover allows.
+func (p *RoutedPool) query(ctx context.Context, d decision, sql string, args []any, attempt int, r *routedRows) error {
 	for ; ; attempt++ {
 		p.begin(ctx, &d)
 		rows, err := d.m.node.be.Query(ctx, sql, args...)
 		if err == nil {
-			return &routedRows{Rows: rows, p: p, d: d, ctx: ctx, sql: sql, args: args, attempt: attempt}, nil
+			*r = routedRows{Rows: rows, p: p, d: d, ctx: ctx, sql: sql, args: args, attempt: attempt}
+			return nil
 		}
 		p.end(&d, err, false)
 		next, retry := p.recover(ctx, &d, sql, err, attempt)
 		if !retry {
-			return nil, p.wrapErr(&d, err)
+			return p.wrapErr(&d, err)
 		}
 		d = next
 	}
@@ -378,11 +384,15 @@ func (p *RoutedPool) query(ctx context.Context, d decision, sql string, args []a
 
 // QueryRow runs sql on the node its route picks; errors show at Scan.
 func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	rows, err := p.Query(ctx, sql, args...)
+	d, err := p.decide(ctx, opStatement, sql, classify.Result{})
 	if err != nil {
 		return errRow{err}
 	}
-	return &routedRow{rows: rows}
+	row := &routedRow{}
+	if err := p.query(ctx, d, sql, args, 0, &row.rows); err != nil {
+		return errRow{err}
+	}
+	return row
 }
 
 // SendBatch sends a batch to one node: a write if any of its statements is,

@@ -38,12 +38,10 @@ func (r *routedRows) Next() bool {
 		r.Rows.Close()
 		r.finish(err)
 		if next, retry := r.p.recover(r.ctx, &r.d, r.sql, err, r.attempt); retry {
-			rows, err := r.p.query(r.ctx, next, r.sql, r.args, r.attempt+1)
-			if err != nil {
+			if err := r.p.query(r.ctx, next, r.sql, r.args, r.attempt+1, r); err != nil {
 				r.err = err
 				return false
 			}
-			*r = *rows.(*routedRows)
 			return r.Next()
 		}
 		return false
@@ -80,12 +78,13 @@ func (r *routedRows) finish(err error) {
 	}
 }
 
-// routedRow is QueryRow's row: Scan reads the first row of routedRows.
-type routedRow struct{ rows pgx.Rows }
+// routedRow is QueryRow's row, allocated with its rows: Scan reads the
+// first row.
+type routedRow struct{ rows routedRows }
 
 // Scan reads the row's values into dest; pgx.ErrNoRows when there is none.
 func (r *routedRow) Scan(dest ...any) error {
-	rows := r.rows
+	rows := &r.rows
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
