@@ -307,3 +307,74 @@ func ExampleRoutedPool_Stat() {
 	// read replica1 2 up
 	// read replica2 2 up
 }
+
+func ExampleWithToken() {
+	// A job queue carries the token of the request that enqueued the job;
+	// the worker's reads then wait for that request's writes (in
+	// ReadYourWrites mode). A malformed token still gives a scope.
+	payloadToken := "" // pgxroute.Token(requestCtx) when the job was enqueued
+	ctx, err := pgxroute.WithToken(context.Background(), payloadToken)
+	fmt.Println(pgxroute.HasScope(ctx), err)
+	// Output: true <nil>
+}
+
+func ExampleHasScope() {
+	fmt.Println(pgxroute.HasScope(context.Background()))
+	fmt.Println(pgxroute.HasScope(pgxroute.WithScope(context.Background())))
+	// Output:
+	// false
+	// true
+}
+
+func ExampleIsSticky() {
+	f, err := routingtest.StartFake(context.Background(), routingtest.FakeOptions{})
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	ctx := pgxroute.WithScope(context.Background())
+	fmt.Println(pgxroute.IsSticky(ctx))
+	f.Pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"id"}, pgx.CopyFromRows([][]any{{1}}))
+	fmt.Println(pgxroute.IsSticky(ctx))
+	// Output:
+	// false
+	// true
+}
+
+func ExampleTxRoute() {
+	f, err := routingtest.StartFake(context.Background(), routingtest.FakeOptions{})
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	tx, _ := f.Pool.Begin(context.Background())
+	defer tx.Rollback(context.Background())
+	r, ok := pgxroute.TxRoute(tx)
+	fmt.Println(r.Group, r.Node, ok)
+	// Output: default primary true
+}
+
+func ExampleReasons() {
+	for _, r := range pgxroute.Reasons()[:4] {
+		fmt.Println(r)
+	}
+	// Output:
+	// write
+	// write (no scope: not remembered)
+	// locking read
+	// sticky: the scope wrote
+}
+
+func ExampleRoutedPool_SendBatch() {
+	f, err := routingtest.StartFake(context.Background(), routingtest.FakeOptions{})
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	b := &pgx.Batch{}
+	b.Queue("SELECT 1")
+	b.Queue("UPDATE counters SET n = n + 1")
+	f.Pool.SendBatch(context.Background(), b).Close()
+	fmt.Println(f.Last().Group, f.Last().Reason)
+	// Output: default write (no scope: not remembered)
+}
