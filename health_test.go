@@ -190,18 +190,13 @@ func TestPrimaryDown(t *testing.T) {
 	})
 }
 
-func TestLaggingReplicas(t *testing.T) {
-	c := ownCluster(t, routingtest.ClusterOptions{ApplyDelay: []time.Duration{0, 3 * time.Second}})
-	health := fastHealth
-	health.MaxReplicaLag = 500 * time.Millisecond
-	pool := newPool(t, c, pgxroute.Config{Health: health})
-	primary, err := pgx.Connect(context.Background(), c.Primary().ConnString())
+// steadyWrites inserts a row on c's primary every 50 ms until the test ends.
+func steadyWrites(t *testing.T, c *routingtest.Cluster) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), c.Primary().ConnString())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer primary.Close(context.Background())
-	// Steady writes keep WAL flowing, so the delayed replica always has
-	// received WAL it has not applied yet.
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -211,11 +206,25 @@ func TestLaggingReplicas(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(50 * time.Millisecond):
-				primary.Exec(context.Background(), "INSERT INTO items (id) VALUES ($1)", nextID())
+				conn.Exec(context.Background(), "INSERT INTO items (id) VALUES ($1)", nextID())
 			}
 		}
 	}()
-	defer func() { close(stop); <-done }()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+		conn.Close(context.Background())
+	})
+}
+
+func TestLaggingReplicas(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{ApplyDelay: []time.Duration{0, 3 * time.Second}})
+	health := fastHealth
+	health.MaxReplicaLag = 500 * time.Millisecond
+	pool := newPool(t, c, pgxroute.Config{Health: health})
+	// Steady writes keep WAL flowing, so the delayed replica always has
+	// received WAL it has not applied yet.
+	steadyWrites(t, c)
 
 	waitFor(t, "replica2 to lag", func() bool { return nodeStat(pool, "read", "replica2").State == pgxroute.StateLagging })
 	st := nodeStat(pool, "read", "replica2")
@@ -229,25 +238,7 @@ func TestLaggingReplicas(t *testing.T) {
 		c := ownCluster(t, routingtest.ClusterOptions{ApplyDelay: []time.Duration{3 * time.Second, 3 * time.Second}})
 		pool := newPool(t, c, pgxroute.Config{Health: health})
 		failRead := newPool(t, c, pgxroute.Config{Health: health, NoHealthyRead: pgxroute.FailRead})
-		conn, err := pgx.Connect(context.Background(), c.Primary().ConnString())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(context.Background())
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(50 * time.Millisecond):
-					conn.Exec(context.Background(), "INSERT INTO items (id) VALUES ($1)", nextID())
-				}
-			}
-		}()
-		defer func() { close(stop); <-done }()
+		steadyWrites(t, c)
 		waitFor(t, "both replicas to lag", func() bool {
 			g, _ := pool.Stat().Group("read")
 			g2, _ := failRead.Stat().Group("read")
