@@ -18,7 +18,11 @@ type node struct {
 	pool  *pgxpool.Pool // nil for a Node.Backend
 	owned bool          // the router created the pool and closes it
 
+	// inflight is written by every call: on a cache line of its own, so
+	// that the read-mostly fields above are not invalidated with it.
+	_        [64]byte
 	inflight atomic.Int64 // routed calls running on the node
+	_        [56]byte
 	health   nodeHealth
 }
 
@@ -27,6 +31,7 @@ type node struct {
 type member struct {
 	node   *node
 	weight int
+	_      [48]byte // calls, written by every call, start a new cache line
 	calls  [numReasons]atomic.Int64
 }
 
