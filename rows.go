@@ -150,3 +150,7 @@ func (e errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}
 func (e errBatch) Query() (pgx.Rows, error)         { return nil, e.err }
 func (e errBatch) QueryRow() pgx.Row                { return errRow(e) }
 func (e errBatch) Close() error                     { return e.err }
+
+// Tx returns nil: the batch began no transaction. (pgx v5.12 added Tx to
+// pgx.BatchResults; having it keeps errBatch a BatchResults on every pgx.)
+func (e errBatch) Tx() pgx.Tx { return nil }

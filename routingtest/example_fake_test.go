@@ -70,7 +70,7 @@ func ExampleFakeOptions_mocks() {
 
 	f, err := routingtest.StartFake(context.Background(), routingtest.FakeOptions{
 		Groups: map[string][]string{"default": {"primary"}, "read": {"replica"}},
-		Mocks:  map[string]pgxmock.PgxPoolIface{"replica": replica},
+		Mocks:  map[string]pgxroute.Backend{"replica": replica},
 	})
 	if err != nil {
 		log.Fatal(err)

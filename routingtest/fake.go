@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pashagolub/pgxmock/v4"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgxroute/pgxroute"
 	"github.com/pgxroute/pgxroute/classify"
@@ -46,7 +46,12 @@ type FakeOptions struct {
 	// answer every call with empty results. Every name must be a node of
 	// Groups. The fake neither closes the mocks nor checks their
 	// expectations: call ExpectationsWereMet in the test.
-	Mocks map[string]pgxmock.PgxPoolIface
+	//
+	// The type is pgxroute.Backend, which pgxmock's PgxPoolIface
+	// implements, so that this package does not import pgxmock: pgxmock
+	// v4.9.0 builds only with pgx v5.10 and older, and a program on a newer
+	// pgx can still use the fakes (without pgxmock).
+	Mocks map[string]pgxroute.Backend
 	// Config, when set, is called last with the configuration the fake
 	// built, to change anything (WriteFunctions, Disabled, OnRoute...). An
 	// OnRoute it sets is called after the fake records the route.
@@ -478,6 +483,10 @@ func (r *emptyRows) RawValues() [][]byte                          { return nil }
 func (r *emptyRows) Conn() *pgx.Conn                              { return nil }
 func (r *emptyRows) Scan(...any) error                            { return errNoRow }
 
+// TypeMap returns a default type map (pgx v5.11 added it to pgx.Rows;
+// having it keeps the fakes building on every pgx).
+func (r *emptyRows) TypeMap() *pgtype.Map { return pgtype.NewMap() }
+
 var errNoRow = errors.New("routingtest: fake rows: no row (Next returned false)")
 
 // errRow is a row that fails Scan with err.
@@ -532,6 +541,10 @@ func (e *emptyBatch) QueryRow() pgx.Row {
 	}
 	return errRow{pgx.ErrNoRows}
 }
+
+// Tx returns nil: a fake batch begins no transaction (pgx v5.12 added Tx
+// to pgx.BatchResults).
+func (e *emptyBatch) Tx() pgx.Tx { return nil }
 
 func (e *emptyBatch) Close() error {
 	if e.err != nil || e.closed {

@@ -232,7 +232,7 @@ func TestFakeMockCannedRows(t *testing.T) {
 
 	f := routingtest.NewFake(t, routingtest.FakeOptions{
 		Groups: map[string][]string{"default": {"primary"}, "read": {"replica1", "replica2"}},
-		Mocks:  map[string]pgxmock.PgxPoolIface{"primary": primary, "replica1": replica},
+		Mocks:  map[string]pgxroute.Backend{"primary": primary, "replica1": replica},
 	})
 	ctx := context.Background()
 
@@ -297,7 +297,7 @@ func TestFakeMockErrorReachesCaller(t *testing.T) {
 	boom := &pgconn.PgError{Code: "23505", Message: "duplicate key"}
 	primary.ExpectExec("INSERT INTO users").WithArgs("dup").WillReturnError(boom)
 	f := routingtest.NewFake(t, routingtest.FakeOptions{
-		Mocks: map[string]pgxmock.PgxPoolIface{"primary": primary},
+		Mocks: map[string]pgxroute.Backend{"primary": primary},
 	})
 	_, err = f.Pool.Exec(context.Background(), ins, "dup")
 	var pe *pgconn.PgError
@@ -475,8 +475,8 @@ func TestFakeBadOptions(t *testing.T) {
 	}
 	defer mock.Close()
 	for name, opts := range map[string]routingtest.FakeOptions{
-		"mock of no node": {Mocks: map[string]pgxmock.PgxPoolIface{"ghost": mock}},
-		"nil mock":        {Mocks: map[string]pgxmock.PgxPoolIface{"primary": nil}},
+		"mock of no node": {Mocks: map[string]pgxroute.Backend{"ghost": mock}},
+		"nil mock":        {Mocks: map[string]pgxroute.Backend{"primary": nil}},
 		"empty node name": {Groups: map[string][]string{"default": {""}}},
 		"no default":      {Groups: map[string][]string{"read": {"r"}}},
 	} {

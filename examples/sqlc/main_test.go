@@ -27,7 +27,7 @@ func TestRouting(t *testing.T) {
 		WillReturnRows(pgxmock.NewRows([]string{"id", "name"}).AddRow(int64(1), "ann"))
 
 	f := routingtest.NewFake(t, routingtest.FakeOptions{
-		Mocks: map[string]pgxmock.PgxPoolIface{"primary": primary},
+		Mocks: map[string]pgxroute.Backend{"primary": primary},
 	})
 	h := handler(f.Pool)
 
