@@ -140,11 +140,30 @@ func runMode(ctx context.Context, c *routingtest.Cluster, opts Options, mode pgx
 		return Result{}, err
 	}
 	defer pool.Close()
-	// Warm the pools and let the first probes land.
+	// Warm every node's pool (a connection per worker, so that no write
+	// pays for a new connection) and let the first probes land.
+	var warm sync.WaitGroup
+	warmErr := make(chan error, 2*opts.Workers)
 	for i := 0; i < opts.Workers; i++ {
-		if err := pool.QueryRow(ctx, "SELECT 1").Scan(new(int)); err != nil {
-			return Result{}, err
+		for _, wctx := range []context.Context{ctx, pgxroute.WithPrimary(ctx)} {
+			warm.Add(1)
+			go func() {
+				defer warm.Done()
+				tx, err := pool.BeginTx(wctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+				if err == nil {
+					time.Sleep(50 * time.Millisecond) // hold it, so the others open their own
+					err = tx.Rollback(wctx)
+				}
+				if err != nil {
+					warmErr <- err
+				}
+			}()
 		}
+	}
+	warm.Wait()
+	close(warmErr)
+	if err := <-warmErr; err != nil {
+		return Result{}, err
 	}
 	time.Sleep(200 * time.Millisecond)
 
