@@ -2,6 +2,7 @@ package pgxroute
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -124,6 +125,26 @@ func (b *routedBatch) Query() (pgx.Rows, error) {
 	rows, err := b.BatchResults.Query()
 	b.fail(err)
 	return rows, err
+}
+
+// QueryRow reads the next result as a row; its errors count as the batch's.
+func (b *routedBatch) QueryRow() pgx.Row {
+	return batchRow{row: b.BatchResults.QueryRow(), b: b}
+}
+
+// batchRow passes a batch row's Scan error to its batch.
+type batchRow struct {
+	row pgx.Row
+	b   *routedBatch
+}
+
+// Scan reads the row; pgx.ErrNoRows is not a failure of the batch.
+func (r batchRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		r.b.fail(err)
+	}
+	return err
 }
 
 func (b *routedBatch) fail(err error) {
