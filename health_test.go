@@ -181,6 +181,10 @@ func TestPrimaryDown(t *testing.T) {
 		t.Fatalf("write with the primary down: %v, want an error naming the primary", err)
 	}
 	t.Logf("write failed in %v: %v", took.Round(time.Microsecond), err)
+	// Ping reaches every node and names the one that failed.
+	if err := pool.Ping(ctx); err == nil || !strings.Contains(err.Error(), primaryName(c)) || strings.Contains(err.Error(), "replica1") {
+		t.Fatalf("Ping with the primary down: %v, want an error naming the primary alone", err)
+	}
 	if err := c.Start(ctx, c.Primary()); err != nil {
 		t.Fatal(err)
 	}
