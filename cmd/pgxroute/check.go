@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgxroute/pgxroute/internal/pgtext"
 )
 
 const checkAbout = `
@@ -212,16 +214,8 @@ func (p *probe) run(ctx context.Context, timeout time.Duration) {
 
 // parseLSN parses pg_lsn's text form, as "16/B374D848".
 func parseLSN(s string) (uint64, bool) {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, false
-	}
-	h, err1 := strconv.ParseUint(hi, 16, 32)
-	l, err2 := strconv.ParseUint(lo, 16, 32)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return h<<32 | l, true
+	lsn, err := pgtext.ParseLSN(s)
+	return lsn, err == nil
 }
 
 // writeCheckTable prints the reports as a table, then the errors.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/pgxroute/pgxroute"
 	"github.com/pgxroute/pgxroute/balancer"
+	"github.com/pgxroute/pgxroute/internal/pgtext"
 )
 
 // fileConfig is the JSON configuration file of explain and check.
@@ -242,14 +242,5 @@ func hostPort(conn string) string {
 	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
 }
 
-var (
-	urlPassword = regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`)
-	kvPassword  = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)`)
-)
-
-// redact hides the passwords of connection strings in s: the password of
-// "scheme://user:password@" and the value of "password=".
-func redact(s string) string {
-	s = urlPassword.ReplaceAllString(s, "${1}xxxxx@")
-	return kvPassword.ReplaceAllString(s, "${1}xxxxx")
-}
+// redact hides the passwords of connection strings in s.
+func redact(s string) string { return pgtext.Redact(s) }
