@@ -224,11 +224,25 @@ func (p *RoutedPool) decideOverride(d *decision, ov *override) error {
 		}
 		return p.toGroup(d, p.read, ReasonReplica)
 	}
-	g := p.groups[ov.group]
+	g := p.group(ov.group)
 	if g == nil {
 		return fmt.Errorf("%w %q", ErrUnknownGroup, ov.group)
 	}
 	return p.toGroup(d, g, ReasonBindGroup)
+}
+
+// group returns the named group, or nil. A few groups are scanned (two
+// string comparisons cost less than hashing the name); many are looked up.
+func (p *RoutedPool) group(name string) *group {
+	if len(p.groupList) <= 8 {
+		for _, g := range p.groupList {
+			if g.name == name {
+				return g
+			}
+		}
+		return nil
+	}
+	return p.groups[name]
 }
 
 // decideRead routes a read by the scope's stickiness and the read group's
