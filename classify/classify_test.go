@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/pgxroute/pgxroute/classify/internal/benchsql"
 )
 
 // tc is one classification case.
@@ -388,8 +390,8 @@ func TestMarkWrite(t *testing.T) {
 }
 
 func TestAllocations(t *testing.T) {
-	report := reportQuery()
-	for _, sql := range []string{pointSelect, report, "SELECT NEXTVAL('s')", "SELECT 'a\\' FROM t", "INSERT INTO t VALUES (1)", "SELECT 1; SELECT 2", "SELECT pg_create_logical_replication_slot('a', 'b')"} {
+	report := benchsql.ReportQuery()
+	for _, sql := range []string{benchsql.PointSelect, report, "SELECT NEXTVAL('s')", "SELECT 'a\\' FROM t", "INSERT INTO t VALUES (1)", "SELECT 1; SELECT 2", "SELECT pg_create_logical_replication_slot('a', 'b')"} {
 		if n := testing.AllocsPerRun(100, func() { Classify(sql) }); n != 0 {
 			t.Errorf("Classify(%.30q): %v allocations", sql, n)
 		}
