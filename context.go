@@ -85,8 +85,6 @@ func WithoutOverride(ctx context.Context) context.Context {
 	return withOverride(ctx, nil)
 }
 
-func overrideFrom(ctx context.Context) *override { return routingFrom(ctx).ov }
-
 // WithScope returns a context that starts a new scope: a unit of work (a
 // request, a job) that remembers its own writes, so that its reads can see
 // them (see Config.Stickiness). Every goroutine of the unit of work shares

@@ -102,21 +102,12 @@ func (g *group) pickOther(m *member) *member {
 			return c
 		}
 	}
-	for _, c := range g.members {
-		if c != m && (*view)(g).Usable(indexOf(g.members, c)) {
+	for i, c := range g.members {
+		if c != m && (*view)(g).Usable(i) {
 			return c
 		}
 	}
 	return nil
-}
-
-func indexOf(ms []*member, m *member) int {
-	for i, c := range ms {
-		if c == m {
-			return i
-		}
-	}
-	return -1
 }
 
 // Backend is what a node runs routed calls on. *pgxpool.Pool implements it,

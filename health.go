@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgxroute/pgxroute/internal/pgtext"
 	"github.com/pgxroute/pgxroute/stickiness"
 )
 
@@ -251,7 +252,7 @@ func (h *healthChecker) probe(ctx context.Context, n *node, conn *pgx.Conn, sysi
 	switch {
 	case err != nil:
 	case lsn != nil:
-		r.lsn, err = parseLSN(*lsn)
+		r.lsn, err = pgtext.ParseLSN(*lsn)
 	default:
 		r.noPosition = true // a replica that has replayed nothing yet
 	}

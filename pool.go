@@ -317,6 +317,11 @@ func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) error {
 // begin counts a call as started on its node and reports the route.
 func (p *RoutedPool) begin(ctx context.Context, d *decision) {
 	d.m.node.inflight.Add(1)
+	p.report(ctx, d)
+}
+
+// report counts a decision in Stat and passes it to OnRoute.
+func (p *RoutedPool) report(ctx context.Context, d *decision) {
 	d.m.calls[d.reason].Add(1)
 	if p.onRoute != nil {
 		p.onRoute(ctx, d.route())
@@ -487,10 +492,7 @@ func (p *RoutedPool) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.m.calls[d.reason].Add(1)
-	if p.onRoute != nil {
-		p.onRoute(ctx, d.route())
-	}
+	p.report(ctx, &d)
 	if d.m.node.pool == nil {
 		return nil, p.wrapErr(&d, ErrNoPool)
 	}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgxroute/pgxroute/internal/pgtext"
 )
 
 // Stat is a snapshot of a RoutedPool: every group, and in it every node with
@@ -91,7 +93,7 @@ func (p *RoutedPool) Stat() *Stat {
 				ns.Pool = n.pool.Stat()
 			}
 			if r := n.health.last.Load(); r != nil {
-				ns.Role, ns.Lag, ns.Position = "primary", r.lag, formatLSN(r.lsn)
+				ns.Role, ns.Lag, ns.Position = "primary", r.lag, pgtext.FormatLSN(r.lsn)
 				if r.recovery {
 					ns.Role = "replica"
 				}
