@@ -132,6 +132,11 @@ type Config struct {
 	// OnRoute, when set, is called with every routing decision. Keep it
 	// cheap: it runs on the caller's goroutine.
 	OnRoute func(ctx context.Context, r Route)
+	// Tracer, when set, traces every attempt of every routed call (start and
+	// end, with its error and whether it runs again), and, if it implements
+	// HealthTracer, every health event. See RouteTracer and MultiTracer.
+	// Nil: no tracing and no cost.
+	Tracer RouteTracer
 	// Logger receives role changes, ejections and re-admissions. Nil: none.
 	Logger *slog.Logger
 }

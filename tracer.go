@@ -1,0 +1,183 @@
+package pgxroute
+
+import (
+	"context"
+	"time"
+)
+
+// RouteTracer traces routed calls, in the manner of pgx's QueryTracer. Set
+// it as Config.Tracer. A value that also implements HealthTracer receives
+// the health events too (found by type assertion, as pgxpool finds
+// AcquireTracer).
+//
+// Every attempt of a call is one start and one end: a read retried on
+// another node, or a read re-run on the default group after a replica
+// refused it (25006), starts again with ReasonRetry or ReasonMisroute after
+// an end whose Rerun is true. Both methods run on the caller's goroutine and
+// must be safe for concurrent use; keep them cheap.
+type RouteTracer interface {
+	// TraceRouteStart is called when a routed call starts on its node. The
+	// context it returns is the one the call runs with on the node (and the
+	// one TraceRouteEnd gets), so that a span started here is the parent of
+	// the node's own query span. That context carries the route too:
+	// RouteFromContext reads it, also in the node's pgx tracers.
+	TraceRouteStart(ctx context.Context, data TraceRouteStartData) context.Context
+	// TraceRouteEnd is called when the attempt ends: for Exec, CopyFrom,
+	// Begin and Acquire when the node answered; for Query and QueryRow when
+	// the rows are closed; for SendBatch when the batch is closed; for a
+	// transaction when it commits or rolls back.
+	TraceRouteEnd(ctx context.Context, data TraceRouteEndData)
+}
+
+// TraceRouteStartData is what TraceRouteStart is told.
+type TraceRouteStartData struct {
+	// Route is where the attempt goes and why (SQL included, when the call
+	// has one: a tracer that exports it should mind its size and secrecy).
+	Route Route
+	// Attempt is 0 for a call's first attempt, 1 for its retry or re-run.
+	Attempt int
+}
+
+// TraceRouteEndData is what TraceRouteEnd is told.
+type TraceRouteEndData struct {
+	// Route is the route of the attempt (the one TraceRouteStart got).
+	Route Route
+	// Attempt is the attempt's number, as at its start.
+	Attempt int
+	// Err is the attempt's error, nil when it succeeded.
+	Err error
+	// Rerun is true when the call runs again after this failed attempt:
+	// another start follows, with ReasonRetry or ReasonMisroute.
+	Rerun bool
+}
+
+// HealthTracer receives the health events of a RoutedPool's nodes: a value
+// set as Config.Tracer that implements it gets them. TraceHealth runs on a
+// prober's goroutine (or, for a passive ejection, on the goroutine of the
+// call that failed); it must be safe for concurrent use and not block.
+type HealthTracer interface {
+	TraceHealth(ctx context.Context, ev HealthEvent)
+}
+
+// HealthEventKind names a health event.
+type HealthEventKind uint8
+
+// The health events.
+const (
+	// EventEjected: the node was marked down (probes failed, or a call's
+	// connection failed).
+	EventEjected HealthEventKind = iota
+	// EventReadmitted: a down node takes calls again.
+	EventReadmitted
+	// EventLagging: a replica lags beyond the limits and takes no reads.
+	EventLagging
+	// EventCaughtUp: a lagging replica is within the limits again.
+	EventCaughtUp
+	// EventRoleChanged: a probe saw the node in another role than before
+	// ("primary" or "replica").
+	EventRoleChanged
+	// EventPrimaryChanged: the member the router sends writes to changed
+	// (Node is the new primary, "" when none is known; Previous the old).
+	EventPrimaryChanged
+	// EventSuspect: a probe of the node is unanswered past Health.Timeout;
+	// new calls avoid it while it stays so.
+	EventSuspect
+	// EventSplitBrain: two members report being a primary.
+	EventSplitBrain
+)
+
+var healthEventNames = [...]string{
+	EventEjected:        "ejected",
+	EventReadmitted:     "readmitted",
+	EventLagging:        "lagging",
+	EventCaughtUp:       "caught_up",
+	EventRoleChanged:    "role_changed",
+	EventPrimaryChanged: "primary_changed",
+	EventSuspect:        "suspect",
+	EventSplitBrain:     "split_brain",
+}
+
+// String names the event kind in snake case ("ejected", "primary_changed"),
+// fit for a metric label.
+func (k HealthEventKind) String() string {
+	if int(k) < len(healthEventNames) {
+		return healthEventNames[k]
+	}
+	return "unknown"
+}
+
+// HealthEvent is one change of a node's health, role, or of the primary.
+type HealthEvent struct {
+	Kind HealthEventKind
+	// Node is the node the event is about (for EventPrimaryChanged, the new
+	// primary, "" when none is known).
+	Node string
+	// Previous is, for EventPrimaryChanged, the former primary, and for
+	// EventSplitBrain the other member that reports being a primary.
+	Previous string
+	// State is the node's state after the event.
+	State NodeState
+	// Role is what the node's last probe saw: "primary", "replica" or
+	// "unknown".
+	Role string
+	// Err is the error behind an ejection or a suspicion, without passwords.
+	Err string
+	// At is when the router saw the event.
+	At time.Time
+}
+
+// routeKey keys the route of a call in the context its node runs it with.
+type routeKey struct{}
+
+// RouteFromContext returns the route of the routed call whose node runs
+// with ctx, and whether there is one. The router puts it there only when
+// Config.Tracer is set (so that a pool without a tracer pays nothing): a
+// pgx tracer of a node's pool (otelpgx, say) can then label its spans with
+// the route.
+func RouteFromContext(ctx context.Context) (Route, bool) {
+	r, ok := ctx.Value(routeKey{}).(*Route)
+	if !ok {
+		return Route{}, false
+	}
+	return *r, true
+}
+
+// multiTracer fans events out to several tracers.
+type multiTracer []RouteTracer
+
+// MultiTracer returns a tracer that passes every event to each of ts in
+// order (nil ones are skipped): the context one start returns is given to
+// the next. HealthTracers among ts get the health events.
+func MultiTracer(ts ...RouteTracer) RouteTracer {
+	var out multiTracer
+	for _, t := range ts {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// TraceRouteStart implements RouteTracer.
+func (m multiTracer) TraceRouteStart(ctx context.Context, data TraceRouteStartData) context.Context {
+	for _, t := range m {
+		ctx = t.TraceRouteStart(ctx, data)
+	}
+	return ctx
+}
+
+// TraceRouteEnd implements RouteTracer.
+func (m multiTracer) TraceRouteEnd(ctx context.Context, data TraceRouteEndData) {
+	for _, t := range m {
+		t.TraceRouteEnd(ctx, data)
+	}
+}
+
+// TraceHealth implements HealthTracer.
+func (m multiTracer) TraceHealth(ctx context.Context, ev HealthEvent) {
+	for _, t := range m {
+		if h, ok := t.(HealthTracer); ok {
+			h.TraceHealth(ctx, ev)
+		}
+	}
+}
