@@ -2,7 +2,6 @@ package pgxroute
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -193,20 +192,6 @@ func (h HealthConfig) withDefaults() HealthConfig {
 	}
 	return h
 }
-
-// Errors callers test with errors.Is.
-var (
-	// ErrConfig is wrapped by every configuration error of New.
-	ErrConfig = errors.New("pgxroute: bad config")
-	// ErrUnknownGroup is returned for a bind group the configuration lacks.
-	ErrUnknownGroup = errors.New("pgxroute: unknown bind group")
-	// ErrNoHealthyNode is returned when a group has no node to take a call.
-	ErrNoHealthyNode = errors.New("pgxroute: no healthy node")
-	// ErrClosed is returned by calls on a closed RoutedPool.
-	ErrClosed = errors.New("pgxroute: pool closed")
-	// ErrNoPool is returned by Acquire on a node given as a Backend.
-	ErrNoPool = errors.New("pgxroute: node has no pgxpool (a Backend)")
-)
 
 // groupSpec is one group of a normalised configuration.
 type groupSpec struct {

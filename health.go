@@ -3,9 +3,7 @@ package pgxroute
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -367,24 +365,4 @@ func (p *RoutedPool) passive(d *decision, err error) {
 		return // health checks off: nothing would re-admit the node
 	}
 	p.health.eject(d.m.node, "a call's connection failed", err)
-}
-
-// isConnError reports whether err says the node (not the statement) failed:
-// no connection, a broken one, or a server shutting down or starting up.
-func isConnError(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004":
-			return true
-		}
-		return false
-	}
-	var ce *pgconn.ConnectError
-	var ne net.Error
-	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +41,7 @@ type RoutedPool struct {
 	disabled   bool
 	noHealthy  NoHealthyReadPolicy
 	onRoute    func(context.Context, Route)
+	tracer     RouteTracer
 	health     *healthChecker
 
 	closed    atomic.Bool
@@ -63,6 +63,7 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		disabled:  cfg.Disabled,
 		noHealthy: cfg.NoHealthyRead,
 		onRoute:   cfg.OnRoute,
+		tracer:    cfg.Tracer,
 		classifier: classify.New(classify.Options{
 			WriteFunctions: cfg.WriteFunctions,
 			CacheSize:      cfg.ClassifyCacheSize,
@@ -127,288 +128,215 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 // connection string nor Config.ConnectTimeout does.
 const defaultConnectTimeout = 5 * time.Second
 
-// op is the kind of operation being routed.
-type op uint8
+// callKind is what a call runs on its node.
+type callKind uint8
 
 const (
-	opStatement op = iota // SQL text: classify decides
-	opKnown               // a batch, a COPY, a read-only transaction: res says what it is
-	opBegin               // a read-write transaction
-	opAcquire             // a connection for the caller to use
+	callExec callKind = iota
+	callQuery
+	callBatch
+	callCopy
+	callBegin
+	callAcquire
 )
 
-// decision is a route and what executing it needs.
-type decision struct {
-	g      *group
-	m      *member
-	reason Reason
-	res    classify.Result
-	scope  *stickiness.Scope
-	auto   bool // the statement's kind chose a replica: the safety nets may reroute it
-	sql    string
+// call is one routed call: its route (the decision of its current attempt),
+// what it runs on the node, and what the node returned. Every method of
+// RoutedPool that runs something fills one and hands it to run.
+type call struct {
+	decision
+	p       *RoutedPool
+	ctx     context.Context // the caller's
+	nctx    context.Context // what the node runs with: ctx, or the tracer's
+	kind    callKind
+	attempt int
+	args    []any
+	in      *callInput // the inputs of the rarer calls
+
+	tag  pgconn.CommandTag
+	rows pgx.Rows
+	br   pgx.BatchResults
+	n    int64
+	tx   pgx.Tx
+	conn *pgxpool.Conn
 }
 
-func (d *decision) route() Route {
-	if d.g == nil {
-		return Route{Reason: d.reason, Statement: d.res, SQL: d.sql}
-	}
-	return Route{Group: d.g.name, Node: d.m.node.name, Reason: d.reason, Statement: d.res, SQL: d.sql}
+// callInput holds what a batch, a COPY or a transaction runs.
+type callInput struct {
+	batch   *pgx.Batch
+	table   pgx.Identifier
+	columns []string
+	src     pgx.CopyFromSource
+	txOpts  pgx.TxOptions
 }
-
-var (
-	resBegin    = classify.Result{Kind: classify.Write, Reason: "BEGIN"}
-	resCopy     = classify.Result{Kind: classify.Write, Reason: "COPY FROM"}
-	resReadTx   = classify.Result{Kind: classify.Read, Reason: "read-only transaction"}
-	resAcquire  = classify.Result{Kind: classify.Write, Reason: "acquire"}
-	resSerialRO = classify.Result{Kind: classify.LockingRead, Reason: "serializable read-only transaction (a standby refuses it)"}
-)
 
 // Route returns where sql would go in ctx, without running anything. The
 // error wraps ErrUnknownGroup, ErrNoHealthyNode or ErrClosed.
 func (p *RoutedPool) Route(ctx context.Context, sql string) (Route, error) {
 	d := decision{sql: sql}
-	err := p.decideInto(ctx, opStatement, classify.Result{}, &d)
+	err := p.prepare(ctx, opStatement, classify.Result{}, &d)
 	return d.route(), err
 }
 
-// decide routes one operation. For opStatement it classifies sql; for the
-// others res describes the operation.
-func (p *RoutedPool) decide(ctx context.Context, o op, sql string, res classify.Result) (decision, error) {
-	d := decision{sql: sql}
-	err := p.decideInto(ctx, o, res, &d)
-	return d, err
-}
-
-// decideInto fills d, whose sql is set, with the route of one operation.
-func (p *RoutedPool) decideInto(ctx context.Context, o op, res classify.Result, d *decision) error {
+// prepare decides the route of an operation into d, or, with
+// Config.Disabled, sends it to the default group's first node.
+func (p *RoutedPool) prepare(ctx context.Context, o op, res classify.Result, d *decision) error {
+	if !p.disabled {
+		return p.decide(ctx, o, res, d)
+	}
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	if o == opStatement {
-		res = p.classifier.Classify(d.sql)
-	}
-	d.res = res
-	if p.disabled {
-		d.g, d.m, d.reason = p.def, p.def.members[0], ReasonDisabled
-		return nil
-	}
-	rc := routingFrom(ctx)
-	d.scope = rc.scope
-	if rc.ov != nil {
-		return p.decideOverride(d, rc.ov)
-	}
-	switch {
-	case o == opAcquire:
-		return p.toDefault(d, ReasonAcquire)
-	case o == opBegin:
-		return p.toDefault(d, ReasonTransaction)
-	case res.Kind == classify.Write:
-		if d.scope == nil {
-			return p.toDefault(d, ReasonWriteNoScope)
-		}
-		return p.toDefault(d, ReasonWrite)
-	case res.Kind == classify.LockingRead:
-		return p.toDefault(d, ReasonLockingRead)
-	}
-	return p.decideRead(d)
-}
-
-// decideOverride routes by a group chosen through the context.
-func (p *RoutedPool) decideOverride(d *decision, ov *override) error {
-	switch ov.kind {
-	case overridePrimary:
-		return p.toDefault(d, ReasonPrimary)
-	case overrideReplica:
-		if p.read == nil {
-			return p.toDefault(d, ReasonNoReadGroup)
-		}
-		return p.toGroup(d, p.read, ReasonReplica)
-	}
-	g := p.group(ov.group)
-	if g == nil {
-		return fmt.Errorf("%w %q", ErrUnknownGroup, ov.group)
-	}
-	return p.toGroup(d, g, ReasonBindGroup)
-}
-
-// group returns the named group, or nil. A few groups are scanned (two
-// string comparisons cost less than hashing the name); many are looked up.
-func (p *RoutedPool) group(name string) *group {
-	if len(p.groupList) <= 8 {
-		for _, g := range p.groupList {
-			if g.name == name {
-				return g
-			}
-		}
-		return nil
-	}
-	return p.groups[name]
-}
-
-// decideRead routes a read by the scope's stickiness and the read group's
-// health.
-func (p *RoutedPool) decideRead(d *decision) error {
-	s := d.scope
-	if s != nil && p.mode != stickiness.Off {
-		if p.mode == stickiness.ReadYourWrites {
-			return p.decideReadYourWrites(d)
-		}
-		var now time.Time
-		if p.mode > 0 {
-			now = time.Now()
-		}
-		if s.Sticky(p.mode, now) {
-			return p.toDefault(d, ReasonSticky)
-		}
-	}
-	return p.toReplica(d)
-}
-
-// toReplica sends a read to a healthy node of the read group. When every up
-// read node lags, the read goes to the default group (FallbackToPrimary) or,
-// rather than fail, to a lagging node: no node is ejected for lag alone.
-// When no read node is up, the read falls back or fails.
-func (p *RoutedPool) toReplica(d *decision) error {
-	if p.read == nil {
-		return p.toDefault(d, ReasonNoReadGroup)
-	}
-	m := p.read.pick()
-	reason := ReasonRead
-	if d.scope == nil {
-		reason = ReasonReadNoScope
-	}
-	if m == nil {
-		lagging := p.read.allLagging.Load()
-		if p.noHealthy == FallbackToPrimary {
-			if lagging {
-				return p.toDefault(d, ReasonReadLagging)
-			}
-			return p.toDefault(d, ReasonFallback)
-		}
-		if lagging {
-			m = p.read.pickLagging()
-		}
-		if m == nil {
-			return fmt.Errorf("%w in group %q for a read", ErrNoHealthyNode, p.read.name)
-		}
-		reason = ReasonReadLagging
-	}
-	d.g, d.m, d.reason, d.auto = p.read, m, reason, true
+	d.g, d.m, d.reason, d.res = p.def, p.def.members[0], ReasonDisabled, res
 	return nil
 }
 
-// toDefault sends a call to the default group.
-func (p *RoutedPool) toDefault(d *decision, r Reason) error {
-	return p.toGroup(d, p.def, r)
-}
-
-// toGroup sends a call to a healthy node of g; when none is healthy it still
-// tries one, so that the caller gets the server's own error (which names the
-// node) rather than a guess.
-func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) error {
-	m := g.pick()
-	if m == nil {
-		m = g.pickAny()
+// run runs a routed call whose first route is decided: it starts the
+// attempt (counts it, reports it, traces it), runs it on the node, and on a
+// failure ends the attempt (with the failure signal) and runs it again when
+// next allows, at most once. Exec, CopyFrom and Acquire end here; Query,
+// SendBatch and BeginTx end when their rows, batch or transaction do. The
+// error names the node of the last attempt.
+func (p *RoutedPool) run(c *call) error {
+	for {
+		p.start(c)
+		var err error
+		be := c.m.node.be
+		switch c.kind {
+		case callExec:
+			c.tag, err = be.Exec(c.nctx, c.sql, c.args...)
+		case callQuery:
+			c.rows, err = be.Query(c.nctx, c.sql, c.args...)
+		case callBatch:
+			c.br = be.SendBatch(c.nctx, c.in.batch)
+		case callCopy:
+			c.n, err = be.CopyFrom(c.nctx, c.in.table, c.in.columns, c.in.src)
+		case callBegin:
+			c.tx, err = be.BeginTx(c.nctx, c.in.txOpts)
+		case callAcquire:
+			if c.m.node.pool == nil {
+				err = ErrNoPool
+			} else {
+				c.conn, err = c.m.node.pool.Acquire(c.nctx)
+			}
+		}
+		if err == nil {
+			switch c.kind {
+			case callExec:
+				p.finish(c, nil, c.isWrite(), false)
+			case callCopy:
+				p.finish(c, nil, true, false)
+			case callAcquire:
+				p.finish(c, nil, false, false)
+			}
+			return nil
+		}
+		if !p.again(c, err) {
+			return p.wrapErr(&c.decision, err)
+		}
 	}
-	d.g, d.m, d.reason = g, m, r
-	return nil
 }
 
-// begin counts a call as started on its node and reports the route.
-func (p *RoutedPool) begin(ctx context.Context, d *decision) {
-	d.m.node.inflight.Add(1)
-	p.report(ctx, d)
-}
-
-// report counts a decision in Stat and passes it to OnRoute.
-func (p *RoutedPool) report(ctx context.Context, d *decision) {
-	d.m.calls[d.reason].Add(1)
+// start counts an attempt as started on its node, reports its route to
+// OnRoute and starts its trace.
+func (p *RoutedPool) start(c *call) {
+	c.m.node.inflight.Add(1)
+	c.m.calls[c.reason].Add(1)
+	c.nctx = c.ctx
 	if p.onRoute != nil {
-		p.onRoute(ctx, d.route())
+		p.onRoute(c.ctx, c.route())
+	}
+	if p.tracer != nil {
+		r := c.route()
+		c.nctx = p.tracer.TraceRouteStart(context.WithValue(c.ctx, routeKey{}, &r),
+			TraceRouteStartData{Route: r, Attempt: c.attempt})
 	}
 }
 
-// end counts a call as finished. After a successful call on the default
-// group it updates the scope: a write marks it, and in ReadYourWrites mode
-// the scope then waits for the primary's next position (after a read too,
-// for monotonic reads).
-func (p *RoutedPool) end(d *decision, err error, wrote bool) {
-	d.m.node.inflight.Add(-1)
-	if err != nil || d.scope == nil || d.g != p.def {
+// finish ends an attempt: it counts it as finished, learns from a failure
+// (a connection error marks the node down at once), ends its trace and,
+// after a success on the default group, updates the scope: a write marks
+// it, and in ReadYourWrites mode the scope then waits for the primary's
+// next position (after a read too, for monotonic reads). rerun says that
+// the call runs again.
+func (p *RoutedPool) finish(c *call, err error, wrote, rerun bool) {
+	c.m.node.inflight.Add(-1)
+	if err != nil {
+		p.passive(&c.decision, err)
+	}
+	if p.tracer != nil {
+		p.tracer.TraceRouteEnd(c.nctx, TraceRouteEndData{Route: c.route(), Attempt: c.attempt, Err: err, Rerun: rerun})
+	}
+	if err != nil || c.scope == nil || c.g != p.def {
 		return
 	}
 	if wrote {
-		d.scope.NoteWrite(time.Now())
+		c.scope.NoteWrite(time.Now())
 	}
 	if p.mode == stickiness.ReadYourWrites {
-		p.awaitPosition(d.scope)
+		p.awaitPosition(c.scope)
 	}
 }
 
-// isWrite reports whether a decision's statement is a write.
-func (d *decision) isWrite() bool { return d.res.Kind == classify.Write }
+// again ends a failed attempt and reports whether the call runs again; if
+// so, c holds the route of the next attempt.
+func (p *RoutedPool) again(c *call, err error) bool {
+	next, ok := p.next(c.ctx, &c.decision, err, c.attempt)
+	p.finish(c, err, false, ok)
+	if !ok {
+		return false
+	}
+	c.m.node.health.retries.Add(1)
+	c.decision = next
+	c.attempt++
+	return true
+}
+
+// wrapErr names the group and node in err, keeping it testable with
+// errors.Is and errors.As.
+func (p *RoutedPool) wrapErr(d *decision, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &NodeError{Group: d.g.name, Node: d.m.node.name, Err: err}
+}
 
 // Exec runs sql on the node its route picks.
 func (p *RoutedPool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	d, err := p.decide(ctx, opStatement, sql, classify.Result{})
-	if err != nil {
+	c := call{decision: decision{sql: sql}, p: p, ctx: ctx, kind: callExec, args: args}
+	if err := p.prepare(ctx, opStatement, classify.Result{}, &c.decision); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	for attempt := 0; ; attempt++ {
-		p.begin(ctx, &d)
-		tag, err := d.m.node.be.Exec(ctx, sql, args...)
-		p.end(&d, err, d.isWrite())
-		if err == nil {
-			return tag, nil
-		}
-		next, retry := p.recover(ctx, &d, sql, err, attempt)
-		if !retry {
-			return tag, p.wrapErr(&d, err)
-		}
-		d = next
-	}
+	err := p.run(&c)
+	return c.tag, err
 }
 
 // Query runs sql on the node its route picks. A read that a replica refuses
 // as a write (25006) before returning a row runs again on the default group.
+// As with pgxpool, the rows carry the error of a call that failed, so that
+// pgx.CollectRows and pgx.ForEachRow report it.
 func (p *RoutedPool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	d, err := p.decide(ctx, opStatement, sql, classify.Result{})
-	if err != nil {
-		return nil, err
+	r := &routedRows{c: call{decision: decision{sql: sql}, p: p, ctx: ctx, kind: callQuery, args: args}}
+	if err := p.prepare(ctx, opStatement, classify.Result{}, &r.c.decision); err != nil {
+		return errRows{err: err}, err
 	}
-	r := &routedRows{}
-	if err := p.query(ctx, d, sql, args, 0, r); err != nil {
-		return nil, err
+	if err := p.run(&r.c); err != nil {
+		return errRows{err: err}, err
 	}
 	return r, nil
 }
 
-// query runs a routed query into r, retrying as recover allows.
-func (p *RoutedPool) query(ctx context.Context, d decision, sql string, args []any, attempt int, r *routedRows) error {
-	for ; ; attempt++ {
-		p.begin(ctx, &d)
-		rows, err := d.m.node.be.Query(ctx, sql, args...)
-		if err == nil {
-			*r = routedRows{Rows: rows, p: p, d: d, ctx: ctx, sql: sql, args: args, attempt: attempt}
-			return nil
-		}
-		p.end(&d, err, false)
-		next, retry := p.recover(ctx, &d, sql, err, attempt)
-		if !retry {
-			return p.wrapErr(&d, err)
-		}
-		d = next
-	}
-}
-
 // QueryRow runs sql on the node its route picks; errors show at Scan.
 func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	d, err := p.decide(ctx, opStatement, sql, classify.Result{})
-	if err != nil {
+	row := getRow()
+	r := &row.rows
+	r.c = call{decision: decision{sql: sql}, p: p, ctx: ctx, kind: callQuery, args: args}
+	if err := p.prepare(ctx, opStatement, classify.Result{}, &r.c.decision); err != nil {
+		putRow(row)
 		return errRow{err}
 	}
-	row := &routedRow{}
-	if err := p.query(ctx, d, sql, args, 0, &row.rows); err != nil {
+	if err := p.run(&r.c); err != nil {
+		putRow(row)
 		return errRow{err}
 	}
 	return row
@@ -417,40 +345,37 @@ func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 // SendBatch sends a batch to one node: a write if any of its statements is,
 // a locking read if any is, else a read.
 func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	res := classify.Result{Kind: classify.Read, Reason: "batch of reads"}
-	for _, q := range b.QueuedQueries {
-		r := p.classifier.Classify(q.SQL)
-		if r.Kind == classify.Write {
-			res = r
-			break
-		}
-		if r.Kind == classify.LockingRead {
-			res = r
-		}
-	}
-	d, err := p.decide(ctx, opKnown, "", res)
-	if err != nil {
+	res := batchKind(p.classifier, queuedSQL(b))
+	rb := &routedBatch{c: call{p: p, ctx: ctx, kind: callBatch, in: &callInput{batch: b}}}
+	if err := p.prepare(ctx, opKnown, res, &rb.c.decision); err != nil {
 		return errBatch{err}
 	}
-	p.begin(ctx, &d)
-	return &routedBatch{BatchResults: d.m.node.be.SendBatch(ctx, b), p: p, d: d}
+	p.run(&rb.c) // SendBatch reports no error: the results do
+	rb.BatchResults = rb.c.br
+	return rb
+}
+
+// queuedSQL yields the SQL of each statement queued in b.
+func queuedSQL(b *pgx.Batch) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for _, q := range b.QueuedQueries {
+			if !yield(q.SQL) {
+				return
+			}
+		}
+	}
 }
 
 // CopyFrom copies rows into a table of the default group (or of the context's
 // group).
 func (p *RoutedPool) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error) {
-	d, err := p.decide(ctx, opKnown, "", resCopy)
-	if err != nil {
+	in := callInput{table: tableName, columns: columnNames, src: rowSrc}
+	c := call{p: p, ctx: ctx, kind: callCopy, in: &in}
+	if err := p.prepare(ctx, opKnown, resCopy, &c.decision); err != nil {
 		return 0, err
 	}
-	p.begin(ctx, &d)
-	n, err := d.m.node.be.CopyFrom(ctx, tableName, columnNames, rowSrc)
-	p.end(&d, err, true)
-	if err != nil {
-		p.passive(&d, err)
-		return n, p.wrapErr(&d, err)
-	}
-	return n, nil
+	err := p.run(&c)
+	return c.n, err
 }
 
 // Begin starts a read-write transaction on the default group (or the
@@ -463,45 +388,31 @@ func (p *RoutedPool) Begin(ctx context.Context) (pgx.Tx, error) {
 // BeginTx starts a transaction. With AccessMode pgx.ReadOnly it is routed as
 // a read (to a replica unless the scope is sticky or the context says
 // otherwise); a serializable read-only transaction goes to the default group,
-// since a standby refuses it.
+// since a standby refuses it. A transaction is never moved to another node:
+// a failure to begin it is retried only as a read would be.
 func (p *RoutedPool) BeginTx(ctx context.Context, txOptions pgx.TxOptions) (pgx.Tx, error) {
-	o, res := opBegin, resBegin
-	if txOptions.AccessMode == pgx.ReadOnly {
-		o, res = opKnown, resReadTx
-		if txOptions.IsoLevel == pgx.Serializable {
-			res = resSerialRO
-		}
-	}
-	d, err := p.decide(ctx, o, "", res)
-	if err != nil {
+	o, res := txKind(txOptions.AccessMode == pgx.ReadOnly, txOptions.IsoLevel == pgx.Serializable)
+	c := &call{p: p, ctx: ctx, kind: callBegin, in: &callInput{txOpts: txOptions}}
+	if err := p.prepare(ctx, o, res, &c.decision); err != nil {
 		return nil, err
 	}
-	p.begin(ctx, &d)
-	tx, err := d.m.node.be.BeginTx(ctx, txOptions)
-	if err != nil {
-		p.end(&d, err, false)
-		return nil, p.wrapErr(&d, err)
+	if err := p.run(c); err != nil {
+		return nil, err
 	}
-	return &routedTx{Tx: tx, p: p, d: d, state: &txState{}}, nil
+	return &routedTx{Tx: c.tx, c: c, state: &txState{}}, nil
 }
 
 // Acquire returns a connection of the context's group, else of the default
 // group. The caller releases it; statements on it are not routed.
 func (p *RoutedPool) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	d, err := p.decide(ctx, opAcquire, "", resAcquire)
-	if err != nil {
+	c := call{p: p, ctx: ctx, kind: callAcquire}
+	if err := p.prepare(ctx, opAcquire, resAcquire, &c.decision); err != nil {
 		return nil, err
 	}
-	p.report(ctx, &d)
-	if d.m.node.pool == nil {
-		return nil, p.wrapErr(&d, ErrNoPool)
+	if err := p.run(&c); err != nil {
+		return nil, err
 	}
-	c, err := d.m.node.pool.Acquire(ctx)
-	if err != nil {
-		p.passive(&d, err)
-		return nil, p.wrapErr(&d, err)
-	}
-	return c, nil
+	return c.conn, nil
 }
 
 // AcquireFunc acquires a connection like Acquire, calls f with it and
@@ -558,7 +469,7 @@ func (p *RoutedPool) Reset() {
 // first node (the primary), as *pgxpool.Pool.Config does for a single pool;
 // nil when that node is a Backend without a pool.
 func (p *RoutedPool) Config() *pgxpool.Config {
-	if n := p.def.members[0].node; n.pool != nil {
+	if n := p.primary(); n.pool != nil {
 		return n.pool.Config()
 	}
 	return nil
@@ -581,89 +492,3 @@ func (p *RoutedPool) Close() {
 	})
 }
 
-// recover decides what follows a failed call: a read whose connection failed
-// (before it was sent, or while it ran: a statement classify proved
-// read-only has no effect to repeat) is retried once on another healthy
-// node; a read a replica refused as a write (25006) runs again on the
-// default group. Writes are never retried.
-func (p *RoutedPool) recover(ctx context.Context, d *decision, sql string, err error, attempt int) (decision, bool) {
-	p.passive(d, err)
-	next, retry := p.retryRoute(ctx, d, sql, err, attempt)
-	if retry {
-		d.m.node.health.retries.Add(1)
-	}
-	return next, retry
-}
-
-func (p *RoutedPool) retryRoute(ctx context.Context, d *decision, sql string, err error, attempt int) (decision, bool) {
-	if attempt > 0 || ctx.Err() != nil {
-		return decision{}, false
-	}
-	if d.auto && isReadOnlyViolation(err) {
-		p.classifier.MarkWrite(sql, "refused by a replica (25006)")
-		next := *d
-		p.toDefault(&next, ReasonMisroute)
-		next.auto = false
-		next.res = classify.Result{Kind: classify.Write, Reason: "refused by a replica (25006)"}
-		return next, true
-	}
-	// A read is retried when its connection failed before it was sent, and
-	// also when it failed while running: a statement classify proved
-	// read-only has no effect to repeat.
-	readOnly := d.auto || d.res.Kind == classify.Read
-	if !pgconn.SafeToRetry(err) && !(readOnly && isConnError(err)) {
-		return decision{}, false
-	}
-	if d.isWrite() || !readOnly {
-		return decision{}, false
-	}
-	if m := d.g.pickOther(d.m); m != nil {
-		next := *d
-		next.m, next.reason = m, ReasonRetry
-		return next, true
-	}
-	if d.g != p.def && d.auto && p.noHealthy == FallbackToPrimary {
-		next := *d
-		p.toDefault(&next, ReasonRetry)
-		next.auto = false
-		return next, true
-	}
-	return decision{}, false
-}
-
-// isReadOnlyViolation reports whether err is SQLSTATE 25006
-// (read_only_sql_transaction): a standby refused a write.
-func isReadOnlyViolation(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "25006"
-}
-
-// wrapErr names the group and node in err, keeping it testable with
-// errors.Is and errors.As.
-func (p *RoutedPool) wrapErr(d *decision, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &NodeError{Group: d.g.name, Node: d.m.node.name, Err: err}
-}
-
-// NodeError is the error of a call that failed on a node: it names the group
-// and node and wraps the node's error (a *pgconn.PgError carries the
-// server's detail).
-type NodeError struct {
-	Group string
-	Node  string
-	Err   error
-}
-
-// Error implements error.
-func (e *NodeError) Error() string {
-	msg := e.Err.Error()
-	if strings.Contains(msg, e.Node) {
-		return fmt.Sprintf("pgxroute: group %q: %s", e.Group, msg)
-	}
-	return fmt.Sprintf("pgxroute: group %q node %q: %s", e.Group, e.Node, msg)
-}
-
-// Unwrap returns the node's error.
-func (e *NodeError) Unwrap() error { return e.Err }

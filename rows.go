@@ -1,60 +1,71 @@
 package pgxroute
 
 import (
-	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// routedRows follows a routed query to its end: it counts the call as
-// finished when the rows are done, marks the scope after a write, and re-runs
-// a read that a replica refused before returning any row.
+// routedRows follows a routed query to its end: the call's attempt ends
+// (finish) when the rows are done, which marks the scope after a write; a
+// read whose rows fail before the first row runs again where next allows.
 type routedRows struct {
-	pgx.Rows
-	p       *RoutedPool
-	d       decision
-	ctx     context.Context
-	sql     string
-	args    []any
-	attempt int
-	seen    bool  // a row was returned: no re-run any more
-	done    bool  // finish ran
-	err     error // an error of a re-run that could not start
+	c    call // c.rows are the node's rows of the current attempt
+	seen bool // a row was returned: no re-run any more
+	done bool // finish ran
+	err  error
 }
 
-// Next advances to the next row.
+// Next advances to the next row. When the rows fail before their first row
+// and the call may run again (a read whose connection failed, or that a
+// replica refused), it runs again and Next goes on with the new rows.
 func (r *routedRows) Next() bool {
-	if r.err != nil {
-		return false
-	}
-	if r.Rows.Next() {
-		r.seen = true
-		return true
-	}
-	err := r.Rows.Err()
-	if err != nil && !r.seen && !r.done {
-		r.Rows.Close()
-		r.finish(err)
-		if next, retry := r.p.recover(r.ctx, &r.d, r.sql, err, r.attempt); retry {
-			if err := r.p.query(r.ctx, next, r.sql, r.args, r.attempt+1, r); err != nil {
-				r.err = err
-				return false
-			}
-			return r.Next()
+	for !r.done {
+		if r.c.rows.Next() {
+			r.seen = true
+			return true
 		}
-		return false
+		err := r.c.rows.Err()
+		if err == nil || r.seen {
+			r.end(err)
+			return false
+		}
+		r.c.rows.Close()
+		if !r.c.p.again(&r.c, err) {
+			r.done, r.err = true, r.c.p.wrapErr(&r.c.decision, err)
+			return false
+		}
+		if err := r.c.p.run(&r.c); err != nil {
+			r.done, r.err = true, err
+			return false
+		}
 	}
-	r.finish(err)
 	return false
 }
 
-// Close closes the rows and counts the call as finished.
+// end ends the call's attempt once; err is the rows' error, nil when they
+// were read to the end or closed early.
+func (r *routedRows) end(err error) {
+	if r.done {
+		return
+	}
+	r.done = true
+	if err != nil {
+		r.err = r.c.p.wrapErr(&r.c.decision, err)
+	}
+	r.c.p.finish(&r.c, err, r.c.isWrite(), false)
+}
+
+// Close closes the rows and ends the call.
 func (r *routedRows) Close() {
-	r.Rows.Close()
-	r.finish(r.Rows.Err())
+	if r.done {
+		return
+	}
+	r.c.rows.Close()
+	r.end(r.c.rows.Err())
 }
 
 // Err returns the error of the rows, naming the node when it is the node's.
@@ -62,42 +73,73 @@ func (r *routedRows) Err() error {
 	if r.err != nil {
 		return r.err
 	}
-	if err := r.Rows.Err(); err != nil {
-		return r.p.wrapErr(&r.d, err)
+	if err := r.c.rows.Err(); err != nil {
+		return r.c.p.wrapErr(&r.c.decision, err)
 	}
 	return nil
 }
 
-func (r *routedRows) finish(err error) {
-	if r.done {
-		return
-	}
-	r.done = true
-	r.p.end(&r.d, err, r.d.isWrite())
-	if err != nil {
-		r.p.passive(&r.d, err)
-	}
+// CommandTag returns the command tag of the query, once the rows are closed.
+func (r *routedRows) CommandTag() pgconn.CommandTag { return r.c.rows.CommandTag() }
+
+// FieldDescriptions returns the rows' field descriptions.
+func (r *routedRows) FieldDescriptions() []pgconn.FieldDescription {
+	return r.c.rows.FieldDescriptions()
 }
 
-// routedRow is QueryRow's row, allocated with its rows: Scan reads the
-// first row.
+// Scan reads the current row's values into dest.
+func (r *routedRows) Scan(dest ...any) error { return r.c.rows.Scan(dest...) }
+
+// Values returns the current row's decoded values.
+func (r *routedRows) Values() ([]any, error) { return r.c.rows.Values() }
+
+// RawValues returns the current row's raw bytes.
+func (r *routedRows) RawValues() [][]byte { return r.c.rows.RawValues() }
+
+// Conn returns the connection the rows come from: nil, as for pgxpool's
+// rows (the connection goes back to the pool when they close).
+func (r *routedRows) Conn() *pgx.Conn { return r.c.rows.Conn() }
+
+// routedRow is QueryRow's row. Rows are recycled (as pgx recycles a
+// connection's rows): a Row is read by one Scan, as pgx's contract says.
 type routedRow struct{ rows routedRows }
 
+var rowPool = sync.Pool{New: func() any { return new(routedRow) }}
+
+func getRow() *routedRow { return rowPool.Get().(*routedRow) }
+
+func putRow(r *routedRow) {
+	r.rows = routedRows{}
+	rowPool.Put(r)
+}
+
 // Scan reads the row's values into dest; pgx.ErrNoRows when there is none.
-func (r *routedRow) Scan(dest ...any) error {
-	rows := &r.rows
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
+func (row *routedRow) Scan(dest ...any) error {
+	r := &row.rows
+	err := row.scan(dest)
+	if !r.done {
+		r.c.rows.Close()
+		r.end(r.c.rows.Err())
+	}
+	if err == nil {
+		err = r.err
+	}
+	putRow(row)
+	return err
+}
+
+func (row *routedRow) scan(dest []any) error {
+	r := &row.rows
+	if !r.Next() {
+		if r.err != nil {
+			return r.err
 		}
 		return pgx.ErrNoRows
 	}
-	if err := rows.Scan(dest...); err != nil {
+	if err := r.c.rows.Scan(dest...); err != nil {
 		return err
 	}
-	rows.Close()
-	return rows.Err()
+	return nil
 }
 
 // errRow is a row whose call failed before it ran.
@@ -105,22 +147,39 @@ type errRow struct{ err error }
 
 func (e errRow) Scan(...any) error { return e.err }
 
-// routedBatch counts a batch as finished when it is closed, and marks the
-// scope after a batch that wrote.
+// errRows are the rows of a call that failed before it ran: they carry its
+// error, as pgxpool's do, so that pgx.CollectRows and pgx.ForEachRow
+// return it.
+type errRows struct{ err error }
+
+func (errRows) Close()                                       {}
+func (e errRows) Err() error                                 { return e.err }
+func (errRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (errRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (errRows) Next() bool                                   { return false }
+func (e errRows) Scan(...any) error                          { return e.err }
+func (e errRows) Values() ([]any, error)                     { return nil, e.err }
+func (e errRows) RawValues() [][]byte                        { return nil }
+func (e errRows) Conn() *pgx.Conn                            { return nil }
+
+// routedBatch ends the batch's call when it is closed, with the first
+// error of its statements (a failed statement rolls the batch's implicit
+// transaction back, so it marks the scope only when none failed).
 type routedBatch struct {
-	pgx.BatchResults
-	p      *RoutedPool
-	d      decision
-	failed bool
-	done   atomic.Bool
+	pgx.BatchResults // the node's results (c.br)
+	c                call
+	err              error // the first failure of a statement
+	done             atomic.Bool
 }
 
+// Exec reads the next result as an Exec's.
 func (b *routedBatch) Exec() (pgconn.CommandTag, error) {
 	tag, err := b.BatchResults.Exec()
 	b.fail(err)
 	return tag, err
 }
 
+// Query reads the next result as rows.
 func (b *routedBatch) Query() (pgx.Rows, error) {
 	rows, err := b.BatchResults.Query()
 	b.fail(err)
@@ -147,19 +206,22 @@ func (r batchRow) Scan(dest ...any) error {
 	return err
 }
 
+// fail notes the first failed statement of the batch.
 func (b *routedBatch) fail(err error) {
-	if err != nil {
-		b.failed = true
-		b.p.passive(&b.d, err)
+	if err != nil && b.err == nil {
+		b.err = err
 	}
 }
 
-// Close closes the batch results.
+// Close closes the batch results and ends the call.
 func (b *routedBatch) Close() error {
 	err := b.BatchResults.Close()
 	if b.done.CompareAndSwap(false, true) {
-		// A failed statement rolls the batch's implicit transaction back.
-		b.p.end(&b.d, err, b.d.isWrite() && !b.failed)
+		first := b.err
+		if first == nil {
+			first = err
+		}
+		b.c.p.finish(&b.c, first, b.c.isWrite(), false)
 	}
 	return err
 }
@@ -168,7 +230,7 @@ func (b *routedBatch) Close() error {
 type errBatch struct{ err error }
 
 func (e errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, e.err }
-func (e errBatch) Query() (pgx.Rows, error)         { return nil, e.err }
+func (e errBatch) Query() (pgx.Rows, error)         { return errRows(e), e.err }
 func (e errBatch) QueryRow() pgx.Row                { return errRow(e) }
 func (e errBatch) Close() error                     { return e.err }
 

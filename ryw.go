@@ -19,14 +19,10 @@ import (
 // scope wait for the primary's next probe, as a write does; so no later read
 // of the scope can go to a node known to be behind an earlier one.
 
-// primaryNode is the node whose WAL positions read-your-writes follows: the
-// default group's first node.
-func (p *RoutedPool) primaryNode() *node { return p.def.members[0].node }
-
 // awaitPosition makes scope s wait for the position of the primary's next
 // probe, and asks for that probe now.
 func (p *RoutedPool) awaitPosition(s *stickiness.Scope) {
-	h := &p.primaryNode().health
+	h := &p.primary().health
 	s.Await(h.started.Load() + 1)
 	h.requestProbe()
 }
@@ -39,7 +35,7 @@ func (p *RoutedPool) resolvePending(s *stickiness.Scope) bool {
 	if pend == 0 {
 		return true
 	}
-	h := &p.primaryNode().health
+	h := &p.primary().health
 	if r := h.last.Load(); r != nil && r.seq >= pend {
 		if r.noPosition {
 			return false // the primary does not tell its position: stay on it
@@ -54,53 +50,9 @@ func (p *RoutedPool) resolvePending(s *stickiness.Scope) bool {
 	return false
 }
 
-// decideReadYourWrites routes a read of a scope in ReadYourWrites mode.
-func (p *RoutedPool) decideReadYourWrites(d *decision) error {
-	s := d.scope
-	if t := s.TakeToken(); t != nil {
-		p.checkToken(s, t)
-	}
-	if p.read == nil {
-		return p.toDefault(d, ReasonNoReadGroup)
-	}
-	if !p.resolvePending(s) {
-		return p.toDefault(d, ReasonReplicasBehind)
-	}
-	need := s.Need()
-	if need == 0 {
-		err := p.toReplica(d)
-		if err == nil && d.g == p.read {
-			p.require(s, d.m.node.health.replayed())
-		}
-		return err
-	}
-	// The balancer's pick first, so that caught-up replicas share the load by
-	// their weights; else any usable replica that caught up.
-	v := (*view)(p.read)
-	m := p.read.pick()
-	if m == nil || m.node.health.replayed() < need {
-		m = nil
-		for i, c := range p.read.members {
-			if v.Usable(i) && c.node.health.replayed() >= need {
-				m = c
-				break
-			}
-		}
-	}
-	if m == nil {
-		for _, c := range p.read.members {
-			c.node.health.requestProbe()
-		}
-		return p.toDefault(d, ReasonReplicasBehind)
-	}
-	p.require(s, m.node.health.replayed())
-	d.g, d.m, d.reason, d.auto = p.read, m, ReasonCaughtUp, true
-	return nil
-}
-
 // require raises the scope's position, in the primary's current history.
 func (p *RoutedPool) require(s *stickiness.Scope, lsn uint64) {
-	if r := p.primaryNode().health.last.Load(); r != nil && r.origin != nil && s.Origin() != r.origin {
+	if r := p.primary().health.last.Load(); r != nil && r.origin != nil && s.Origin() != r.origin {
 		s.SetOrigin(r.origin)
 	}
 	s.Require(lsn)
@@ -112,7 +64,7 @@ func (p *RoutedPool) require(s *stickiness.Scope, lsn uint64) {
 // unknown) the scope waits for the primary's next position: that covers
 // any genuine token, and a forged one cannot hold the scope longer.
 func (p *RoutedPool) checkToken(s *stickiness.Scope, t *stickiness.Token) {
-	r := p.primaryNode().health.last.Load()
+	r := p.primary().health.last.Load()
 	if r != nil && r.origin != nil && !r.noPosition && !t.Pending && t.LSN <= r.lsn &&
 		t.Origin.Timeline == r.origin.Timeline &&
 		(t.Origin.SystemID == 0 || r.origin.SystemID == 0 || t.Origin.SystemID == r.origin.SystemID) {

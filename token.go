@@ -4,16 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/pgxroute/pgxroute/stickiness"
 )
-
-// ErrBadToken is returned by WithToken for a token that is not one.
-var ErrBadToken = errors.New("pgxroute: malformed read-your-writes token")
 
 const (
 	tokenPrefix = "v1."

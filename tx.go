@@ -21,14 +21,14 @@ type txState struct {
 // after a write marks the scope.
 type routedTx struct {
 	pgx.Tx
-	p      *RoutedPool
-	d      decision
+	c      *call // the BeginTx call, shared with the savepoints
 	state  *txState
 	nested bool // a savepoint of an outer transaction
 }
 
+// watch notes a write among the statements of the transaction.
 func (t *routedTx) watch(sql string) {
-	if !t.state.wrote.Load() && t.p.classifier.Classify(sql).Kind == classify.Write {
+	if !t.state.wrote.Load() && t.c.p.classifier.Classify(sql).Kind == classify.Write {
 		t.state.wrote.Store(true)
 	}
 }
@@ -39,7 +39,7 @@ func (t *routedTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &routedTx{Tx: tx, p: t.p, d: t.d, state: t.state, nested: true}, nil
+	return &routedTx{Tx: tx, c: t.c, state: t.state, nested: true}, nil
 }
 
 // Commit commits the transaction (or releases the savepoint). A committed
@@ -66,10 +66,7 @@ func (t *routedTx) finish(err error, commit bool) {
 	if !t.state.done.CompareAndSwap(false, true) {
 		return
 	}
-	t.p.end(&t.d, err, commit && t.state.wrote.Load())
-	if err != nil {
-		t.p.passive(&t.d, err)
-	}
+	t.c.p.finish(t.c, err, commit && t.state.wrote.Load(), false)
 }
 
 // CopyFrom copies rows in the transaction: a write.
@@ -80,8 +77,8 @@ func (t *routedTx) CopyFrom(ctx context.Context, tableName pgx.Identifier, colum
 
 // SendBatch sends a batch in the transaction.
 func (t *routedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	for _, q := range b.QueuedQueries {
-		t.watch(q.SQL)
+	if !t.state.wrote.Load() && batchKind(t.c.p.classifier, queuedSQL(b)).Kind == classify.Write {
+		t.state.wrote.Store(true)
 	}
 	return t.Tx.SendBatch(ctx, b)
 }
@@ -112,7 +109,7 @@ func (t *routedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Ro
 }
 
 // Route returns the route the transaction took.
-func (t *routedTx) Route() Route { return t.d.route() }
+func (t *routedTx) Route() Route { return t.c.route() }
 
 // TxRoute returns the route of a transaction begun by a RoutedPool, and
 // whether tx is one.

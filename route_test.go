@@ -1,0 +1,392 @@
+package pgxroute
+
+// Tests of the routing rules, the retry decision and the call path that need
+// no server: the nodes are scripted Backends (the router never probes a
+// Backend). That routing works against real servers is proven by the tests
+// in pool_test.go and health_test.go; these cover the rules where
+// PostgreSQL's binaries are missing too.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgxroute/pgxroute/classify"
+)
+
+// script is a Backend whose calls fail with the errors queued for it, in
+// order, and succeed (with no rows) once the queue is empty. It counts the
+// calls it was sent.
+type script struct {
+	name  string
+	mu    sync.Mutex
+	errs  []error
+	calls int
+}
+
+func (s *script) take() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if len(s.errs) == 0 {
+		return nil
+	}
+	err := s.errs[0]
+	s.errs = s.errs[1:]
+	return err
+}
+
+func (s *script) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func (s *script) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	return pgconn.NewCommandTag("UPDATE 1"), s.take()
+}
+
+func (s *script) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	if err := s.take(); err != nil {
+		return nil, err
+	}
+	return &scriptRows{}, nil
+}
+
+func (s *script) QueryRow(context.Context, string, ...any) pgx.Row { panic("not used by the router") }
+
+func (s *script) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults {
+	return errBatch{s.take()}
+}
+
+func (s *script) CopyFrom(context.Context, pgx.Identifier, []string, pgx.CopyFromSource) (int64, error) {
+	return 1, s.take()
+}
+
+func (s *script) BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error) {
+	if err := s.take(); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("script: no transactions")
+}
+
+func (s *script) Ping(context.Context) error { return nil }
+
+// scriptRows is one row with one int column, 7.
+type scriptRows struct{ n int }
+
+func (r *scriptRows) Close()                                       {}
+func (r *scriptRows) Err() error                                   { return nil }
+func (r *scriptRows) CommandTag() pgconn.CommandTag                { return pgconn.NewCommandTag("SELECT 1") }
+func (r *scriptRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (r *scriptRows) Next() bool                                   { r.n++; return r.n == 1 }
+func (r *scriptRows) Scan(dest ...any) error                       { *dest[0].(*int) = 7; return nil }
+func (r *scriptRows) Values() ([]any, error)                       { return []any{7}, nil }
+func (r *scriptRows) RawValues() [][]byte                          { return nil }
+func (r *scriptRows) Conn() *pgx.Conn                              { return nil }
+
+// scripted builds a pool over scripted nodes: "primary" in the default
+// group, "r1" and "r2" in the read group, and "a1" in group "analytics".
+func scripted(t *testing.T, mod func(*Config)) (*RoutedPool, map[string]*script) {
+	t.Helper()
+	nodes := map[string]*script{}
+	n := func(name string) Node {
+		s := &script{name: name}
+		nodes[name] = s
+		return Node{Name: name, Backend: s}
+	}
+	cfg := Config{Groups: map[string][]Node{
+		DefaultGroupName: {n("primary")},
+		ReadGroupName:    {n("r1"), n("r2")},
+		"analytics":      {n("a1")},
+	}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p, nodes
+}
+
+func (p *RoutedPool) nodeNamed(name string) *node {
+	for _, n := range p.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	panic("no node " + name)
+}
+
+func TestRoutingRules(t *testing.T) {
+	const read, write, lock = "SELECT 1", "UPDATE t SET a = 1", "SELECT 1 FROM t FOR UPDATE"
+	scoped := func() context.Context { return WithScope(context.Background()) }
+	wrote := func() context.Context {
+		ctx := scoped()
+		scopeFrom(ctx).NoteWrite(time.Now())
+		return ctx
+	}
+	type want struct {
+		Group  string
+		Reason Reason
+	}
+	tests := []struct {
+		name   string
+		cfg    func(*Config)
+		ctx    context.Context
+		sql    string
+		down   []string
+		want   want
+		errIs  error
+		closed bool
+	}{
+		{name: "read", ctx: scoped(), sql: read, want: want{"read", ReasonRead}},
+		{name: "read without scope", ctx: context.Background(), sql: read, want: want{"read", ReasonReadNoScope}},
+		{name: "write", ctx: scoped(), sql: write, want: want{"default", ReasonWrite}},
+		{name: "write without scope", ctx: context.Background(), sql: write, want: want{"default", ReasonWriteNoScope}},
+		{name: "unparsable is a write", ctx: scoped(), sql: "SELEC 1", want: want{"default", ReasonWrite}},
+		{name: "locking read", ctx: scoped(), sql: lock, want: want{"default", ReasonLockingRead}},
+		{name: "sticky after a write", ctx: wrote(), sql: read, want: want{"default", ReasonSticky}},
+		{name: "no stickiness", cfg: func(c *Config) { c.Stickiness = NoStickiness }, ctx: wrote(), sql: read, want: want{"read", ReasonRead}},
+		{name: "WithPrimary", ctx: WithPrimary(scoped()), sql: read, want: want{"default", ReasonPrimary}},
+		{name: "WithReplica beats stickiness", ctx: WithReplica(wrote()), sql: read, want: want{"read", ReasonReplica}},
+		{name: "WithReplica sends writes too", ctx: WithReplica(scoped()), sql: write, want: want{"read", ReasonReplica}},
+		{name: "bind group", ctx: WithBindGroup(scoped(), "analytics"), sql: write, want: want{"analytics", ReasonBindGroup}},
+		{name: "innermost override", ctx: WithPrimary(WithBindGroup(scoped(), "analytics")), sql: read, want: want{"default", ReasonPrimary}},
+		{name: "without override", ctx: WithoutOverride(WithPrimary(scoped())), sql: read, want: want{"read", ReasonRead}},
+		{name: "unknown group", ctx: WithBindGroup(scoped(), "nope"), sql: read, errIs: ErrUnknownGroup},
+		{name: "read nodes down: fallback", ctx: scoped(), sql: read, down: []string{"r1", "r2"}, want: want{"default", ReasonFallback}},
+		{name: "read nodes down: FailRead", cfg: func(c *Config) { c.NoHealthyRead = FailRead }, ctx: scoped(), sql: read, down: []string{"r1", "r2"}, errIs: ErrNoHealthyNode},
+		{name: "one read node down", ctx: scoped(), sql: read, down: []string{"r1"}, want: want{"read", ReasonRead}},
+		{name: "disabled", cfg: func(c *Config) { c.Disabled = true }, ctx: WithReplica(scoped()), sql: read, want: want{"default", ReasonDisabled}},
+		{name: "closed", ctx: scoped(), sql: read, closed: true, errIs: ErrClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := scripted(t, tt.cfg)
+			for _, name := range tt.down {
+				p.nodeNamed(name).health.down.Store(true)
+			}
+			if tt.closed {
+				p.Close()
+			}
+			r, err := p.Route(tt.ctx, tt.sql)
+			if tt.errIs != nil {
+				if !errors.Is(err, tt.errIs) {
+					t.Fatalf("Route: %v, want %v", err, tt.errIs)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, want{r.Group, r.Reason}); diff != "" {
+				t.Errorf("route (-want +got):\n%s", diff)
+			}
+			for _, name := range tt.down {
+				if r.Node == name {
+					t.Errorf("routed to %s, which is down", name)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryDecision(t *testing.T) {
+	connErr := &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}
+	refused := &pgconn.PgError{Code: "25006", Message: "cannot execute UPDATE in a read-only transaction"}
+	stmtErr := &pgconn.PgError{Code: "42P01", Message: "relation does not exist"}
+	bouncer := &pgconn.PgError{Code: "08P01", Message: "server conn crashed?"}
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		sql     string
+		err     error
+		attempt int
+		cfg     func(*Config)
+		down    []string
+		want    bool
+		group   string
+		reason  Reason
+	}{
+		{name: "read, connection failed", sql: "SELECT 1", err: connErr, want: true, group: "read", reason: ReasonRetry},
+		{name: "read, EOF", sql: "SELECT 1", err: io.ErrUnexpectedEOF, want: true, group: "read", reason: ReasonRetry},
+		{name: "read, PgBouncer lost its server", sql: "SELECT 1", err: bouncer, want: true, group: "read", reason: ReasonRetry},
+		{name: "read, statement error", sql: "SELECT 1", err: stmtErr, want: false},
+		{name: "read, second failure", sql: "SELECT 1", err: connErr, attempt: 1, want: false},
+		{name: "read refused by a replica", sql: "SELECT write_it()", err: refused, want: true, group: "default", reason: ReasonMisroute},
+		{name: "write, connection failed", sql: "UPDATE t SET a = 1", err: connErr, want: false},
+		{name: "locking read, connection failed", sql: "SELECT 1 FROM t FOR UPDATE", err: connErr, want: false},
+		{name: "read, other replica down: primary", sql: "SELECT 1", err: connErr, down: []string{"r1", "r2"}, want: true, group: "default", reason: ReasonRetry},
+		{name: "read, other replica down, FailRead", sql: "SELECT 1", err: connErr, down: []string{"r1", "r2"}, cfg: func(c *Config) { c.NoHealthyRead = FailRead }, want: false},
+		{name: "context done", ctx: canceled(), sql: "SELECT 1", err: connErr, want: false},
+		{name: "bind group read, one node", ctx: WithBindGroup(context.Background(), "analytics"), sql: "SELECT 1", err: connErr, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := scripted(t, tt.cfg)
+			ctx := tt.ctx
+			if ctx == nil {
+				ctx = WithScope(context.Background())
+			}
+			d := decision{sql: tt.sql}
+			if err := p.decide(ctx, opStatement, classify.Result{}, &d); err != nil {
+				t.Fatal(err)
+			}
+			first := d.m
+			for _, name := range tt.down {
+				p.nodeNamed(name).health.down.Store(true)
+			}
+			next, ok := p.next(ctx, &d, tt.err, tt.attempt)
+			if ok != tt.want {
+				t.Fatalf("next = %v, want %v", ok, tt.want)
+			}
+			if !ok {
+				return
+			}
+			if next.g.name != tt.group || next.reason != tt.reason {
+				t.Errorf("next route %s/%s, want %s/%s", next.g.name, next.reason, tt.group, tt.reason)
+			}
+			if next.m == first {
+				t.Errorf("retried on the node that failed (%s)", first.node.name)
+			}
+			if tt.reason == ReasonMisroute && p.classifier.Classify(tt.sql).Kind != classify.Write {
+				t.Errorf("a refused statement is not remembered as a write")
+			}
+		})
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// recorder is a RouteTracer that records every start and end.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+type recKey struct{}
+
+func (r *recorder) TraceRouteStart(ctx context.Context, d TraceRouteStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, fmt.Sprintf("start %s %s #%d", d.Route.Node, d.Route.Reason, d.Attempt))
+	return context.WithValue(ctx, recKey{}, d.Attempt)
+}
+
+func (r *recorder) TraceRouteEnd(ctx context.Context, d TraceRouteEndData) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rt, _ := RouteFromContext(ctx)
+	a, _ := ctx.Value(recKey{}).(int)
+	r.events = append(r.events, fmt.Sprintf("end %s #%d ctx#%d route=%s err=%v rerun=%v", d.Route.Node, d.Attempt, a, rt.Node, d.Err != nil, d.Rerun))
+}
+
+func TestCallPath(t *testing.T) {
+	connErr := &pgconn.PgError{Code: "57P01", Message: "terminating connection"}
+	t.Run("read retried once, then fails naming the node", func(t *testing.T) {
+		rec := &recorder{}
+		p, nodes := scripted(t, func(c *Config) { c.Tracer = rec })
+		nodes["r1"].errs = []error{connErr}
+		nodes["r2"].errs = []error{connErr}
+		_, err := p.Exec(WithScope(context.Background()), "SELECT 1")
+		var ne *NodeError
+		if !errors.As(err, &ne) || ne.Node != "r2" || !errors.Is(err, connErr) {
+			t.Fatalf("err = %v, want a NodeError of r2 wrapping the server's", err)
+		}
+		if got := nodes["r1"].count() + nodes["r2"].count(); got != 2 {
+			t.Errorf("%d attempts, want 2", got)
+		}
+		want := []string{
+			"start r1 read #0", "end r1 #0 ctx#0 route=r1 err=true rerun=true",
+			"start r2 retried after a connection failure #1", "end r2 #1 ctx#1 route=r2 err=true rerun=false",
+		}
+		if diff := cmp.Diff(want, rec.events); diff != "" {
+			t.Errorf("trace (-want +got):\n%s", diff)
+		}
+		for _, n := range []string{"r1", "r2"} {
+			if !p.nodeNamed(n).health.down.Load() {
+				t.Errorf("%s not ejected by the passive signal", n)
+			}
+		}
+	})
+	t.Run("write never sent twice", func(t *testing.T) {
+		p, nodes := scripted(t, nil)
+		nodes["primary"].errs = []error{connErr}
+		if _, err := p.Exec(WithScope(context.Background()), "INSERT INTO t VALUES (1)"); !errors.Is(err, connErr) {
+			t.Fatalf("err = %v", err)
+		}
+		if got := nodes["primary"].count(); got != 1 {
+			t.Errorf("write sent %d times", got)
+		}
+	})
+	t.Run("Begin failure marks the node", func(t *testing.T) {
+		p, nodes := scripted(t, nil)
+		nodes["primary"].errs = []error{connErr}
+		if _, err := p.Begin(context.Background()); !errors.Is(err, connErr) {
+			t.Fatalf("err = %v", err)
+		}
+		if !p.nodeNamed("primary").health.down.Load() {
+			t.Error("a node that refused Begin's connection was not ejected")
+		}
+	})
+	t.Run("in flight returns to zero", func(t *testing.T) {
+		p, nodes := scripted(t, nil)
+		nodes["r1"].errs = []error{connErr}
+		ctx := WithScope(context.Background())
+		var v int
+		if err := p.QueryRow(ctx, "SELECT 1").Scan(&v); err != nil || v != 7 {
+			t.Fatalf("QueryRow: %v, %d", err, v)
+		}
+		rows, _ := p.Query(ctx, "SELECT 1")
+		got, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil || len(got) != 1 {
+			t.Fatalf("CollectRows: %v %v", got, err)
+		}
+		p.Exec(ctx, "UPDATE t SET a = 1")
+		for _, n := range p.nodes {
+			if f := n.inflight.Load(); f != 0 {
+				t.Errorf("%s: %d calls in flight after every call ended", n.name, f)
+			}
+		}
+	})
+}
+
+// TestErrorCarryingRows runs pgx's documented idioms on calls that fail
+// before they run: the rows carry the error, as pgxpool's do.
+func TestErrorCarryingRows(t *testing.T) {
+	p, _ := scripted(t, nil)
+	ctx := WithBindGroup(context.Background(), "nope")
+	rows, _ := p.Query(ctx, "SELECT 1")
+	if _, err := pgx.CollectRows(rows, pgx.RowTo[int]); !errors.Is(err, ErrUnknownGroup) {
+		t.Errorf("CollectRows: %v, want ErrUnknownGroup", err)
+	}
+	rows, _ = p.Query(ctx, "SELECT 1")
+	var v int
+	if _, err := pgx.ForEachRow(rows, []any{&v}, func() error { return nil }); !errors.Is(err, ErrUnknownGroup) {
+		t.Errorf("ForEachRow: %v, want ErrUnknownGroup", err)
+	}
+	br := p.SendBatch(ctx, &pgx.Batch{})
+	rows, _ = br.Query()
+	if _, err := pgx.CollectRows(rows, pgx.RowTo[int]); !errors.Is(err, ErrUnknownGroup) {
+		t.Errorf("batch CollectRows: %v, want ErrUnknownGroup", err)
+	}
+	br.Close()
+	if err := p.QueryRow(ctx, "SELECT 1").Scan(&v); !errors.Is(err, ErrUnknownGroup) {
+		t.Errorf("QueryRow: %v", err)
+	}
+}
