@@ -491,4 +491,3 @@ func (p *RoutedPool) Close() {
 		}
 	})
 }
-
