@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgxroute/pgxroute"
@@ -190,4 +193,147 @@ func (r rowOf) Scan(dest ...any) error {
 	}
 	r.rows.Close()
 	return r.rows.Err()
+}
+
+// BenchmarkCostOfRouting runs the same calls on a raw *pgxpool.Pool and on a
+// RoutedPool whose only node is that same server, side by side in one b.Run
+// tree (benchstat shows the ratio): 8 goroutines, pools of 8 connections.
+// Routed "disabled" is Config.Disabled. "pair" compares a RoutedPool over
+// two replicas with two raw pools alternated by hand. Skipped without the
+// PostgreSQL binaries.
+func BenchmarkCostOfRouting(b *testing.B) {
+	c := sharedCluster(b)
+	ctx := context.Background()
+	const conns = 8
+	poolCfg := func(conn string) *pgxpool.Config {
+		pc, err := pgxpool.ParseConfig(conn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pc.MaxConns, pc.MinConns = conns, conns
+		return pc
+	}
+	raw, err := pgxpool.NewWithConfig(ctx, poolCfg(c.Primary().ConnString()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(raw.Close)
+	routed := func(cfg pgxroute.Config) *pgxroute.RoutedPool {
+		cfg.ConfigurePool = func(_, _ string, pc *pgxpool.Config) { pc.MaxConns, pc.MinConns = conns, conns }
+		p, err := pgxroute.New(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(p.Close)
+		return p
+	}
+	single := routed(pgxroute.Config{Primary: c.Primary().ConnString()})
+	disabled := routed(pgxroute.Config{Primary: c.Primary().ConnString(), Disabled: true})
+	reps := c.Replicas()
+	two := routed(pgxroute.Config{Primary: c.Primary().ConnString(), Replicas: []pgxroute.Node{
+		{Name: "r1", ConnString: reps[0].ConnString()}, {Name: "r2", ConnString: reps[1].ConnString()}}})
+	var pair benchPair
+	for i := range pair.pools {
+		pair.pools[i], err = pgxpool.NewWithConfig(ctx, poolCfg(reps[i].ConnString()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(pair.pools[i].Close)
+	}
+	kinds := []struct {
+		name string
+		run  func(q benchQuerier, i int) error
+	}{
+		{"QueryRow", func(q benchQuerier, i int) error {
+			var v int
+			return q.QueryRow(ctx, "SELECT $1::int + 1", i).Scan(&v)
+		}},
+		{"Query", func(q benchQuerier, i int) error {
+			rows, err := q.Query(ctx, "SELECT $1::int + 1", i)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+			}
+			rows.Close()
+			return rows.Err()
+		}},
+		{"Exec", func(q benchQuerier, i int) error {
+			_, err := q.Exec(ctx, "SELECT $1::int + 1", i)
+			return err
+		}},
+		{"Batch10", func(q benchQuerier, i int) error {
+			var bt pgx.Batch
+			for j := range 10 {
+				bt.Queue("SELECT $1::int + 1", i+j)
+			}
+			return q.SendBatch(ctx, &bt).Close()
+		}},
+	}
+	targets := []struct {
+		name string
+		q    benchQuerier
+	}{{"raw", raw}, {"routed", single}, {"disabled", disabled}, {"pair-raw", &pair}, {"pair-routed", two}}
+	for _, k := range kinds {
+		for _, t := range targets {
+			b.Run(k.name+"/"+t.name, func(b *testing.B) {
+				b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						i++
+						if err := k.run(t.q, i); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// benchQuerier is what BenchmarkCostOfRouting calls.
+type benchQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// benchPair alternates calls over two pools by hand.
+type benchPair struct {
+	pools [2]*pgxpool.Pool
+	n     atomic.Uint64
+}
+
+func (p *benchPair) next() *pgxpool.Pool { return p.pools[p.n.Add(1)&1] }
+
+func (p *benchPair) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return p.next().QueryRow(ctx, sql, args...)
+}
+
+func (p *benchPair) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return p.next().Query(ctx, sql, args...)
+}
+
+func (p *benchPair) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return p.next().Exec(ctx, sql, args...)
+}
+
+func (p *benchPair) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return p.next().SendBatch(ctx, b)
+}
+
+// processCPU returns the CPU time (user and system) this process used so
+// far, in nanoseconds: the client's cost of a call, apart from the server's.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -39,6 +39,7 @@ type RoutedPool struct {
 	classifier *classify.Classifier
 	mode       stickiness.Mode
 	disabled   bool
+	straight   bool // disabled, with nothing to report: calls go straight to the node
 	noHealthy  NoHealthyReadPolicy
 	onRoute    func(context.Context, Route)
 	tracer     RouteTracer
@@ -64,6 +65,7 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		noHealthy: cfg.NoHealthyRead,
 		onRoute:   cfg.OnRoute,
 		tracer:    cfg.Tracer,
+		straight:  cfg.Disabled && cfg.OnRoute == nil && cfg.Tracer == nil,
 		classifier: classify.New(classify.Options{
 			WriteFunctions: cfg.WriteFunctions,
 			CacheSize:      cfg.ClassifyCacheSize,
@@ -301,8 +303,29 @@ func (p *RoutedPool) wrapErr(d *decision, err error) error {
 	return &NodeError{Group: d.g.name, Node: d.m.node.name, Err: err}
 }
 
+// direct returns the backend of the default group's first node when calls
+// go straight to it: Config.Disabled with no OnRoute and no Tracer to tell.
+// Such calls are counted in Stat (ReasonDisabled) and run on the node's
+// pool as they would on a *pgxpool.Pool: their rows, batches and
+// transactions are the pool's own.
+func (p *RoutedPool) direct() (Backend, error) {
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	m := p.def.members[0]
+	m.calls[ReasonDisabled].Add(1)
+	return m.node.be, nil
+}
+
 // Exec runs sql on the node its route picks.
 func (p *RoutedPool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if p.straight {
+		be, err := p.direct()
+		if err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		return be.Exec(ctx, sql, args...)
+	}
 	c := call{decision: decision{sql: sql}, p: p, ctx: ctx, kind: callExec, args: args}
 	if err := p.prepare(ctx, opStatement, classify.Result{}, &c.decision); err != nil {
 		return pgconn.CommandTag{}, err
@@ -316,6 +339,13 @@ func (p *RoutedPool) Exec(ctx context.Context, sql string, args ...any) (pgconn.
 // As with pgxpool, the rows carry the error of a call that failed, so that
 // pgx.CollectRows and pgx.ForEachRow report it.
 func (p *RoutedPool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if p.straight {
+		be, err := p.direct()
+		if err != nil {
+			return errRows{err: err}, err
+		}
+		return be.Query(ctx, sql, args...)
+	}
 	r := &routedRows{c: call{decision: decision{sql: sql}, p: p, ctx: ctx, kind: callQuery, args: args}}
 	if err := p.prepare(ctx, opStatement, classify.Result{}, &r.c.decision); err != nil {
 		return errRows{err: err}, err
@@ -328,6 +358,13 @@ func (p *RoutedPool) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 
 // QueryRow runs sql on the node its route picks; errors show at Scan.
 func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if p.straight {
+		be, err := p.direct()
+		if err != nil {
+			return errRow{err}
+		}
+		return be.QueryRow(ctx, sql, args...)
+	}
 	row := getRow()
 	r := &row.rows
 	r.c = call{decision: decision{sql: sql}, p: p, ctx: ctx, kind: callQuery, args: args}
@@ -345,6 +382,13 @@ func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 // SendBatch sends a batch to one node: a write if any of its statements is,
 // a locking read if any is, else a read.
 func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if p.straight {
+		be, err := p.direct()
+		if err != nil {
+			return errBatch{err}
+		}
+		return be.SendBatch(ctx, b)
+	}
 	res := batchKind(p.classifier, queuedSQL(b))
 	rb := &routedBatch{c: call{p: p, ctx: ctx, kind: callBatch, in: &callInput{batch: b}}}
 	if err := p.prepare(ctx, opKnown, res, &rb.c.decision); err != nil {
