@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgxroute/pgxroute/balancer"
@@ -65,8 +66,10 @@ const (
 // Node is one server in a bind group. Give exactly one of ConnString,
 // PoolConfig, Pool and Backend.
 type Node struct {
-	// Name names the node in Route, Stat, errors and logs. Empty: the host
-	// and port of its connection string.
+	// Name names the node in Route, Stat, errors and logs. Empty: a name
+	// derived from its connection that no other node has: "host:port", or
+	// "host:port/database" when another node shares the host and port, or
+	// "host:port/database#2"... when that is taken too.
 	Name string
 	// ConnString is a pgx connection string (URL or key=value).
 	ConnString string
@@ -202,6 +205,8 @@ type groupSpec struct {
 // nodeSpec is one node of a normalised configuration.
 type nodeSpec struct {
 	name    string
+	derived bool   // the name was derived from the connection (Node.Name empty)
+	db      string // the database, for a derived name
 	key     string // identity of the node's pool: connection string or pool pointer
 	cfg     *pgxpool.Config
 	pool    *pgxpool.Pool
@@ -255,16 +260,26 @@ func (cfg *Config) normalise() ([]groupSpec, error) {
 	slices.Sort(names)
 	order := append([]string{def, read}, names...)
 
-	byName := map[string]string{} // node name -> key
-	var specs []groupSpec
+	// Every node first, so that derived names can tell apart the nodes
+	// that share a host and port.
+	all := map[string][]nodeSpec{}
 	for _, g := range order {
-		spec := groupSpec{name: g}
-		seen := map[string]bool{}
 		for i, n := range nodes[g] {
 			ns, err := n.normalise(g, i)
 			if err != nil {
 				return nil, err
 			}
+			all[g] = append(all[g], ns)
+		}
+	}
+	nameDerived(order, all)
+
+	byName := map[string]string{} // node name -> key
+	var specs []groupSpec
+	for _, g := range order {
+		spec := groupSpec{name: g}
+		seen := map[string]bool{}
+		for _, ns := range all[g] {
 			if key, ok := byName[ns.name]; ok && key != ns.key {
 				return nil, fmt.Errorf("%w: group %q node %q: the name is used by another node", ErrConfig, g, ns.name)
 			}
@@ -281,6 +296,53 @@ func (cfg *Config) normalise() ([]groupSpec, error) {
 		specs = append(specs, spec)
 	}
 	return specs, nil
+}
+
+// nameDerived names the nodes whose Node.Name is empty so that distinct
+// nodes never share a name: "host:port" when no other node has it, else
+// "host:port/database", and when that is taken too (the same server and
+// database with other parameters), "host:port/database#2", "#3"... in the
+// order of the configuration. A name a user gave is never changed, and no
+// derived name takes it.
+func nameDerived(order []string, all map[string][]nodeSpec) {
+	taken := map[string]string{} // name -> key, the names users gave
+	bases := map[string]map[string]bool{}
+	for _, g := range order {
+		for _, ns := range all[g] {
+			if !ns.derived {
+				taken[ns.name] = ns.key
+				continue
+			}
+			if bases[ns.name] == nil {
+				bases[ns.name] = map[string]bool{}
+			}
+			bases[ns.name][ns.key] = true
+		}
+	}
+	chosen := map[string]string{} // key -> derived name
+	for _, g := range order {
+		for i, ns := range all[g] {
+			if !ns.derived {
+				continue
+			}
+			if name, ok := chosen[ns.key]; ok {
+				all[g][i].name = name
+				continue
+			}
+			name := ns.name
+			if _, user := taken[name]; user || len(bases[ns.name]) > 1 {
+				name = ns.name + "/" + ns.db
+			}
+			for k := 2; ; k++ {
+				if key, ok := taken[name]; !ok || key == ns.key {
+					break
+				}
+				name = ns.name + "/" + ns.db + "#" + strconv.Itoa(k)
+			}
+			taken[name], chosen[ns.key] = ns.key, name
+			all[g][i].name = name
+		}
+	}
 }
 
 // normalise validates one node of group g at index i.
@@ -329,13 +391,14 @@ func (n Node) normalise(g string, i int) (nodeSpec, error) {
 		spec.key = fmt.Sprintf("pool:%p", n.Pool)
 	}
 	if spec.name == "" {
-		var host string
-		var port uint16
+		var cc *pgx.ConnConfig
 		if spec.cfg != nil {
-			host, port = spec.cfg.ConnConfig.Host, spec.cfg.ConnConfig.Port
+			cc = spec.cfg.ConnConfig
 		} else {
-			host, port = n.Pool.Config().ConnConfig.Host, n.Pool.Config().ConnConfig.Port
+			cc = n.Pool.Config().ConnConfig
 		}
+		host, port := cc.Host, cc.Port
+		spec.derived, spec.db = true, cc.Database
 		spec.name = net.JoinHostPort(host, strconv.Itoa(int(port)))
 		if strings.HasPrefix(host, "/") {
 			spec.name = host + ":" + strconv.Itoa(int(port))

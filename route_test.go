@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -388,5 +389,76 @@ func TestErrorCarryingRows(t *testing.T) {
 	br.Close()
 	if err := p.QueryRow(ctx, "SELECT 1").Scan(&v); !errors.Is(err, ErrUnknownGroup) {
 		t.Errorf("QueryRow: %v", err)
+	}
+}
+
+func TestDerivedNodeNames(t *testing.T) {
+	const bouncer = "postgres://u@127.0.0.1:6432/"
+	tests := []struct {
+		name   string
+		cfg    Config
+		want   map[string][]string
+		errSub string
+	}{
+		{
+			name: "one PgBouncer, several databases",
+			cfg: Config{Primary: bouncer + "app", Replicas: []Node{
+				{ConnString: bouncer + "app_r1"}, {ConnString: bouncer + "app_r2"}}},
+			want: map[string][]string{
+				"default": {"127.0.0.1:6432/app"},
+				"read":    {"127.0.0.1:6432/app_r1", "127.0.0.1:6432/app_r2"},
+			},
+		},
+		{
+			name: "same server and database, other parameters",
+			cfg: Config{Primary: bouncer + "app", Replicas: []Node{
+				{ConnString: bouncer + "app?application_name=x"}, {ConnString: bouncer + "app?application_name=y"}}},
+			want: map[string][]string{
+				"default": {"127.0.0.1:6432/app"},
+				"read":    {"127.0.0.1:6432/app#2", "127.0.0.1:6432/app#3"},
+			},
+		},
+		{
+			name: "distinct hosts keep host:port",
+			cfg:  Config{Primary: "postgres://u@127.0.0.1:5432/app", Replicas: []Node{{ConnString: "postgres://u@127.0.0.1:5433/app"}}},
+			want: map[string][]string{"default": {"127.0.0.1:5432"}, "read": {"127.0.0.1:5433"}},
+		},
+		{
+			name: "a derived name avoids a given one",
+			cfg: Config{Primary: "postgres://u@127.0.0.1:5432/app", Replicas: []Node{
+				{Name: "127.0.0.1:5432", ConnString: "postgres://u@127.0.0.1:5433/app"}}},
+			want: map[string][]string{"default": {"127.0.0.1:5432/app"}, "read": {"127.0.0.1:5432"}},
+		},
+		{
+			name: "a given name twice is an error",
+			cfg: Config{Primary: "postgres://u@127.0.0.1:5432/app", Replicas: []Node{
+				{Name: "r", ConnString: bouncer + "a"}, {Name: "r", ConnString: bouncer + "b"}}},
+			errSub: `node "r": the name is used by another node`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Health.Disabled = true
+			p, err := New(context.Background(), tt.cfg)
+			if tt.errSub != "" {
+				if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.errSub) {
+					t.Fatalf("New: %v, want an ErrConfig with %q", err, tt.errSub)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			got := map[string][]string{}
+			for _, g := range p.Stat().Groups {
+				for _, n := range g.Nodes {
+					got[g.Name] = append(got[g.Name], n.Name)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("names (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
