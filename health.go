@@ -18,11 +18,15 @@ import (
 // probeSQL is the one light query of a probe: the node's role, its WAL
 // position (on a primary the insert position, which is at or past the end of
 // every commit that has returned; on a replica the replayed position) and its
-// replay delay (zero when it has replayed all it received).
+// replay delay (zero when it has replayed all it received). A replica whose
+// WAL receiver restarted (a rejoin, a switchover) reports the start of its
+// current WAL segment as its receive position, behind its replay position:
+// only a receive position ahead of the replay position is WAL still to
+// replay.
 const probeSQL = `SELECT r,
   CASE WHEN r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END::text,
   CASE WHEN NOT r THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint ELSE 0 END,
-  CASE WHEN r AND pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn()
+  CASE WHEN r AND COALESCE(pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn(), true)
     THEN COALESCE(EXTRACT(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END::float8
 FROM pg_is_in_recovery() AS r`
 

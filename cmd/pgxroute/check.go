@@ -31,7 +31,7 @@ It exits 1 when a node is unreachable or in the wrong role.`
 // has none however old its last transaction.
 const checkSQL = `SELECT r,
   (CASE WHEN r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
-  CASE WHEN r AND pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn()
+  CASE WHEN r AND COALESCE(pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn(), true)
     THEN COALESCE(EXTRACT(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END::float8,
   version()
 FROM pg_is_in_recovery() AS r`
