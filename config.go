@@ -116,6 +116,10 @@ type Config struct {
 	// creates whose connection string sets no connect_timeout, so that a
 	// call to a dead node fails within it. Zero: 5s. Negative: no bound.
 	ConnectTimeout time.Duration
+	// TCP configures the sockets of the pools the router creates: short TCP
+	// keepalives and, on Linux, TCP_USER_TIMEOUT, so that a dead network
+	// path is found by the kernel too. See TCPConfig.
+	TCP TCPConfig
 	// ConfigurePool is called for each pool the router creates, with its
 	// group and node name, to set pool sizes, tracers and hooks. A node in
 	// several groups has one pool: it is called once, with its first group.

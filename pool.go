@@ -91,6 +91,7 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 					if ns.cfg.ConnConfig.ConnectTimeout == 0 && cfg.ConnectTimeout >= 0 {
 						ns.cfg.ConnConfig.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, defaultConnectTimeout)
 					}
+					cfg.TCP.setDialer(ns.cfg)
 					if cfg.ConfigurePool != nil {
 						cfg.ConfigurePool(spec.name, ns.name, ns.cfg)
 					}
