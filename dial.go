@@ -86,4 +86,3 @@ func (c TCPConfig) setDialer(pc *pgxpool.Config) {
 	}
 	pc.ConnConfig.DialFunc = c.dialer()
 }
-
