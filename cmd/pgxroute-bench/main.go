@@ -82,6 +82,7 @@ func run() error {
 		pgpoolMode   = flag.String("pgpool-mode", "", "pgx default_query_exec_mode for the pgpool target (default: pgx's, cache_statement)")
 		fromJSON     = flag.String("from-json", "", "run nothing: print the tables and draw -svg from an earlier -json file")
 		cpuProfile   = flag.String("cpuprofile", "", "write the tool's CPU profile of the measured runs to this file")
+		cost         = flag.Bool("cost", false, "measure only the cost of routing: raw pgxpool against RoutedPool on the same servers, pools kept open, paired ABBA rounds of -duration (-rounds: 10 or more)")
 		replicas     stringList
 	)
 	flag.Var(&replicas, "replica", "a replica's connection string (repeat; needs -primary)")
@@ -125,6 +126,9 @@ func run() error {
 		for _, r := range c.Replicas() {
 			s.replicas = append(s.replicas, r.ConnString())
 		}
+	}
+	if *cost {
+		return runCost(ctx, os.Stdout, s, opts.workers, opts.rounds, opts.duration)
 	}
 	fmt.Fprintf(os.Stderr, "creating %d rows on the primary\n", opts.rows)
 	if err := setupData(ctx, s, int(opts.rows)); err != nil {
