@@ -86,6 +86,7 @@ type nodeHealth struct {
 	retries          atomic.Int64
 	lagBytes         atomic.Int64
 	roleMismatch     atomic.Bool
+	role             atomic.Uint32 // a nodeRole: what the last probe saw
 
 	mu      sync.Mutex
 	lastErr string // redacted
@@ -138,6 +139,7 @@ type healthChecker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	roles  map[*node]expectedRole
+	tracer HealthTracer // nil: none
 }
 
 type expectedRole uint8
@@ -152,6 +154,7 @@ const minProbeGap = 2 * time.Millisecond
 
 func newHealthChecker(p *RoutedPool, cfg Config) *healthChecker {
 	h := &healthChecker{p: p, cfg: cfg.Health.withDefaults(), log: cfg.Logger, roles: map[*node]expectedRole{}}
+	h.tracer, _ = cfg.Tracer.(HealthTracer)
 	for _, m := range p.def.members {
 		h.roles[m.node] |= rolePrimary
 	}
@@ -291,11 +294,15 @@ func (h *healthChecker) observe(n *node, err error) {
 		hl.successes.Store(0)
 		hl.down.Store(false)
 		hl.readmissions.Add(1)
-		h.logf(slog.LevelInfo, "pgxroute: node re-admitted", n)
+		h.event(EventReadmitted, n, nil, slog.LevelInfo, "pgxroute: node re-admitted")
 	}
 	r := hl.last.Load()
-	role := h.roles[n]
-	mismatch := (role == rolePrimary && r.recovery) || (role == roleReplica && !r.recovery)
+	role := roleOf(r)
+	if prev := hl.role.Swap(uint32(role)); prev != uint32(role) && prev != uint32(roleUnknown) {
+		h.event(EventRoleChanged, n, nil, slog.LevelWarn, "pgxroute: node changed role", slog.String("role", role.String()))
+	}
+	expect := h.roles[n]
+	mismatch := (expect == rolePrimary && r.recovery) || (expect == roleReplica && !r.recovery)
 	if mismatch != hl.roleMismatch.Swap(mismatch) && mismatch {
 		if r.recovery {
 			h.logf(slog.LevelWarn, "pgxroute: node of the default group is in recovery (a replica)", n)
@@ -322,9 +329,9 @@ func (h *healthChecker) updateLag(n *node, r *probeResult) {
 			(h.cfg.MaxReplicaLagBytes > 0 && bytes > h.cfg.MaxReplicaLagBytes)
 		if lagging != n.health.lagging.Swap(lagging) {
 			if lagging {
-				h.logf(slog.LevelWarn, "pgxroute: replica lags beyond the limits; it takes no reads", n, slog.Duration("lag", r.lag), slog.Int64("lag_bytes", bytes))
+				h.event(EventLagging, n, nil, slog.LevelWarn, "pgxroute: replica lags beyond the limits; it takes no reads", slog.Duration("lag", r.lag), slog.Int64("lag_bytes", bytes))
 			} else {
-				h.logf(slog.LevelInfo, "pgxroute: replica caught up", n)
+				h.event(EventCaughtUp, n, nil, slog.LevelInfo, "pgxroute: replica caught up")
 			}
 		}
 	}
@@ -347,8 +354,50 @@ func (h *healthChecker) eject(n *node, why string, err error) {
 	}
 	n.health.successes.Store(0)
 	n.health.ejections.Add(1)
-	h.logf(slog.LevelWarn, "pgxroute: node ejected: "+why, n, slog.String("error", redactedError(err)))
+	h.event(EventEjected, n, err, slog.LevelWarn, "pgxroute: node ejected: "+why, slog.String("error", redactedError(err)))
 	n.health.requestProbe()
+}
+
+// event logs a health event of n and passes it to the HealthTracer.
+func (h *healthChecker) event(kind HealthEventKind, n *node, err error, level slog.Level, msg string, attrs ...any) {
+	h.logf(level, msg, n, attrs...)
+	if h.tracer == nil {
+		return
+	}
+	h.tracer.TraceHealth(context.Background(), HealthEvent{
+		Kind: kind, Node: n.name, State: n.health.state(), Role: nodeRole(n.health.role.Load()).String(),
+		Err: redactedError(err), At: time.Now(),
+	})
+}
+
+// nodeRole is what a probe saw a node as.
+type nodeRole uint32
+
+const (
+	roleUnknown nodeRole = iota
+	roleIsPrimary
+	roleIsReplica
+)
+
+// String names the role as Stat and HealthEvent do.
+func (r nodeRole) String() string {
+	switch r {
+	case roleIsPrimary:
+		return "primary"
+	case roleIsReplica:
+		return "replica"
+	}
+	return "unknown"
+}
+
+func roleOf(r *probeResult) nodeRole {
+	switch {
+	case r == nil:
+		return roleUnknown
+	case r.recovery:
+		return roleIsReplica
+	}
+	return roleIsPrimary
 }
 
 func (h *healthChecker) logf(level slog.Level, msg string, n *node, attrs ...any) {

@@ -96,7 +96,8 @@ func runReads(t *testing.T, c *routingtest.Cluster, pool *pgxroute.RoutedPool, w
 
 func TestKillReplicaDuringReads(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{})
-	pool := newPool(t, c, pgxroute.Config{Health: fastHealth})
+	events := &healthEvents{}
+	pool := newPool(t, c, pgxroute.Config{Health: fastHealth, Tracer: events})
 	victim := c.Replicas()[0]
 	stop := make(chan struct{})
 	load, wg := runReads(t, c, pool, 32, stop)
@@ -134,6 +135,17 @@ func TestKillReplicaDuringReads(t *testing.T) {
 	}
 	if strings.Contains(st.LastError, "password") {
 		t.Fatalf("last error shows a password: %s", st.LastError)
+	}
+	// The HealthTracer saw the ejection and the re-admission of the victim,
+	// in that order, and nothing of the other nodes.
+	got := events.of(victim.Name())
+	if len(got) < 2 || got[0] != pgxroute.EventEjected || got[len(got)-1] != pgxroute.EventReadmitted {
+		t.Errorf("health events of %s: %v, want ejected ... readmitted", victim.Name(), got)
+	}
+	for _, n := range c.Nodes() {
+		if n != victim && len(events.of(n.Name())) != 0 {
+			t.Errorf("health events of %s, which stayed up: %v", n.Name(), events.of(n.Name()))
+		}
 	}
 	// Back in rotation: the restarted replica answers reads again.
 	counts, _ := countServed(t, c, pool, 20)
@@ -388,4 +400,31 @@ REVOKE EXECUTE ON FUNCTION pg_last_wal_replay_lsn() FROM PUBLIC;`); err != nil {
 			t.Fatalf("read %d after a write, without known positions, served by %s", i, got)
 		}
 	}
+}
+
+// healthEvents is a Tracer that records the health events by node.
+type healthEvents struct {
+	mu     sync.Mutex
+	byNode map[string][]pgxroute.HealthEventKind
+}
+
+func (h *healthEvents) TraceRouteStart(ctx context.Context, _ pgxroute.TraceRouteStartData) context.Context {
+	return ctx
+}
+
+func (h *healthEvents) TraceRouteEnd(context.Context, pgxroute.TraceRouteEndData) {}
+
+func (h *healthEvents) TraceHealth(_ context.Context, ev pgxroute.HealthEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byNode == nil {
+		h.byNode = map[string][]pgxroute.HealthEventKind{}
+	}
+	h.byNode[ev.Node] = append(h.byNode[ev.Node], ev.Kind)
+}
+
+func (h *healthEvents) of(node string) []pgxroute.HealthEventKind {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]pgxroute.HealthEventKind(nil), h.byNode[node]...)
 }
