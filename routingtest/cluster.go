@@ -59,13 +59,13 @@ type ClusterOptions struct {
 // methods are safe for concurrent use. Close it to stop every server and
 // remove its files.
 type Cluster struct {
-	opts     ClusterOptions
-	binDir   string
-	cred     *syscall.Credential
-	base     string
-	log      io.Writer
-	spawner  *spawner
-	nodes    []*Node // every node, in creation order
+	opts    ClusterOptions
+	binDir  string
+	cred    *syscall.Credential
+	base    string
+	log     io.Writer
+	spawner *spawner
+	nodes   []*Node // every node, in creation order
 
 	mu       sync.Mutex // guards the roles below and bouncers
 	primary  *Node      // the current primary (follows Promote)
@@ -109,6 +109,13 @@ func (n *Node) DataDir() string { return n.dir }
 // the "postgres" superuser, which pgx accepts.
 func (n *Node) ConnString() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", n.port)
+}
+
+// SocketConnString returns a connection string for the node's "postgres"
+// database through its Unix socket (in the cluster's folder), which a
+// Blackhole of its TCP port does not affect.
+func (n *Node) SocketConnString() string {
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", n.c.base, n.port)
 }
 
 // PID returns the process id of the node's postmaster, or 0 when it is not

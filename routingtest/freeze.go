@@ -3,6 +3,7 @@ package routingtest
 import (
 	"fmt"
 	"syscall"
+	"time"
 )
 
 // Freeze stops n's postmaster and every child process of it with SIGSTOP, as
@@ -10,7 +11,7 @@ import (
 // server's sockets stay open and the kernel still accepts TCP connections
 // into the listen backlog, but nothing answers. The postmaster is stopped
 // first, so that it forks no new child; children it forked meanwhile are
-// found and stopped too. Thaw resumes them; Stop, Kill and Close thaw (or
+// found and stopped too. Freeze returns once every one of them is stopped. Thaw resumes them; Stop, Kill and Close thaw (or
 // kill) a frozen node, so no test leaves a frozen server behind. Freezing a
 // frozen node or a node that is not running does nothing.
 func (c *Cluster) Freeze(n *Node) error {
@@ -42,6 +43,18 @@ func (c *Cluster) Freeze(n *Node) error {
 		}
 		if !found && pass > 0 {
 			break
+		}
+	}
+	// SIGSTOP takes effect when the kernel next schedules the process:
+	// wait (bounded) until each is stopped, or gone.
+	deadline := time.Now().Add(2 * time.Second)
+	for _, p := range frozen {
+		for time.Now().Before(deadline) {
+			state, _, ok := procStat(p)
+			if !ok || state == 'T' || state == 't' || state == 'Z' || state == 'X' {
+				break
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 	n.frozen = frozen
