@@ -394,3 +394,18 @@ func (b *PgBouncer) Close() error {
 	}
 	return err
 }
+
+// Version asks the admin console for PgBouncer's version (SHOW VERSION), such
+// as "1.18.0".
+func (b *PgBouncer) Version(ctx context.Context) (string, error) {
+	conn, err := pgx.Connect(ctx, b.AdminConnString())
+	if err != nil {
+		return "", fmt.Errorf("routingtest: %s: %w", b.name, err)
+	}
+	defer conn.Close(context.Background())
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW VERSION").Scan(&v); err != nil {
+		return "", fmt.Errorf("routingtest: %s: SHOW VERSION: %w", b.name, err)
+	}
+	return strings.TrimPrefix(strings.TrimSpace(v), "PgBouncer "), nil
+}
