@@ -59,14 +59,17 @@ type ClusterOptions struct {
 // methods are safe for concurrent use. Close it to stop every server and
 // remove its files.
 type Cluster struct {
-	opts     ClusterOptions
-	binDir   string
-	cred     *syscall.Credential
-	base     string
-	log      io.Writer
-	spawner  *spawner
-	primary  *Node
-	replicas []*Node
+	opts    ClusterOptions
+	binDir  string
+	cred    *syscall.Credential
+	base    string
+	log     io.Writer
+	spawner *spawner
+	nodes   []*Node // every node, in creation order
+
+	mu       sync.Mutex // guards the roles below and bouncers
+	primary  *Node      // the current primary (follows Promote)
+	bouncers []*PgBouncer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -78,13 +81,18 @@ type Node struct {
 	name       string
 	dir        string
 	port       int
-	replica    bool
 	applyDelay time.Duration
 	tail       tailBuffer
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited; nil when never started
+	// role and upstream are guarded by c.mu.
+	role     Role
+	upstream *Node // the node a replica streams from
+
+	mu         sync.Mutex
+	cmd        *exec.Cmd
+	exited     chan struct{} // closed when cmd has exited; nil when never started
+	frozen     []int         // processes stopped by Freeze, postmaster first
+	blackholed bool          // Blackhole's rules are in place
 }
 
 // Name returns the node's name: "primary", "replica1", "replica2"...
@@ -101,6 +109,13 @@ func (n *Node) DataDir() string { return n.dir }
 // the "postgres" superuser, which pgx accepts.
 func (n *Node) ConnString() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", n.port)
+}
+
+// SocketConnString returns a connection string for the node's "postgres"
+// database through its Unix socket (in the cluster's folder), which a
+// Blackhole of its TCP port does not affect.
+func (n *Node) SocketConnString() string {
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", n.c.base, n.port)
 }
 
 // PID returns the process id of the node's postmaster, or 0 when it is not
@@ -143,6 +158,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 		return nil, fmt.Errorf("routingtest: Replicas is %d; want 0 (two), NoReplicas or a positive number", opts.Replicas)
 	}
 	reapStale(os.TempDir())
+	// Rules of a harness that died without Close would blackhole whatever
+	// listens on their port now.
+	cleanErr := CleanStaleBlackholes()
 	base, err := os.MkdirTemp("", "pgxroute-")
 	if err != nil {
 		return nil, fmt.Errorf("routingtest: %w", err)
@@ -158,6 +176,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 	if opts.Log != nil {
 		c.log = &syncWriter{w: opts.Log}
 	}
+	if cleanErr != nil && !errors.Is(cleanErr, ErrNoIptables) {
+		c.logf("cleaning stale iptables rules: %v", cleanErr)
+	}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -169,7 +190,8 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 		}
 	}
 
-	c.primary = &Node{c: c, name: "primary", dir: filepath.Join(base, "primary")}
+	c.primary = &Node{c: c, name: "primary", dir: filepath.Join(base, "primary"), role: RolePrimary}
+	c.nodes = []*Node{c.primary}
 	c.logf("initdb in %s (binaries in %s)", c.primary.dir, binDir)
 	if err := c.spawner.run(exec.CommandContext(ctx, filepath.Join(binDir, "initdb"),
 		"-D", c.primary.dir, "-U", "postgres", "--auth=trust", "--no-sync",
@@ -183,21 +205,24 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 		return nil, err
 	}
 
+	var replicas []*Node
 	for i := 0; i < nReplicas; i++ {
-		r := &Node{c: c, name: "replica" + strconv.Itoa(i+1), dir: filepath.Join(base, "replica"+strconv.Itoa(i+1)), replica: true}
+		r := &Node{c: c, name: "replica" + strconv.Itoa(i+1), dir: filepath.Join(base, "replica"+strconv.Itoa(i+1)),
+			role: RoleReplica, upstream: c.primary}
 		if i < len(opts.ApplyDelay) {
 			r.applyDelay = opts.ApplyDelay[i]
 		}
-		c.replicas = append(c.replicas, r)
+		replicas = append(replicas, r)
 	}
+	c.nodes = append(c.nodes, replicas...)
 	// Base backups and starts run in parallel: each replica is independent.
-	errs := make([]error, len(c.replicas))
+	errs := make([]error, len(replicas))
 	var wg sync.WaitGroup
-	for i, r := range c.replicas {
+	for i, r := range replicas {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.createReplica(ctx, r)
+			errs[i] = c.createReplica(ctx, r, c.primary)
 		}()
 	}
 	wg.Wait()
@@ -215,7 +240,10 @@ func (c *Cluster) baseConf() []string {
 		"unix_socket_directories = '" + c.base + "'",
 		"wal_level = replica",
 		"fsync = off",
-		"full_page_writes = off",
+		// pg_rewind (Rejoin) needs both on every node that may become a
+		// source or a target.
+		"full_page_writes = on",
+		"wal_log_hints = on",
 		"max_wal_senders = 16",
 		"wal_keep_size = '512MB'",
 		"hot_standby = on",
@@ -246,26 +274,28 @@ func (c *Cluster) writeConf(dir, file string, lines []string) error {
 	return nil
 }
 
-// createReplica takes a base backup of the primary into r's folder and
-// starts r as a streaming replica.
-func (c *Cluster) createReplica(ctx context.Context, r *Node) error {
-	c.logf("pg_basebackup into %s", r.dir)
-	if err := c.spawner.run(exec.CommandContext(ctx, filepath.Join(c.binDir, "pg_basebackup"),
-		"-D", r.dir, "-h", "127.0.0.1", "-p", strconv.Itoa(c.primary.port), "-U", "postgres",
-		"-R", "-X", "stream", "--no-sync", "--checkpoint=fast"), c.cred); err != nil {
-		return fmt.Errorf("routingtest: %s: pg_basebackup: %w", r.name, err)
-	}
-	lines := []string{"# added by pgxroute/routingtest", "primary_conninfo = 'host=127.0.0.1 port=" + strconv.Itoa(c.primary.port) + " user=postgres application_name=" + r.name + "'"}
-	if r.applyDelay > 0 {
-		lines = append(lines, fmt.Sprintf("recovery_min_apply_delay = '%dms'", r.applyDelay.Milliseconds()))
-	}
-	if err := c.writeConf(r.dir, "postgresql.auto.conf", lines); err != nil {
+// createReplica takes a base backup of primary into r's folder and starts r
+// for the first time as a streaming replica of it.
+func (c *Cluster) createReplica(ctx context.Context, r, primary *Node) error {
+	if err := c.baseBackup(ctx, r, primary); err != nil {
 		return err
 	}
 	if err := c.startNew(ctx, r); err != nil {
 		return err
 	}
-	return c.waitStreaming(ctx, r)
+	return c.waitStreaming(ctx, r, primary)
+}
+
+// baseBackup takes a base backup of primary into r's (absent) folder and
+// configures it as a standby of primary.
+func (c *Cluster) baseBackup(ctx context.Context, r, primary *Node) error {
+	c.logf("pg_basebackup of %s into %s", primary.name, r.dir)
+	if err := c.spawner.run(exec.CommandContext(ctx, filepath.Join(c.binDir, "pg_basebackup"),
+		"-D", r.dir, "-h", "127.0.0.1", "-p", strconv.Itoa(primary.port), "-U", "postgres",
+		"-R", "-X", "stream", "--no-sync", "--checkpoint=fast"), c.cred); err != nil {
+		return fmt.Errorf("routingtest: %s: pg_basebackup: %w", r.name, err)
+	}
+	return c.configureStandby(r, primary)
 }
 
 // startNew starts a node for the first time on a free loopback port. A port
@@ -351,11 +381,11 @@ func (c *Cluster) waitReady(ctx context.Context, n *Node, exited chan struct{}) 
 	}
 }
 
-// waitStreaming waits until the primary lists r as a streaming replica.
-func (c *Cluster) waitStreaming(ctx context.Context, r *Node) error {
-	return c.poll(ctx, c.primary, "SELECT count(*) > 0 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", []any{r.name},
+// waitStreaming waits until upstream lists r as a streaming replica.
+func (c *Cluster) waitStreaming(ctx context.Context, r, upstream *Node) error {
+	return c.poll(ctx, upstream, "SELECT count(*) > 0 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", []any{r.name},
 		func(err error) error {
-			return fmt.Errorf("routingtest: %s does not stream from the primary: %w", r.name, err)
+			return fmt.Errorf("routingtest: %s does not stream from %s: %w", r.name, upstream.name, err)
 		})
 }
 
@@ -390,15 +420,35 @@ func (c *Cluster) logf(format string, args ...any) {
 	}
 }
 
-// Primary returns the node started as the primary. After Promote of a
-// replica it is still the original primary.
-func (c *Cluster) Primary() *Node { return c.primary }
+// Primary returns the current primary: the node started as the primary
+// until Promote (or Switchover) makes another node the primary. A former
+// primary started again without Rejoin (split brain) does not become
+// Primary again.
+func (c *Cluster) Primary() *Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.primary
+}
 
-// Replicas returns the replicas, in order.
-func (c *Cluster) Replicas() []*Node { return append([]*Node(nil), c.replicas...) }
+// Replicas returns the nodes whose role is RoleReplica, in creation order:
+// at first every node but the primary. A promoted replica leaves the list; a
+// former primary joins it at its place once Rejoin made it a replica.
+func (c *Cluster) Replicas() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var rs []*Node
+	for _, n := range c.nodes {
+		if n.role == RoleReplica {
+			rs = append(rs, n)
+		}
+	}
+	return rs
+}
 
-// Nodes returns the primary followed by the replicas.
-func (c *Cluster) Nodes() []*Node { return append([]*Node{c.primary}, c.replicas...) }
+// Nodes returns every node in creation order, whatever its role: the node
+// started as the primary first, then replica1, replica2... The order does
+// not change when roles do.
+func (c *Cluster) Nodes() []*Node { return append([]*Node(nil), c.nodes...) }
 
 // Dir returns the temporary folder that holds every node's files.
 func (c *Cluster) Dir() string { return c.base }
@@ -411,6 +461,10 @@ func (c *Cluster) Stop(n *Node) error {
 	n.mu.Unlock()
 	if cmd == nil || isClosed(exited) {
 		return nil
+	}
+	// A frozen server cannot shut down.
+	if err := c.Thaw(n); err != nil {
+		return err
 	}
 	c.logf("%s: stop", n.name)
 	_ = cmd.Process.Signal(syscall.SIGINT)
@@ -443,6 +497,10 @@ func (c *Cluster) Kill(n *Node) error {
 		_ = syscall.Kill(k, syscall.SIGKILL)
 	}
 	<-exited
+	// SIGKILL ends stopped processes too: nothing is left frozen.
+	n.mu.Lock()
+	n.frozen = nil
+	n.mu.Unlock()
 	// The children were re-parented; wait until they are gone so that a
 	// restart does not find its shared memory still attached.
 	deadline := time.Now().Add(30 * time.Second)
@@ -464,7 +522,10 @@ func (c *Cluster) Start(ctx context.Context, n *Node) error {
 }
 
 // Promote turns replica n into a primary that accepts writes, and waits for
-// the promotion to finish. The other replicas keep following the old primary.
+// the promotion to finish. The other replicas keep following the old primary
+// (Repoint moves them). From then on Primary returns n, and the old primary
+// has RoleFormerPrimary: if it still runs, or is started again, it is a
+// second primary (split brain) until Rejoin makes it a replica of n.
 func (c *Cluster) Promote(ctx context.Context, n *Node) error {
 	conn, err := pgx.Connect(ctx, n.ConnString())
 	if err != nil {
@@ -478,15 +539,23 @@ func (c *Cluster) Promote(ctx context.Context, n *Node) error {
 	if !ok {
 		return fmt.Errorf("routingtest: promote %s: not promoted within 60s", n.name)
 	}
+	c.mu.Lock()
+	old := c.primary
+	if old != n {
+		old.role = RoleFormerPrimary
+	}
+	n.role, n.upstream, c.primary = RolePrimary, nil, n
+	c.mu.Unlock()
 	c.logf("%s: promoted", n.name)
 	return nil
 }
 
-// WaitReplay returns once every running replica that is still in recovery
-// has replayed the primary's current WAL position (as of the call), or when
-// ctx ends. A replica with an apply delay takes at least that long.
+// WaitReplay returns once every running replica (RoleReplica) that is still
+// in recovery has replayed the current primary's WAL position (as of the
+// call), or when ctx ends. A replica with an apply delay takes at least that
+// long; one that streams from a former primary never gets there.
 func (c *Cluster) WaitReplay(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, c.primary.ConnString())
+	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
 	if err != nil {
 		return fmt.Errorf("routingtest: WaitReplay: primary: %w", err)
 	}
@@ -496,7 +565,7 @@ func (c *Cluster) WaitReplay(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("routingtest: WaitReplay: primary: %w", err)
 	}
-	for _, r := range c.replicas {
+	for _, r := range c.Replicas() {
 		if !r.Running() {
 			continue
 		}
@@ -511,17 +580,28 @@ func (c *Cluster) WaitReplay(ctx context.Context) error {
 	return nil
 }
 
-// Close stops every server (killing those that do not stop in time) and
-// removes every folder the cluster made. It is safe to call more than once.
+// Close stops every PgBouncer and every server (thawing frozen ones, killing
+// those that do not stop in time), removes the cluster's iptables rules and
+// every folder the cluster made. It is safe to call more than once.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		var errs []error
+		c.mu.Lock()
+		bouncers := c.bouncers
+		c.mu.Unlock()
+		for _, b := range bouncers {
+			if err := b.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		for _, n := range c.nodes {
+			if err := c.Unblackhole(n); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		for _, n := range c.Nodes() {
-			if n == nil {
-				continue
-			}
+		for _, n := range c.nodes {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
