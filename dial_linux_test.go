@@ -21,7 +21,7 @@ func sockopts(t *testing.T, p *pgxroute.RoutedPool, ctx context.Context) (keepal
 		t.Fatal(err)
 	}
 	defer c.Release()
-	tc, ok := c.Conn().PgConn().Conn().(*net.TCPConn)
+	tc, ok := c.Conn().PgConn().Conn().(syscall.Conn)
 	if !ok {
 		t.Fatalf("connection is a %T, not TCP", c.Conn().PgConn().Conn())
 	}

@@ -25,6 +25,11 @@ var (
 	ErrClosed = errors.New("pgxroute: pool closed")
 	// ErrNoPool is returned by Acquire on a node given as a Backend.
 	ErrNoPool = errors.New("pgxroute: node has no pgxpool (a Backend)")
+	// ErrInterrupted is wrapped by the error of a call whose node stopped
+	// answering while it ran: the prober gave up on the node and closed its
+	// connections. A write's outcome is then unknown: it may have been
+	// applied.
+	ErrInterrupted = errors.New("pgxroute: call interrupted: its node stopped answering and was ejected")
 	// ErrBadToken is returned by WithToken for a token that is not one.
 	ErrBadToken = errors.New("pgxroute: malformed read-your-writes token")
 )

@@ -2,6 +2,8 @@ package pgxroute
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -17,12 +19,19 @@ type node struct {
 	be    Backend       // where calls run: pool, or a Node.Backend
 	pool  *pgxpool.Pool // nil for a Node.Backend
 	owned bool          // the router created the pool and closes it
+	conns connSet       // the open sockets of a pool the router created
+	dial  pgconn.DialFunc // the dialer under conns' tracking: the probes' own
+
+	// interrupts counts the interruptions of the node's calls (interrupt):
+	// a call that sees it change while it ran was interrupted.
+	interrupts atomic.Uint64
 
 	// inflight is written by every call: on a cache line of its own, so
 	// that the read-mostly fields above are not invalidated with it.
 	_        [64]byte
-	inflight atomic.Int64 // routed calls running on the node
-	_        [56]byte
+	inflight atomic.Int64  // routed calls running on the node
+	ended    atomic.Uint64 // routed calls that ended on the node (for the stall watch)
+	_        [48]byte
 	health   nodeHealth
 }
 
@@ -89,6 +98,38 @@ func (g *group) pickLagging() *member {
 // group with no healthy node, where trying beats refusing).
 func (g *group) pickAny() *member {
 	return g.members[g.bal.Pick(nil)]
+}
+
+// pickAnswering chooses a member by the strategy alone, healthy or not,
+// among those that did not stop answering (for a group with no healthy
+// node, where the server's own error beats a guess); nil when every member
+// is suspect.
+func (g *group) pickAnswering() *member {
+	if m := g.members[g.bal.Pick(nil)]; !m.node.health.suspect.Load() {
+		return m
+	}
+	for _, m := range g.members {
+		if !m.node.health.suspect.Load() {
+			return m
+		}
+	}
+	return nil
+}
+
+// noneAnswering is the error of a call to g when every member stopped
+// answering: it names each with its last error.
+func (g *group) noneAnswering() error {
+	var b strings.Builder
+	for i, m := range g.members {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		m.node.health.mu.Lock()
+		last := m.node.health.lastErr
+		m.node.health.mu.Unlock()
+		fmt.Fprintf(&b, "node %q stopped answering (%s)", m.node.name, last)
+	}
+	return fmt.Errorf("%w in group %q: %s", ErrNoHealthyNode, g.name, b.String())
 }
 
 // pickOther chooses a usable member other than m, or nil.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,12 @@ const (
 	// StateDown: probes or calls failed; the node takes no calls until it is
 	// re-admitted.
 	StateDown
+	// StateSuspect: the node's last probe went unanswered past
+	// Health.Timeout (it hangs, or its network path is dead): it takes no
+	// calls, not even as a last resort, until a probe answers. After
+	// FailuresToEject failed probes it is also ejected (Ejections counts
+	// it), and then needs SuccessesToReadmit answered probes to come back.
+	StateSuspect
 )
 
 // String names the state.
@@ -66,6 +73,8 @@ func (s NodeState) String() string {
 		return "lagging"
 	case StateDown:
 		return "down"
+	case StateSuspect:
+		return "suspect"
 	}
 	return "unknown"
 }
@@ -74,6 +83,7 @@ func (s NodeState) String() string {
 // passive signals of routed calls, read lock-free by the router.
 type nodeHealth struct {
 	down    atomic.Bool
+	suspect atomic.Bool // a probe went unanswered past Health.Timeout
 	lagging atomic.Bool
 
 	started atomic.Uint64               // number of the last probe started
@@ -93,10 +103,13 @@ type nodeHealth struct {
 	lastAt  time.Time
 }
 
-func (h *nodeHealth) up() bool { return !h.down.Load() }
+// up reports whether the node takes calls: neither down nor suspect.
+func (h *nodeHealth) up() bool { return !h.down.Load() && !h.suspect.Load() }
 
 func (h *nodeHealth) state() NodeState {
 	switch {
+	case h.suspect.Load():
+		return StateSuspect
 	case h.down.Load():
 		return StateDown
 	case h.lagging.Load():
@@ -199,6 +212,9 @@ func (h *healthChecker) run(ctx context.Context, n *node) {
 	}()
 	tick := time.NewTicker(h.cfg.Interval)
 	defer tick.Stop()
+	watch := time.NewTicker(stallWatch)
+	defer watch.Stop()
+	var st stall
 	for {
 		var err error
 		conn, err = h.probe(ctx, n, conn, &sysid)
@@ -206,18 +222,56 @@ func (h *healthChecker) run(ctx context.Context, n *node) {
 			return
 		}
 		h.observe(n, err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-n.health.kick:
+	wait:
+		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(minProbeGap):
+			case <-tick.C:
+				break wait
+			case <-watch.C:
+				if st.stalled(n) {
+					break wait // calls wait and none ends: probe now
+				}
+			case <-n.health.kick:
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(minProbeGap):
+				}
+				break wait
 			}
 		}
 	}
+}
+
+// stallWatch is how often a prober looks for stalled calls between probes.
+const stallWatch = 25 * time.Millisecond
+
+// stall watches a node between two probes: calls in flight while none ended
+// for two looks in a row (50-75 ms) is the sign of a node that hangs, and
+// starts a probe at once rather than at the next interval, so that a node
+// that froze while serving calls is suspect about one Health.Timeout later.
+// It fires once per quiet spell: a long query alone on a node costs one
+// early probe, not one every look.
+type stall struct {
+	ended uint64
+	quiet int
+	fired bool
+}
+
+func (s *stall) stalled(n *node) bool {
+	ended := n.ended.Load()
+	if ended != s.ended || n.inflight.Load() == 0 {
+		s.ended, s.quiet, s.fired = ended, 0, false
+		return false
+	}
+	s.quiet++
+	if s.quiet < 2 || s.fired {
+		return false
+	}
+	s.fired = true
+	return true
 }
 
 // probe runs one probe of n, connecting first when conn is nil. It returns
@@ -230,6 +284,9 @@ func (h *healthChecker) probe(ctx context.Context, n *node, conn *pgx.Conn, sysi
 		cc := n.pool.Config().ConnConfig.Copy()
 		cc.ConnectTimeout = h.cfg.Timeout
 		cc.RuntimeParams["application_name"] = "pgxroute-probe"
+		if n.dial != nil {
+			cc.DialFunc = n.dial // probes dial a suspect node too: they re-admit it
+		}
 		var err error
 		if conn, err = pgx.ConnectConfig(ctx, cc); err != nil {
 			return nil, err
@@ -284,12 +341,25 @@ func (h *healthChecker) observe(n *node, err error) {
 	if err != nil {
 		hl.setErr(err)
 		hl.successes.Store(0)
+		if isTimeout(err) && !hl.suspect.Swap(true) {
+			// Unanswered past Health.Timeout: the node may hang without
+			// closing its sockets. New calls avoid it, and the calls waiting
+			// on it are interrupted now rather than at their deadlines.
+			h.event(EventSuspect, n, err, slog.LevelWarn, "pgxroute: node suspect: a probe went unanswered; its calls are interrupted")
+			n.interrupt()
+			hl.requestProbe()
+		}
 		if hl.fails.Add(1) >= int32(h.cfg.FailuresToEject) {
-			h.eject(n, "probes failed", err)
+			if h.eject(n, "probes failed", err) {
+				n.interrupt() // the prober gave up: nothing waits on the node
+			}
 		}
 		return
 	}
 	hl.fails.Store(0)
+	if hl.suspect.Swap(false) {
+		h.logf(slog.LevelInfo, "pgxroute: suspect node answered again", n)
+	}
 	if hl.down.Load() && hl.successes.Add(1) >= int32(h.cfg.SuccessesToReadmit) {
 		hl.successes.Store(0)
 		hl.down.Store(false)
@@ -347,15 +417,16 @@ func (h *healthChecker) updateLag(n *node, r *probeResult) {
 	}
 }
 
-// eject marks n down.
-func (h *healthChecker) eject(n *node, why string, err error) {
+// eject marks n down and reports whether it was up.
+func (h *healthChecker) eject(n *node, why string, err error) bool {
 	if n.health.down.Swap(true) {
-		return
+		return false
 	}
 	n.health.successes.Store(0)
 	n.health.ejections.Add(1)
 	h.event(EventEjected, n, err, slog.LevelWarn, "pgxroute: node ejected: "+why, slog.String("error", redactedError(err)))
 	n.health.requestProbe()
+	return true
 }
 
 // event logs a health event of n and passes it to the HealthTracer.
@@ -418,4 +489,11 @@ func (p *RoutedPool) passive(d *decision, err error) {
 		return // health checks off: nothing would re-admit the node
 	}
 	p.health.eject(d.m.node, "a call's connection failed", err)
+}
+
+// isTimeout reports whether err is a probe that went unanswered until its
+// deadline (not a refused or broken connection).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }

@@ -95,6 +95,10 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 					if cfg.ConfigurePool != nil {
 						cfg.ConfigurePool(spec.name, ns.name, ns.cfg)
 					}
+					if dial := ns.cfg.ConnConfig.DialFunc; dial != nil {
+						n.dial = dial
+						ns.cfg.ConnConfig.DialFunc = n.conns.track(dial, n.health.suspect.Load)
+					}
 					pool, err := pgxpool.NewWithConfig(ctx, ns.cfg)
 					if err != nil {
 						return fail(fmt.Errorf("pgxroute: group %q node %q: %w", spec.name, ns.name, err))
@@ -153,6 +157,7 @@ type call struct {
 	nctx    context.Context // what the node runs with: ctx, or the tracer's
 	kind    callKind
 	attempt int
+	epoch   uint64 // the node's interruption count when the attempt started
 	args    []any
 	in      *callInput // the inputs of the rarer calls
 
@@ -235,7 +240,7 @@ func (p *RoutedPool) run(c *call) error {
 			return nil
 		}
 		if !p.again(c, err) {
-			return p.wrapErr(&c.decision, err)
+			return p.wrapErr(c, err)
 		}
 	}
 }
@@ -244,6 +249,7 @@ func (p *RoutedPool) run(c *call) error {
 // OnRoute and starts its trace.
 func (p *RoutedPool) start(c *call) {
 	c.m.node.inflight.Add(1)
+	c.epoch = c.m.node.interrupts.Load()
 	c.m.calls[c.reason].Add(1)
 	c.nctx = c.ctx
 	if p.onRoute != nil {
@@ -264,6 +270,7 @@ func (p *RoutedPool) start(c *call) {
 // the call runs again.
 func (p *RoutedPool) finish(c *call, err error, wrote, rerun bool) {
 	c.m.node.inflight.Add(-1)
+	c.m.node.ended.Add(1)
 	if err != nil {
 		p.passive(&c.decision, err)
 	}
@@ -295,13 +302,17 @@ func (p *RoutedPool) again(c *call, err error) bool {
 	return true
 }
 
-// wrapErr names the group and node in err, keeping it testable with
-// errors.Is and errors.As.
-func (p *RoutedPool) wrapErr(d *decision, err error) error {
+// wrapErr names the group and node of c's attempt in err, keeping it
+// testable with errors.Is and errors.As; when the node's calls were
+// interrupted while the attempt ran, it wraps ErrInterrupted too.
+func (p *RoutedPool) wrapErr(c *call, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &NodeError{Group: d.g.name, Node: d.m.node.name, Err: err}
+	if c.m.node.interrupts.Load() != c.epoch {
+		err = fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
+	return &NodeError{Group: c.g.name, Node: c.m.node.name, Err: err}
 }
 
 // direct returns the backend of the default group's first node when calls

@@ -110,40 +110,35 @@ func (p *RoutedPool) decide(ctx context.Context, o op, res classify.Result, d *d
 	}
 	switch {
 	case o == opAcquire:
-		p.toGroup(d, p.def, ReasonAcquire)
+		return p.toGroup(d, p.def, ReasonAcquire)
 	case o == opBegin:
-		p.toGroup(d, p.def, ReasonTransaction)
+		return p.toGroup(d, p.def, ReasonTransaction)
 	case res.Kind == classify.Write && d.scope == nil:
-		p.toGroup(d, p.def, ReasonWriteNoScope)
+		return p.toGroup(d, p.def, ReasonWriteNoScope)
 	case res.Kind == classify.Write:
-		p.toGroup(d, p.def, ReasonWrite)
+		return p.toGroup(d, p.def, ReasonWrite)
 	case res.Kind == classify.LockingRead:
-		p.toGroup(d, p.def, ReasonLockingRead)
-	default:
-		return p.decideRead(d)
+		return p.toGroup(d, p.def, ReasonLockingRead)
 	}
-	return nil
+	return p.decideRead(d)
 }
 
 // decideOverride routes by a group chosen through the context.
 func (p *RoutedPool) decideOverride(d *decision, ov *override) error {
 	switch ov.kind {
 	case overridePrimary:
-		p.toGroup(d, p.def, ReasonPrimary)
+		return p.toGroup(d, p.def, ReasonPrimary)
 	case overrideReplica:
 		if p.read == nil {
-			p.toGroup(d, p.def, ReasonNoReadGroup)
-		} else {
-			p.toGroup(d, p.read, ReasonReplica)
+			return p.toGroup(d, p.def, ReasonNoReadGroup)
 		}
-	default:
-		g := p.group(ov.group)
-		if g == nil {
-			return fmt.Errorf("%w %q", ErrUnknownGroup, ov.group)
-		}
-		p.toGroup(d, g, ReasonBindGroup)
+		return p.toGroup(d, p.read, ReasonReplica)
 	}
-	return nil
+	g := p.group(ov.group)
+	if g == nil {
+		return fmt.Errorf("%w %q", ErrUnknownGroup, ov.group)
+	}
+	return p.toGroup(d, g, ReasonBindGroup)
 }
 
 // group returns the named group, or nil. A few groups are scanned (two
@@ -173,8 +168,7 @@ func (p *RoutedPool) decideRead(d *decision) error {
 			now = time.Now()
 		}
 		if s.Sticky(p.mode, now) {
-			p.toGroup(d, p.def, ReasonSticky)
-			return nil
+			return p.toGroup(d, p.def, ReasonSticky)
 		}
 	}
 	return p.toReplica(d)
@@ -186,8 +180,7 @@ func (p *RoutedPool) decideRead(d *decision) error {
 // When no read node is up, the read falls back or fails.
 func (p *RoutedPool) toReplica(d *decision) error {
 	if p.read == nil {
-		p.toGroup(d, p.def, ReasonNoReadGroup)
-		return nil
+		return p.toGroup(d, p.def, ReasonNoReadGroup)
 	}
 	m := p.read.pick()
 	reason := ReasonRead
@@ -198,11 +191,9 @@ func (p *RoutedPool) toReplica(d *decision) error {
 		lagging := p.read.allLagging.Load()
 		if p.noHealthy == FallbackToPrimary {
 			if lagging {
-				p.toGroup(d, p.def, ReasonReadLagging)
-			} else {
-				p.toGroup(d, p.def, ReasonFallback)
+				return p.toGroup(d, p.def, ReasonReadLagging)
 			}
-			return nil
+			return p.toGroup(d, p.def, ReasonFallback)
 		}
 		if lagging {
 			m = p.read.pickLagging()
@@ -225,12 +216,10 @@ func (p *RoutedPool) decideReadYourWrites(d *decision) error {
 		p.checkToken(s, t)
 	}
 	if p.read == nil {
-		p.toGroup(d, p.def, ReasonNoReadGroup)
-		return nil
+		return p.toGroup(d, p.def, ReasonNoReadGroup)
 	}
 	if !p.resolvePending(s) {
-		p.toGroup(d, p.def, ReasonReplicasBehind)
-		return nil
+		return p.toGroup(d, p.def, ReasonReplicasBehind)
 	}
 	need := s.Need()
 	if need == 0 {
@@ -257,23 +246,28 @@ func (p *RoutedPool) decideReadYourWrites(d *decision) error {
 		for _, c := range p.read.members {
 			c.node.health.requestProbe()
 		}
-		p.toGroup(d, p.def, ReasonReplicasBehind)
-		return nil
+		return p.toGroup(d, p.def, ReasonReplicasBehind)
 	}
 	p.require(s, m.node.health.replayed())
 	d.g, d.m, d.reason, d.auto = p.read, m, ReasonCaughtUp, true
 	return nil
 }
 
-// toGroup sends a call to a healthy node of g; when none is healthy it still
-// tries one, so that the caller gets the server's own error (which names the
-// node) rather than a guess.
-func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) {
+// toGroup sends a call to a healthy node of g. When none is healthy it still
+// tries one that answers (a down node that refuses connections), so that the
+// caller gets the server's own error, which names the node; but never one
+// that stopped answering (suspect): the call would only wait. With none
+// left, the error wraps ErrNoHealthyNode and names every member.
+func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) error {
 	m := g.pick()
 	if m == nil {
-		m = g.pickAny()
+		m = g.pickAnswering()
+	}
+	if m == nil {
+		return g.noneAnswering()
 	}
 	d.g, d.m, d.reason, d.auto = g, m, r, false
+	return nil
 }
 
 // primary returns the node whose WAL positions read-your-writes follows and
@@ -307,7 +301,9 @@ func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt i
 	if d.auto && isReadOnlyViolation(err) {
 		p.classifier.MarkWrite(d.sql, resRefused.Reason)
 		next := *d
-		p.toGroup(&next, p.def, ReasonMisroute)
+		if p.toGroup(&next, p.def, ReasonMisroute) != nil {
+			return decision{}, false
+		}
 		next.res = resRefused
 		return next, true
 	}
@@ -322,7 +318,9 @@ func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt i
 	}
 	if d.g != p.def && d.auto && p.noHealthy == FallbackToPrimary {
 		next := *d
-		p.toGroup(&next, p.def, ReasonRetry)
+		if p.toGroup(&next, p.def, ReasonRetry) != nil {
+			return decision{}, false
+		}
 		return next, true
 	}
 	return decision{}, false

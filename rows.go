@@ -35,7 +35,7 @@ func (r *routedRows) Next() bool {
 		}
 		r.c.rows.Close()
 		if !r.c.p.again(&r.c, err) {
-			r.done, r.err = true, r.c.p.wrapErr(&r.c.decision, err)
+			r.done, r.err = true, r.c.p.wrapErr(&r.c, err)
 			return false
 		}
 		if err := r.c.p.run(&r.c); err != nil {
@@ -54,7 +54,7 @@ func (r *routedRows) end(err error) {
 	}
 	r.done = true
 	if err != nil {
-		r.err = r.c.p.wrapErr(&r.c.decision, err)
+		r.err = r.c.p.wrapErr(&r.c, err)
 	}
 	r.c.p.finish(&r.c, err, r.c.isWrite(), false)
 }
@@ -74,7 +74,7 @@ func (r *routedRows) Err() error {
 		return r.err
 	}
 	if err := r.c.rows.Err(); err != nil {
-		return r.c.p.wrapErr(&r.c.decision, err)
+		return r.c.p.wrapErr(&r.c, err)
 	}
 	return nil
 }
