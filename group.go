@@ -16,10 +16,10 @@ import (
 // node is one server: one pgxpool, shared by every group that lists it.
 type node struct {
 	name  string
-	be    Backend       // where calls run: pool, or a Node.Backend
-	pool  *pgxpool.Pool // nil for a Node.Backend
-	owned bool          // the router created the pool and closes it
-	conns connSet       // the open sockets of a pool the router created
+	be    Backend         // where calls run: pool, or a Node.Backend
+	pool  *pgxpool.Pool   // nil for a Node.Backend
+	owned bool            // the router created the pool and closes it
+	conns connSet         // the open sockets of a pool the router created
 	dial  pgconn.DialFunc // the dialer under conns' tracking: the probes' own
 
 	// interrupts counts the interruptions of the node's calls (interrupt):
