@@ -342,6 +342,11 @@ func TestHelperDyingHarness(t *testing.T) {
 	}
 	c := routingtest.NewCluster(t, routingtest.ClusterOptions{})
 	pids := serverPIDs(t, c)
+	// A PgBouncer, when installed, must die with the harness too.
+	if _, err := routingtest.FindPgBouncer(""); err == nil {
+		b := c.NewPgBouncer(t, routingtest.PgBouncerOptions{Databases: []routingtest.PgBouncerDatabase{{Name: "app", Node: c.Primary()}}})
+		pids = append(pids, b.PID())
+	}
 	fmt.Printf("DIR %s\nPIDS %s\n", c.Dir(), strings.Trim(fmt.Sprint(pids), "[]"))
 	switch mode {
 	case "test-panic":

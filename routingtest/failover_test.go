@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pgxroute/pgxroute/routingtest"
 )
@@ -66,9 +67,11 @@ func TestPromoteAndRepoint(t *testing.T) {
 	if r2.Upstream() != old {
 		t.Fatalf("replica2 upstream %v before Repoint, want the old primary", r2.Upstream())
 	}
+	start := time.Now()
 	if err := c.Repoint(ctx, r2, r1); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Repoint took %v", time.Since(start).Round(time.Millisecond))
 	if r2.Upstream() != r1 || !streamsFrom(t, r2, r1) {
 		t.Fatalf("replica2 does not stream from replica1 after Repoint (upstream %v)", r2.Upstream())
 	}
@@ -125,9 +128,11 @@ func TestSplitBrainAndRewind(t *testing.T) {
 		t.Fatalf("Primary %s, old primary's role %s", c.Primary().Name(), old.Role())
 	}
 
+	start := time.Now()
 	if err := c.Rewind(ctx, old, r1); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Rewind (pg_rewind, start, streaming) took %v", time.Since(start).Round(time.Millisecond))
 	if !inRecovery(t, old) || !streamsFrom(t, old, r1) {
 		t.Fatal("rewound old primary is not a streaming replica of the new one")
 	}
@@ -165,9 +170,11 @@ func TestRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	exec1(t, r1, "INSERT INTO items VALUES (1)")
+	start := time.Now()
 	if err := c.Rebuild(ctx, old, r1); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Rebuild (pg_basebackup, start, streaming) took %v", time.Since(start).Round(time.Millisecond))
 	if err := c.WaitReplay(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -185,9 +192,11 @@ func TestSwitchover(t *testing.T) {
 	old, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
 	exec1(t, old, "CREATE TABLE items (id int PRIMARY KEY)")
 	exec1(t, old, "INSERT INTO items SELECT generate_series(1, 100)") // not waited for: the switchover must keep it
+	start := time.Now()
 	if err := c.Switchover(ctx, r1); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Switchover (stop, promote, repoint replica2, rejoin) took %v", time.Since(start).Round(time.Millisecond))
 	if c.Primary() != r1 || inRecovery(t, r1) {
 		t.Fatal("replica1 is not the primary after Switchover")
 	}
