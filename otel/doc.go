@@ -1,0 +1,23 @@
+// Package otel exports what a pgxroute.RoutedPool decides to OpenTelemetry,
+// using only the OpenTelemetry API (the application brings the SDK):
+//
+//   - NewMetrics registers observable instruments over a RoutedPool: routed
+//     calls by group, node and reason, calls in flight, node state and role,
+//     replica lag in seconds and bytes, ejections, re-admissions, read
+//     retries, and each node's pgxpool statistics under the database-client
+//     semantic conventions (db.client.connection.*). They read
+//     RoutedPool.Stat when the reader collects, never on a call.
+//   - NewTracer is a pgxroute.RouteTracer (set it as Config.Tracer) that
+//     starts a span per attempt of a routed call, carrying the route: group,
+//     node, reason, statement kind, attempt, and whether it was rerun.
+//   - QueryTracer wraps a node's pgx tracer (otelpgx's, say; set it per node
+//     through Config.ConfigurePool) so that its query spans carry the route
+//     too.
+//
+// The module is separate from pgxroute's so that the library's go.mod stays
+// free of OpenTelemetry; its name says what it adapts to. Import it as
+//
+//	import pgxrouteotel "github.com/pgxroute/pgxroute/otel"
+//
+// Every instrument and attribute is listed in docs/observability.md.
+package otel
