@@ -1,0 +1,301 @@
+package prometheus_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pgxroute/pgxroute"
+	pgxrouteprom "github.com/pgxroute/pgxroute/prometheus"
+	"github.com/pgxroute/pgxroute/routingtest"
+)
+
+// newRouted starts a primary and two replicas and a RoutedPool over them
+// whose nodes are named primary, replica1 and replica2, balanced round-robin,
+// probed every 100 ms.
+func newRouted(t *testing.T) (*routingtest.Cluster, *pgxroute.RoutedPool) {
+	t.Helper()
+	c := routingtest.NewCluster(t, routingtest.ClusterOptions{Replicas: 2})
+	ctx := context.Background()
+	cfg := pgxroute.Config{
+		Groups: map[string][]pgxroute.Node{
+			pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}},
+		},
+		Health: pgxroute.HealthConfig{Interval: 100 * time.Millisecond, Timeout: time.Second},
+	}
+	for i, r := range c.Replicas() {
+		cfg.Replicas = append(cfg.Replicas, pgxroute.Node{Name: fmt.Sprintf("replica%d", i+1), ConnString: r.ConnString()})
+	}
+	pool, err := pgxroute.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return c, pool
+}
+
+// ports maps the servers' ports to the pool's node names.
+func ports(c *routingtest.Cluster) map[int]string {
+	m := map[int]string{c.Primary().Port(): "primary"}
+	for i, r := range c.Replicas() {
+		m[r.Port()] = fmt.Sprintf("replica%d", i+1)
+	}
+	return m
+}
+
+// served runs sql (which must return inet_server_port()) through pool and
+// returns the name of the node that answered, by the server's own account.
+func served(t *testing.T, ctx context.Context, c *routingtest.Cluster, pool *pgxroute.RoutedPool, sql string) string {
+	t.Helper()
+	var port int
+	if err := pool.QueryRow(ctx, sql).Scan(&port); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return ports(c)[port]
+}
+
+// waitState waits (at most 15 s) until Stat shows the node in state s.
+func waitState(t *testing.T, pool *pgxroute.RoutedPool, node string, s pgxroute.NodeState) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, g := range pool.Stat().Groups {
+			if n, ok := g.Node(node); ok && n.State == s {
+				return
+			}
+		}
+	}
+	t.Fatalf("node %s never became %s", node, s)
+}
+
+// runSequence runs the known sequence of calls of the tests: four reads
+// without a scope (two on each replica), two writes without a scope, a
+// scope's write and its sticky read, then replica1 killed and, once it is
+// down, two more reads (both on replica2). It checks where each ran.
+func runSequence(t *testing.T, c *routingtest.Cluster, pool *pgxroute.RoutedPool) {
+	t.Helper()
+	ctx := context.Background()
+	const read = "SELECT inet_server_port()"
+	got := map[string]int{}
+	for range 4 {
+		got[served(t, ctx, c, pool, read)]++
+	}
+	if got["replica1"] != 2 || got["replica2"] != 2 {
+		t.Fatalf("reads served by %v, want two on each replica", got)
+	}
+	for _, sql := range []string{"CREATE TABLE IF NOT EXISTS obs_t (id int)", "INSERT INTO obs_t VALUES (1)"} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sctx := pgxroute.WithScope(ctx)
+	if _, err := pool.Exec(sctx, "INSERT INTO obs_t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if n := served(t, sctx, c, pool, read); n != "primary" {
+		t.Fatalf("sticky read served by %s, want primary", n)
+	}
+	if err := c.Kill(c.Replicas()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, pool, "replica1", pgxroute.StateDown)
+	for range 2 {
+		if n := served(t, ctx, c, pool, read); n != "replica2" {
+			t.Fatalf("read after the kill served by %s, want replica2", n)
+		}
+	}
+}
+
+// The expected text of the deterministic metrics after runSequence.
+const wantAfterSequence = `
+# HELP pgxroute_calls_total Routed calls (attempts) by bind group, node and routing reason.
+# TYPE pgxroute_calls_total counter
+pgxroute_calls_total{group="default",node="primary",reason="sticky"} 1
+pgxroute_calls_total{group="default",node="primary",reason="write"} 1
+pgxroute_calls_total{group="default",node="primary",reason="write_no_scope"} 2
+pgxroute_calls_total{group="read",node="replica1",reason="read_no_scope"} 2
+pgxroute_calls_total{group="read",node="replica2",reason="read_no_scope"} 4
+# HELP pgxroute_node_ejections_total Times the node was marked down (probes failed, or a call's connection failed).
+# TYPE pgxroute_node_ejections_total counter
+pgxroute_node_ejections_total{node="primary"} 0
+pgxroute_node_ejections_total{node="replica1"} 1
+pgxroute_node_ejections_total{node="replica2"} 0
+# HELP pgxroute_node_state 1 for the node's current state (up, lagging, down), 0 for the others.
+# TYPE pgxroute_node_state gauge
+pgxroute_node_state{node="primary",state="down"} 0
+pgxroute_node_state{node="primary",state="lagging"} 0
+pgxroute_node_state{node="primary",state="up"} 1
+pgxroute_node_state{node="replica1",state="down"} 1
+pgxroute_node_state{node="replica1",state="lagging"} 0
+pgxroute_node_state{node="replica1",state="up"} 0
+pgxroute_node_state{node="replica2",state="down"} 0
+pgxroute_node_state{node="replica2",state="lagging"} 0
+pgxroute_node_state{node="replica2",state="up"} 1
+# HELP pgxroute_node_in_flight_calls Routed calls running on the node, in any group.
+# TYPE pgxroute_node_in_flight_calls gauge
+pgxroute_node_in_flight_calls{node="primary"} 0
+pgxroute_node_in_flight_calls{node="replica1"} 0
+pgxroute_node_in_flight_calls{node="replica2"} 0
+`
+
+func TestCollectorKnownSequence(t *testing.T) {
+	c, pool := newRouted(t)
+	col := pgxrouteprom.NewCollector(pool, nil)
+	// Before any call: every node up, no call counted.
+	if err := testutil.CollectAndCompare(col, strings.NewReader(`
+# HELP pgxroute_node_state 1 for the node's current state (up, lagging, down), 0 for the others.
+# TYPE pgxroute_node_state gauge
+pgxroute_node_state{node="primary",state="down"} 0
+pgxroute_node_state{node="primary",state="lagging"} 0
+pgxroute_node_state{node="primary",state="up"} 1
+pgxroute_node_state{node="replica1",state="down"} 0
+pgxroute_node_state{node="replica1",state="lagging"} 0
+pgxroute_node_state{node="replica1",state="up"} 1
+pgxroute_node_state{node="replica2",state="down"} 0
+pgxroute_node_state{node="replica2",state="lagging"} 0
+pgxroute_node_state{node="replica2",state="up"} 1
+`), "pgxroute_node_state", "pgxroute_calls_total"); err != nil {
+		t.Fatal(err)
+	}
+	runSequence(t, c, pool)
+	if err := testutil.CollectAndCompare(col, strings.NewReader(wantAfterSequence),
+		"pgxroute_calls_total", "pgxroute_node_ejections_total", "pgxroute_node_state", "pgxroute_node_in_flight_calls"); err != nil {
+		t.Fatal(err)
+	}
+	// Roles, as probed: replica2 is a replica, the primary a primary.
+	if err := testutil.CollectAndCompare(col, strings.NewReader(`
+# HELP pgxroute_node_role 1 for the role the node's last probe saw (primary, replica, unknown), 0 for the others.
+# TYPE pgxroute_node_role gauge
+pgxroute_node_role{node="primary",role="primary"} 1
+pgxroute_node_role{node="primary",role="replica"} 0
+pgxroute_node_role{node="primary",role="unknown"} 0
+pgxroute_node_role{node="replica1",role="primary"} 0
+pgxroute_node_role{node="replica1",role="replica"} 1
+pgxroute_node_role{node="replica1",role="unknown"} 0
+pgxroute_node_role{node="replica2",role="primary"} 0
+pgxroute_node_role{node="replica2",role="replica"} 1
+pgxroute_node_role{node="replica2",role="unknown"} 0
+`), "pgxroute_node_role"); err != nil {
+		t.Fatal(err)
+	}
+	checkWithPromtool(t, col)
+}
+
+// checkWithPromtool scrapes the collector over HTTP and runs `promtool check
+// metrics` on the text: it skips without promtool, unless
+// PGXROUTE_REQUIRE_PG=1 (CI, whose .ci/install.d/prometheus.sh installs it).
+func checkWithPromtool(t *testing.T, col prometheus.Collector) {
+	t.Helper()
+	text := scrape(t, col)
+	for _, want := range []string{"pgxroute_pool_connections{node=\"primary\",state=\"idle\"}", "pgxroute_pool_acquire_seconds_total{node=\"replica2\"}", "pgxroute_node_replay_lag_seconds{node=\"replica2\"}"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("scrape lacks %s:\n%s", want, text)
+		}
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("PGXROUTE_REQUIRE_PG") == "1" {
+			t.Fatal("promtool is missing (install Debian's prometheus package: .ci/install.d/prometheus.sh)")
+		}
+		t.Skip("promtool is missing: install Debian's prometheus package (.ci/install.d/prometheus.sh) to lint the scrape")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Fatalf("promtool check metrics: %v\n%s\nscraped:\n%s", err, out, text)
+	}
+}
+
+// scrape serves the collector with promhttp on loopback and GETs the text.
+func scrape(t *testing.T, col prometheus.Collector) string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %s\n%s", resp.Status, body)
+	}
+	return string(body)
+}
+
+// TestCollectorRace collects while 64 goroutines route calls (run with
+// -race): every collection succeeds and the final count is exact.
+func TestCollectorRace(t *testing.T) {
+	c, pool := newRouted(t)
+	col := pgxrouteprom.NewCollector(pool, nil)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	ctx := context.Background()
+	const workers, calls = 64, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for range calls {
+				var port int
+				if err := pool.QueryRow(ctx, "SELECT inet_server_port()").Scan(&port); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	collections := 0
+	for running := true; running && collections < 10000; collections++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if _, err := reg.Gather(); err != nil {
+			t.Fatalf("gather %d: %v", collections, err)
+		}
+	}
+	<-done
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	_ = c
+	var total float64
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "pgxroute_calls_total" {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if total != workers*calls {
+		t.Fatalf("pgxroute_calls_total sums to %v after %d collections, want %d", total, collections, workers*calls)
+	}
+	t.Logf("%d collections while %d goroutines made %d calls", collections, workers, workers*calls)
+}
