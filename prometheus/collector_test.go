@@ -244,7 +244,7 @@ func scrape(t *testing.T, col prometheus.Collector) string {
 // TestCollectorRace collects while 64 goroutines route calls (run with
 // -race): every collection succeeds and the final count is exact.
 func TestCollectorRace(t *testing.T) {
-	c, pool := newRouted(t)
+	_, pool := newRouted(t)
 	col := pgxrouteprom.NewCollector(pool, nil)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(col)
@@ -281,7 +281,7 @@ func TestCollectorRace(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	_ = c
+
 	var total float64
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -298,4 +298,18 @@ func TestCollectorRace(t *testing.T) {
 		t.Fatalf("pgxroute_calls_total sums to %v after %d collections, want %d", total, collections, workers*calls)
 	}
 	t.Logf("%d collections while %d goroutines made %d calls", collections, workers, workers*calls)
+}
+
+func TestReasonNames(t *testing.T) {
+	seen := map[string]pgxroute.Reason{}
+	for _, r := range pgxroute.Reasons() {
+		n := pgxrouteprom.ReasonName(r)
+		if n == "unknown" {
+			t.Errorf("reason %d (%s) has no label value", r, r)
+		}
+		if o, dup := seen[n]; dup {
+			t.Errorf("reasons %s and %s are both labelled %s", o, r, n)
+		}
+		seen[n] = r
+	}
 }
