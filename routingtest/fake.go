@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -53,8 +52,10 @@ type FakeOptions struct {
 	// pgx can still use the fakes (without pgxmock).
 	Mocks map[string]pgxroute.Backend
 	// Config, when set, is called last with the configuration the fake
-	// built, to change anything (WriteFunctions, Disabled, OnRoute...). An
-	// OnRoute it sets is called after the fake records the route.
+	// built, to change anything (WriteFunctions, Disabled, OnRoute,
+	// Tracer...). OnRoute keeps its own place (before each attempt starts); a
+	// Tracer it sets gets every event after the fake's recorder (see
+	// pgxroute.MultiTracer).
 	Config func(*pgxroute.Config)
 }
 
@@ -102,8 +103,9 @@ func (c Call) String() string {
 // Fake is a RoutedPool over fake nodes that need no database: each node
 // answers every call (with empty results, or through its pgxmock pool) and
 // the fake records every call with its group, node, reason and SQL, exactly as
-// the router decided (through Config.OnRoute). Give Pool to the code under
-// test, then assert on Calls.
+// the router decided (through the Config.Tracer hook: each attempt is
+// recorded when it starts on its node). Give Pool to the code under test,
+// then assert on Calls.
 //
 // A fake node answers Exec with a command tag naming the statement's verb and
 // zero rows ("INSERT 0 0", "UPDATE 0"...), Query with no rows, QueryRow with
@@ -111,9 +113,10 @@ func (c Call) String() string {
 // their count, SendBatch with those answers for each statement, Ping with
 // nil, and Begin with a transaction whose statements answer the same way. A
 // fake node records the statements of its transactions (InTx); a node with a
-// pgxmock pool does not (pgxmock checks them itself). When transactions on the
-// same node begin at the same time in several goroutines, the Group and
-// Reason of their statements may be swapped between them; Node is exact.
+// pgxmock pool does not (pgxmock checks them itself). The statements of a
+// transaction are recorded with the Group and Reason of its own Begin, which
+// the node reads from the context the router runs it with, also when many
+// transactions begin at once.
 //
 // Acquire fails with pgxroute.ErrNoPool on every node (fakes have no
 // pgxpool), after recording the route. A Fake is safe for concurrent use.
@@ -198,13 +201,9 @@ func StartFake(ctx context.Context, opts FakeOptions) (*Fake, error) {
 	if opts.Config != nil {
 		opts.Config(&cfg)
 	}
-	userOnRoute := cfg.OnRoute
-	cfg.OnRoute = func(ctx context.Context, r pgxroute.Route) {
-		f.record(ctx, r)
-		if userOnRoute != nil {
-			userOnRoute(ctx, r)
-		}
-	}
+	// The fake records every attempt as it starts on its node, through the
+	// tracer hook; a Tracer the configuration set gets the events after it.
+	cfg.Tracer = pgxroute.MultiTracer(recorder{f}, cfg.Tracer)
 	p, err := pgxroute.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("fake: %w", err)
@@ -216,23 +215,22 @@ func StartFake(ctx context.Context, opts FakeOptions) (*Fake, error) {
 // Close closes the pool. The recorded calls stay readable.
 func (f *Fake) Close() { f.Pool.Close() }
 
-// record keeps a route the router reported, and hands the route of a
-// transaction to its node so that the transaction's statements are recorded
-// with it.
-func (f *Fake) record(ctx context.Context, r pgxroute.Route) {
-	f.add(Call{Group: r.Group, Node: r.Node, Reason: r.Reason, Kind: r.Statement.Kind, SQL: r.SQL})
-	if r.SQL == "" && !isAcquire(r) {
-		if n := f.nodes[r.Node]; n != nil {
-			n.push(ctx, r)
-		}
-	}
+// recorder is the fake's pgxroute.RouteTracer: it records each attempt of
+// a routed call when it starts on its node. The node runs with the context
+// TraceRouteStart returns, in which the router put the route: a fake node
+// reads the route of a Begin there (pgxroute.RouteFromContext) to record
+// the transaction's statements with it.
+type recorder struct{ f *Fake }
+
+// TraceRouteStart records the call.
+func (rc recorder) TraceRouteStart(ctx context.Context, data pgxroute.TraceRouteStartData) context.Context {
+	r := data.Route
+	rc.f.add(Call{Group: r.Group, Node: r.Node, Reason: r.Reason, Kind: r.Statement.Kind, SQL: r.SQL})
+	return ctx
 }
 
-// isAcquire reports whether r is the route of an Acquire, which calls no
-// Backend method.
-func isAcquire(r pgxroute.Route) bool {
-	return r.Reason == pgxroute.ReasonAcquire || r.Statement.Reason == "acquire"
-}
+// TraceRouteEnd does nothing: the fake records calls, not their outcomes.
+func (recorder) TraceRouteEnd(context.Context, pgxroute.TraceRouteEndData) {}
 
 func (f *Fake) add(c Call) {
 	f.mu.Lock()
@@ -300,63 +298,14 @@ func (f *Fake) Reset() {
 	f.mu.Unlock()
 }
 
-// pendingRoute is a route reported for a call without SQL, waiting for the
-// node's Backend method that runs it.
-type pendingRoute struct {
-	ctx context.Context
-	r   pgxroute.Route
-}
-
-// maxPending bounds the routes a node keeps for calls that never reach it.
-const maxPending = 256
-
 // fakeNode is the Backend of a node without a mock: it answers every call
 // with empty results.
 type fakeNode struct {
 	name string
 	f    *Fake
-
-	mu      sync.Mutex
-	pending []pendingRoute
 }
 
 var _ pgxroute.Backend = (*fakeNode)(nil)
-
-func (n *fakeNode) push(ctx context.Context, r pgxroute.Route) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.pending) == maxPending {
-		n.pending = slices.Delete(n.pending, 0, 1)
-	}
-	n.pending = append(n.pending, pendingRoute{ctx, r})
-}
-
-// pop takes the route reported for the call without SQL now running in ctx:
-// the oldest with the same context, else the oldest.
-func (n *fakeNode) pop(ctx context.Context) (pgxroute.Route, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.pending) == 0 {
-		return pgxroute.Route{}, false
-	}
-	i := slices.IndexFunc(n.pending, func(p pendingRoute) bool { return sameContext(p.ctx, ctx) })
-	if i < 0 {
-		i = 0
-	}
-	r := n.pending[i].r
-	n.pending = slices.Delete(n.pending, i, i+1)
-	return r, true
-}
-
-// sameContext compares two contexts without panicking on a context type
-// that is not comparable.
-func sameContext(a, b context.Context) bool {
-	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
-	if ta != tb || ta == nil || !ta.Comparable() {
-		return false
-	}
-	return a == b
-}
 
 // Exec answers with an empty command tag of the statement's verb.
 func (n *fakeNode) Exec(ctx context.Context, sql string, _ ...any) (pgconn.CommandTag, error) {
@@ -384,19 +333,17 @@ func (n *fakeNode) QueryRow(ctx context.Context, _ string, _ ...any) pgx.Row {
 
 // SendBatch answers each queued statement with empty results.
 func (n *fakeNode) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	n.pop(ctx)
 	return &emptyBatch{b: b, err: ctx.Err()}
 }
 
 // CopyFrom reads every row of rowSrc and returns their count.
 func (n *fakeNode) CopyFrom(ctx context.Context, _ pgx.Identifier, _ []string, rowSrc pgx.CopyFromSource) (int64, error) {
-	n.pop(ctx)
 	return drain(ctx, rowSrc)
 }
 
 // BeginTx starts a fake transaction recorded under the route of its Begin.
 func (n *fakeNode) BeginTx(ctx context.Context, _ pgx.TxOptions) (pgx.Tx, error) {
-	r, ok := n.pop(ctx)
+	r, ok := pgxroute.RouteFromContext(ctx)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -565,3 +565,104 @@ func TestFakeConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// userTracer counts the events a Config.Tracer set through
+// FakeOptions.Config receives, and checks that the route is in the context.
+type userTracer struct {
+	mu            sync.Mutex
+	starts, ends  int
+	routeInCtx    bool
+	lastEndRoute  pgxroute.Route
+	lastEndHadErr bool
+}
+
+func (u *userTracer) TraceRouteStart(ctx context.Context, d pgxroute.TraceRouteStartData) context.Context {
+	r, ok := pgxroute.RouteFromContext(ctx)
+	u.mu.Lock()
+	u.starts++
+	u.routeInCtx = ok && r.Node == d.Route.Node
+	u.mu.Unlock()
+	return ctx
+}
+
+func (u *userTracer) TraceRouteEnd(_ context.Context, d pgxroute.TraceRouteEndData) {
+	u.mu.Lock()
+	u.ends++
+	u.lastEndRoute, u.lastEndHadErr = d.Route, d.Err != nil
+	u.mu.Unlock()
+}
+
+func TestFakeKeepsTheUsersTracer(t *testing.T) {
+	ut := &userTracer{}
+	f := routingtest.NewFake(t, routingtest.FakeOptions{Config: func(c *pgxroute.Config) { c.Tracer = ut }})
+	mustExec(t, f.Pool, context.Background(), sel)
+	mustExec(t, f.Pool, context.Background(), "UPDATE t SET a = 1")
+	if got := len(f.Calls()); got != 2 {
+		t.Fatalf("the fake recorded %d calls, want 2", got)
+	}
+	ut.mu.Lock()
+	defer ut.mu.Unlock()
+	if ut.starts != 2 || ut.ends != 2 || !ut.routeInCtx || ut.lastEndRoute.Node != "primary" || ut.lastEndHadErr {
+		t.Errorf("the user's tracer saw %d starts, %d ends, route in ctx %v, last end %v (err %v)",
+			ut.starts, ut.ends, ut.routeInCtx, ut.lastEndRoute, ut.lastEndHadErr)
+	}
+}
+
+// TestFakeConcurrentTransactionsKeepTheirRoute begins transactions on one
+// node from two groups at once: each statement is recorded with the group
+// and reason of its own Begin (the node reads them from the context the
+// router runs the Begin with).
+func TestFakeConcurrentTransactionsKeepTheirRoute(t *testing.T) {
+	f := routingtest.NewFake(t, routingtest.FakeOptions{Groups: map[string][]string{
+		pgxroute.DefaultGroupName: {"primary"},
+		"reports":                 {"primary"},
+	}})
+	const n = 32
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			ctx := context.Background()
+			if i%2 == 1 {
+				ctx = pgxroute.WithBindGroup(ctx, "reports")
+			}
+			tx, err := f.Pool.Begin(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf("UPDATE t SET a = %d", i)); err != nil {
+				errs <- err
+			}
+			errs <- tx.Commit(ctx)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	inTx := 0
+	for _, c := range f.Calls() {
+		if !c.InTx {
+			continue
+		}
+		inTx++
+		var i int
+		if _, err := fmt.Sscanf(c.SQL, "UPDATE t SET a = %d", &i); err != nil {
+			t.Fatal(err)
+		}
+		wantGroup, wantReason := pgxroute.DefaultGroupName, pgxroute.ReasonTransaction
+		if i%2 == 1 {
+			wantGroup, wantReason = "reports", pgxroute.ReasonBindGroup
+		}
+		if c.Group != wantGroup || c.Reason != wantReason || c.Node != "primary" {
+			t.Errorf("%s recorded as %s/%s: %s, want %s: %s", c.SQL, c.Group, c.Node, c.Reason, wantGroup, wantReason)
+		}
+	}
+	if inTx != n {
+		t.Errorf("%d statements in transactions recorded, want %d", inTx, n)
+	}
+}
