@@ -62,7 +62,7 @@ type configFlags struct {
 }
 
 func (c *configFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.file, "config", "", "JSON configuration `file` (see 'go doc ./cmd/pgxroute')")
+	fs.StringVar(&c.file, "config", "", "JSON configuration `file` (see 'go doc .' in cmd/pgxroute)")
 	fs.StringVar(&c.primary, "primary", "", "connection string (`URL`) of the primary, instead of -config")
 	fs.Var(&c.replicas, "replica", "connection string (`URL`) of a replica; repeat for each replica")
 }

@@ -37,6 +37,9 @@ type demoOptions struct {
 	Restart  bool // start it again at three quarters
 	TTY      bool // redraw the table in place
 	Interval time.Duration
+	// Metrics, when set, is the address (host:port) where the demo serves
+	// its pool's Prometheus metrics at /metrics while it runs.
+	Metrics string
 }
 
 // demoSummary is the outcome of a demo run.
@@ -66,12 +69,13 @@ const demoSeedRows = 10000
 
 func runDemoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := demoOptions{}
-	fs := newFlagSet("demo", "[-duration 8s] [-workers 8] [-kill=true] [-restart=true] [-plain]", demoAbout, stdout)
+	fs := newFlagSet("demo", "[-duration 8s] [-workers 8] [-kill=true] [-restart=true] [-plain] [-metrics 127.0.0.1:9187]", demoAbout, stdout)
 	fs.DurationVar(&o.Duration, "duration", 8*time.Second, "how long the workload runs")
 	fs.IntVar(&o.Workers, "workers", 8, "concurrent workers")
 	fs.BoolVar(&o.Kill, "kill", true, "kill replica1 half-way through")
 	fs.BoolVar(&o.Restart, "restart", true, "start the killed replica again at three quarters")
 	plain := fs.Bool("plain", false, "print plain lines even on a terminal")
+	fs.StringVar(&o.Metrics, "metrics", "", "serve the pool's Prometheus metrics at http://`host:port`/metrics while the demo runs")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -161,6 +165,14 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (*demoSummary, e
 		return nil, err
 	}
 	defer pool.Close()
+	if o.Metrics != "" {
+		addr, stopMetrics, err := serveMetrics(o.Metrics, pool)
+		if err != nil {
+			return nil, err
+		}
+		defer stopMetrics()
+		fmt.Fprintf(out, "Metrics: curl http://%s/metrics\n", addr)
+	}
 	fmt.Fprintf(out, "Workload: %d workers for %s, strategy %s, stickiness %s; one scope in ten writes then reads its row back\n",
 		o.Workers, o.Duration, cfg.Strategy, cfg.Stickiness)
 

@@ -15,7 +15,9 @@
 //	             that includes the servers' own account of who served the
 //	             reads (inet_server_port). It removes its servers and files
 //	             when it ends, also on Ctrl-C.
-//	             Flags: -duration 8s -workers 8 -kill=true -restart=true -plain.
+//	             Flags: -duration 8s -workers 8 -kill=true -restart=true -plain
+//	             -metrics 127.0.0.1:9187 (serve the pool's Prometheus metrics at
+//	             /metrics while the demo runs).
 //
 //	explain      Prints how a statement is classified (write, read, locking
 //	             read, and why) and the route a configuration would give it:

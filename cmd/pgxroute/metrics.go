@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pgxroute/pgxroute"
+	pgxrouteprom "github.com/pgxroute/pgxroute/prometheus"
+)
+
+// serveMetrics serves pool's Prometheus collector (and the Go runtime's
+// collectors) at http://addr/metrics until stop is called. It returns the
+// address it listens on (addr with a port of 0 picks a free one).
+func serveMetrics(addr string, pool *pgxroute.RoutedPool) (string, func(), error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(pgxrouteprom.NewCollector(pool, nil)); err != nil {
+		return "", nil, fmt.Errorf("metrics: %w", err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(os.Stderr, "metrics: %v\n", err)
+		}
+	}()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}
+	return ln.Addr().String(), stop, nil
+}

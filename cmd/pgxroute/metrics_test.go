@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgxroute/pgxroute/routingtest"
+)
+
+// TestDemoMetrics runs the demo with -metrics on a free loopback port and
+// scrapes it while it runs: the calls are counted, and after the kill the
+// endpoint shows replica1 down and ejected.
+func TestDemoMetrics(t *testing.T) {
+	routingtest.SkipWithoutPostgres(t, "")
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out syncBuffer
+	type result struct {
+		sum *demoSummary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := runDemo(ctx, demoOptions{Duration: 6 * time.Second, Workers: 4, Kill: true, Metrics: "127.0.0.1:0"}, &out)
+		done <- result{sum, err}
+	}()
+	addrRE := regexp.MustCompile(`Metrics: curl http://(127\.0\.0\.1:\d+)/metrics`)
+	var url string
+	for deadline := time.Now().Add(2 * time.Minute); url == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(out.String()); m != nil {
+			url = "http://" + m[1] + "/metrics"
+		}
+	}
+	if url == "" {
+		cancel()
+		t.Fatalf("no metrics address in the output:\n%s", out.String())
+	}
+	scrape := func() string {
+		resp, err := http.Get(url)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	wants := []string{
+		`pgxroute_node_state{node="replica1",state="down"} 1`,
+		`pgxroute_node_ejections_total{node="replica1"} 1`,
+		`pgxroute_calls_total{group="read",node="replica2",reason="read"}`,
+		`pgxroute_calls_total{group="default",node="primary",reason="sticky"}`,
+	}
+	var text string
+	seen := false
+	for deadline := time.Now().Add(2 * time.Minute); !seen && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		text = scrape()
+		seen = true
+		for _, w := range wants {
+			seen = seen && strings.Contains(text, w)
+		}
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !seen {
+		t.Fatalf("the scrapes never showed %q; last scrape:\n%s\noutput:\n%s", wants, text, out.String())
+	}
+	if r.sum.Killed != "replica1" {
+		t.Errorf("killed %q", r.sum.Killed)
+	}
+	if got := scrape(); got != "" {
+		t.Errorf("the endpoint still answers after the demo ended")
+	}
+}
