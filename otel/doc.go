@@ -9,7 +9,9 @@
 //     RoutedPool.Stat when the reader collects, never on a call.
 //   - NewTracer is a pgxroute.RouteTracer (set it as Config.Tracer) that
 //     starts a span per attempt of a routed call, carrying the route: group,
-//     node, reason, statement kind, attempt, and whether it was rerun.
+//     node, reason, statement kind, attempt, and whether it was rerun. As a
+//     pgxroute.HealthTracer it counts the health events (ejections,
+//     re-admissions, role and primary changes) in pgxroute.health.events.
 //   - QueryTracer wraps a node's pgx tracer (otelpgx's, say; set it per node
 //     through Config.ConfigurePool) so that its query spans carry the route
 //     too.

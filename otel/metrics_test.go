@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/pgxroute/pgxroute"
 	pgxrouteotel "github.com/pgxroute/pgxroute/otel"
@@ -191,5 +192,31 @@ func TestReasonNames(t *testing.T) {
 	}
 	if n := pgxrouteotel.ReasonName(pgxroute.Reason(200)); n != "unknown" {
 		t.Errorf("ReasonName(200) = %q", n)
+	}
+}
+
+// TestTracerCountsHealthEvents: the Tracer, set as Config.Tracer, receives
+// the pool's health events (HealthTracer) and counts them: replica1 killed
+// is one ejected event for replica1, and none for the others.
+func TestTracerCountsHealthEvents(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	c, pool := newRouted(t, func(cfg *pgxroute.Config) {
+		cfg.Tracer = pgxrouteotel.NewTracer(pgxrouteotel.WithMeterProvider(mp), pgxrouteotel.WithTracerProvider(noop.NewTracerProvider()))
+	})
+	if err := c.Kill(c.Replicas()[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, pool, "replica1", pgxroute.StateDown)
+	got, md := points(t, reader, "pgxroute.health.events")
+	if !strings.Contains(got, "db.system.name=postgresql,pgxroute.health.event=ejected,pgxroute.node=replica1 1") {
+		t.Errorf("pgxroute.health.events:\n%s\nwant replica1 ejected once", got)
+	}
+	if strings.Count(got, "event=ejected") != 1 {
+		t.Errorf("ejections of other nodes:\n%s", got)
+	}
+	if md.Unit != "{event}" {
+		t.Errorf("unit %q", md.Unit)
 	}
 }

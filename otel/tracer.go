@@ -2,11 +2,15 @@ package otel
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pgxroute/pgxroute"
@@ -15,19 +19,48 @@ import (
 // Tracer is a pgxroute.RouteTracer that starts a client span per attempt of
 // a routed call, named "route <group>", carrying the route's attributes
 // (never its SQL). The node's own query span (otelpgx's) is its child.
-// Set it as Config.Tracer; it is safe for concurrent use.
+// It is a pgxroute.HealthTracer too: it counts the pool's health events
+// (ejections, re-admissions, lag, role and primary changes) in the counter
+// pgxroute.health.events. Set it as Config.Tracer; it is safe for
+// concurrent use.
 type Tracer struct {
 	tracer trace.Tracer
 	attrs  []attribute.KeyValue
+	events metric.Int64Counter
 }
 
-var _ pgxroute.RouteTracer = (*Tracer)(nil)
+var (
+	_ pgxroute.RouteTracer  = (*Tracer)(nil)
+	_ pgxroute.HealthTracer = (*Tracer)(nil)
+)
+
+// HealthEventKey is the kind of a health event: "ejected", "readmitted",
+// "lagging", "caught_up", "role_changed", "primary_changed", "suspect",
+// "split_brain" (pgxroute.HealthEventKind.String).
+const HealthEventKey = attribute.Key("pgxroute.health.event")
 
 // NewTracer returns a Tracer using a tracer of the provider
-// (WithTracerProvider; default the global one).
+// (WithTracerProvider) and, for the health events, a meter of the meter
+// provider (WithMeterProvider); the defaults are the global ones.
 func NewTracer(opts ...Option) *Tracer {
 	o := newOptions(opts)
-	return &Tracer{tracer: o.tp.Tracer(ScopeName), attrs: o.attrs}
+	events, err := o.mp.Meter(ScopeName).Int64Counter("pgxroute.health.events", metric.WithUnit("{event}"),
+		metric.WithDescription("Health events of the pool's nodes, by node and kind (ejected, readmitted, lagging, caught_up, role_changed, primary_changed, suspect, split_brain)."))
+	if err != nil {
+		otel.Handle(fmt.Errorf("pgxroute/otel: instrument pgxroute.health.events: %w", err))
+	}
+	return &Tracer{tracer: o.tp.Tracer(ScopeName), attrs: o.attrs, events: events}
+}
+
+// TraceHealth implements pgxroute.HealthTracer: it counts the event.
+func (t *Tracer) TraceHealth(ctx context.Context, ev pgxroute.HealthEvent) {
+	if t.events == nil {
+		return
+	}
+	attrs := make([]attribute.KeyValue, 0, 3+len(t.attrs))
+	attrs = append(attrs, semconv.DBSystemNamePostgreSQL, NodeKey.String(ev.Node), HealthEventKey.String(ev.Kind.String()))
+	attrs = append(attrs, t.attrs...)
+	t.events.Add(ctx, 1, metric.WithAttributes(attrs...))
 }
 
 // TraceRouteStart implements pgxroute.RouteTracer: it starts the attempt's
