@@ -71,6 +71,12 @@ type lexer struct {
 	backslash bool
 	// err is the reason of a lexical error; the lexer then returns tEOF.
 	err string
+	// junk records a numeric constant followed at once by an identifier
+	// character ("1into", "0x", "100_"): PostgreSQL 15 and later reject it
+	// ("trailing junk after numeric literal"). The rules make such a read a
+	// Write; it is not a lexical error so that a write found in the same
+	// statement keeps its own reason.
+	junk bool
 }
 
 func isSpace(c byte) bool {
@@ -291,9 +297,10 @@ func (l *lexer) qident(body int) token {
 	}
 }
 
-// number lexes a numeric constant. It never swallows letters that an older
-// server would lex as the start of an identifier (PostgreSQL 15 reads
-// "1into" as "1 into"), except the digits of 0x, 0o and 0b literals.
+// number lexes a numeric constant the way PostgreSQL 16's scanner does
+// (underscores only between digits). It never swallows letters: an older
+// server reads "1into" as "1 into", a newer one rejects it; a constant
+// followed at once by an identifier character sets l.junk.
 func (l *lexer) number(i int) token {
 	src := l.src
 	start := i
@@ -307,23 +314,17 @@ func (l *lexer) number(i int) token {
 		case 'b':
 			ok = func(c byte) bool { return c == '0' || c == '1' }
 		}
-		if ok != nil && ok(src[i+2]) {
-			j := i + 3
-			for j < len(src) && (ok(src[j]) || src[j] == '_') {
-				j++
+		if ok != nil {
+			if j := digits(src, i+2, ok); j > i+2 {
+				l.pos = j
+				l.checkJunk(j)
+				return token{start: start, end: j, kind: tNumber}
 			}
-			l.pos = j
-			return token{start: start, end: j, kind: tNumber}
 		}
 	}
-	for i < len(src) && (isDigit(src[i]) || src[i] == '_') {
-		i++
-	}
+	i = digits(src, i, isDigit)
 	if i < len(src) && src[i] == '.' && !(i+1 < len(src) && src[i+1] == '.') {
-		i++
-		for i < len(src) && (isDigit(src[i]) || src[i] == '_') {
-			i++
-		}
+		i = digits(src, i+1, isDigit)
 	}
 	if i+1 < len(src) && (src[i]|0x20) == 'e' {
 		j := i + 1
@@ -331,14 +332,39 @@ func (l *lexer) number(i int) token {
 			j++
 		}
 		if j < len(src) && isDigit(src[j]) {
-			i = j
-			for i < len(src) && isDigit(src[i]) {
-				i++
-			}
+			i = digits(src, j, isDigit)
+		} else if j > i+1 {
+			l.junk = true // "1e+": scan.l's realfail
 		}
 	}
 	l.pos = i
+	l.checkJunk(i)
 	return token{start: start, end: i, kind: tNumber}
+}
+
+// digits returns the end of a run of digits (by ok) starting at i, with
+// single underscores allowed between digits: scan.l's (_?digit)+ after a
+// first digit, or after a 0x/0o/0b prefix.
+func digits(src string, i int, ok func(byte) bool) int {
+	for i < len(src) {
+		switch {
+		case ok(src[i]):
+			i++
+		case src[i] == '_' && i+1 < len(src) && ok(src[i+1]) && i > 0 && (ok(src[i-1]) || src[i-1]|0x20 == 'x' || src[i-1]|0x20 == 'o' || src[i-1]|0x20 == 'b'):
+			i += 2
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// checkJunk sets l.junk when an identifier character follows a numeric
+// constant ending at i.
+func (l *lexer) checkJunk(i int) {
+	if i < len(l.src) && isIdentStart(l.src[i]) {
+		l.junk = true
+	}
 }
 
 // eqFold reports whether the identifier s equals the lower-case ASCII

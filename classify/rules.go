@@ -1,5 +1,7 @@
 package classify
 
+import "unicode/utf8"
+
 // rules decides statements. The zero value holds the default rules (the
 // built-in write functions only); it is never modified after New.
 type rules struct {
@@ -17,6 +19,12 @@ const (
 	reasonExplain      = "EXPLAIN"
 	reasonShow         = "SHOW"
 	reasonManyStmts    = "many statements"
+	reasonIncomplete   = "incomplete statement"
+	reasonNoMain       = "WITH without a statement"
+	reasonBadChar      = "invalid character"
+	reasonColon        = "stray colon"
+	reasonNumberJunk   = "trailing junk after numeric literal"
+	reasonBadUTF8      = "invalid UTF-8"
 )
 
 var statementCounts = [...]string{
@@ -47,6 +55,11 @@ func safety(k Kind) int {
 // standard_conforming_strings off; it is then decided both ways and the
 // stricter answer wins, so no server setting can turn a write into a read.
 func (r *rules) classify(sql string) Result {
+	if !utf8.ValidString(sql) {
+		// No server decoding UTF-8 accepts it, and PostgreSQL's parser
+		// (through pg_query) rejects it.
+		return Result{Kind: Write, Reason: reasonBadUTF8}
+	}
 	res, backslash := r.pass(sql, false)
 	if backslash && res.Kind != Write {
 		if off, _ := r.pass(sql, true); safety(off.Kind) < safety(res.Kind) {
@@ -114,10 +127,10 @@ func (r *rules) dispatch(l *lexer, t token, inExplain bool) (Result, bool, bool)
 	if t.kind == tIdent {
 		switch t.kw {
 		case kwSelect, kwValues, kwTable, kwWith:
-			return r.body(l, depth, readReason(t.kw))
+			return r.body(l, depth, t.kw)
 		case kwShow:
 			if depth == 0 && !inExplain {
-				return r.body(l, 0, reasonShow)
+				return r.body(l, 0, kwShow)
 			}
 		case kwExplain:
 			if depth == 0 && !inExplain {
@@ -143,6 +156,8 @@ func readReason(k keyword) string {
 		return "VALUES"
 	case kwTable:
 		return "TABLE"
+	case kwShow:
+		return reasonShow
 	}
 	return "WITH"
 }
@@ -205,15 +220,24 @@ func isReadHead(k keyword) bool {
 	return k == kwSelect || k == kwValues || k == kwTable || k == kwWith
 }
 
-// body scans a read statement after its first keyword, to its end, for the
-// things that make it not a read: locking clauses, SELECT INTO,
+// body scans a read statement after its first keyword head, to its end,
+// for the things that make it not a read: locking clauses, SELECT INTO,
 // data-modifying statements (in CTEs or as the main statement of a WITH),
-// and calls of write functions. depth counts the parentheses opened before
-// the first keyword.
-func (r *rules) body(l *lexer, depth int, reason string) (Result, bool, bool) {
-	st := verdict{res: Result{Kind: Read, Reason: reason}}
-	// p1, p2, p3: the previous three tokens, p1 the latest.
-	var p1, p2, p3 token
+// calls of write functions, and the signs of a statement PostgreSQL's
+// parser rejects (see [rules.incomplete]). depth counts the parentheses
+// opened before the first keyword.
+func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
+	st := verdict{res: Result{Kind: Read, Reason: readReason(head)}}
+	start := depth
+	l.junk = false
+	// p1, p2, p3: the previous three tokens, p1 the latest; p0 the token
+	// before the latest run of operator characters.
+	var p0, p1, p2, p3 token
+	n := 0                 // tokens after the head
+	brackets := 0          // open square brackets
+	jsonDepth := 0         // depth inside the outermost JSON_OBJECT(...), 0 outside
+	main := head != kwWith // a WITH has its main statement
+	more := false
 	for {
 		t := l.next()
 		if r.user != nil && p2.isOp('.') && (p1.kind == tIdent || p1.kind == tQIdent) && !t.isOp('(') {
@@ -223,23 +247,61 @@ func (r *rules) body(l *lexer, depth int, reason string) (Result, bool, bool) {
 		if t.kind == tEOF {
 			break
 		}
+		if n == 0 && !firstOK(head, t) {
+			st.write(reasonIncomplete)
+		}
+		n++
 		switch t.kind {
 		case tOp:
+			if isOpChar(t.op) && !(p1.kind == tOp && isOpChar(p1.op)) {
+				p0 = p1
+			}
 			switch t.op {
 			case ';':
-				if depth != 0 {
-					st.write(reasonParens)
-				}
-				return st.res, false, true
+				more = true
 			case '(':
 				depth++
 				if p1.isName() {
 					r.checkCall(l.src, p1, p2, p3, &st)
+					if jsonDepth == 0 && p1.kind == tIdent && isJSONObject(l.src[p1.start:p1.end]) {
+						jsonDepth = depth
+					}
+				}
+				if !main && depth == start+1 && p1.isOp(')') {
+					main = true // WITH ... (SELECT ...)
 				}
 			case ')':
 				depth--
+				if depth < jsonDepth {
+					jsonDepth = 0
+				}
 				if depth < 0 {
 					st.write(reasonParens)
+				}
+			case '[':
+				brackets++
+			case ']':
+				brackets--
+				if brackets < 0 {
+					st.write(reasonParens)
+				}
+			case ':':
+				if t.end < len(l.src) && l.src[t.end] == ':' {
+					l.pos = t.end + 1 // the typecast ::
+					t.end++
+				} else if t.end < len(l.src) && l.src[t.end] == '=' {
+					// := of a named argument
+				} else if brackets == 0 && jsonDepth == 0 {
+					// Only array slices and JSON_OBJECT's key : value
+					// take a lone colon; psql variables (:name) are not
+					// SQL.
+					st.write(reasonColon)
+				}
+			default:
+				if !isOpChar(t.op) && !isSelfChar(t.op) {
+					// A backslash (psql's \gset), a brace, a lone $:
+					// no token of PostgreSQL's.
+					st.write(reasonBadChar)
 				}
 			}
 		case tIdent:
@@ -268,14 +330,123 @@ func (r *rules) body(l *lexer, depth int, reason string) (Result, bool, bool) {
 				if !p1.isOp('.') && !(p1.kind == tIdent && p1.kw == kwAs) {
 					st.write(reasonSelectInto)
 				}
+			case kwSelect, kwValues, kwTable:
+				if depth == start && !p1.isOp('.') && !(p1.kind == tIdent && p1.kw == kwAs) {
+					main = true
+				}
 			}
+		}
+		if more {
+			break
 		}
 		p3, p2, p1 = p2, p1, t
 	}
-	if depth != 0 {
+	if depth != 0 || brackets != 0 {
 		st.write(reasonParens)
 	}
-	return st.res, false, false
+	switch {
+	case !main:
+		st.write(reasonNoMain)
+	case n == 0 && head != kwSelect:
+		st.write(reasonIncomplete) // TABLE, VALUES, SHOW, WITH alone
+	case l.junk:
+		st.write(reasonNumberJunk)
+	case dangling(l.src, p0, p1, p2):
+		st.write(reasonIncomplete)
+	}
+	return st.res, false, more
+}
+
+// firstOK reports whether t may follow the head keyword of a read.
+func firstOK(head keyword, t token) bool {
+	switch head {
+	case kwValues:
+		return t.isOp('(')
+	case kwTable, kwShow, kwWith:
+		return t.isName()
+	}
+	return true
+}
+
+// isSelfChar is scan.l's self: the punctuation that is a token of its own.
+func isSelfChar(c byte) bool {
+	switch c {
+	case ',', '(', ')', '[', ']', '.', ';', ':', '+', '-', '*', '/', '%', '^', '<', '>', '=':
+		return true
+	}
+	return false
+}
+
+// isOpChar is scan.l's op_chars, of which operators are made.
+func isOpChar(c byte) bool {
+	switch c {
+	case '~', '!', '@', '#', '^', '&', '|', '`', '?', '+', '-', '*', '/', '%', '<', '>', '=':
+		return true
+	}
+	return false
+}
+
+// isJSONObject reports whether an identifier is json_object or
+// json_objectagg, whose arguments may be written key : value.
+func isJSONObject(s string) bool {
+	return len(s) >= 11 && eqFold(s[:11], "json_object") && (len(s) == 11 || eqFold(s[11:], "agg"))
+}
+
+// dangling reports whether a read statement whose last tokens are p2, p1
+// (p0 the token before the last run of operator characters) cannot end
+// there: an operator with no right operand ("x +", but "ORDER BY x USING <"
+// is whole), a comma or a dot, or a reserved keyword that needs more
+// ("FROM", "WHERE", "UNION", "ORDER BY", "UNION ALL"), unless that keyword
+// is a column label ("t.from", "AS from").
+func dangling(src string, p0, p1, p2 token) bool {
+	switch p1.kind {
+	case tOp:
+		switch {
+		case p1.op == ',' || p1.op == '.':
+			return true
+		case p1.op == '*':
+			return false // SELECT *, t.*, count(*)
+		case isOpChar(p1.op):
+			return !(p0.kind == tIdent && eqFold(src[p0.start:p0.end], "using"))
+		}
+		return false
+	case tIdent:
+	default:
+		return false
+	}
+	if p2.isOp('.') || p2.kind == tIdent && p2.kw == kwAs {
+		return false
+	}
+	w := src[p1.start:p1.end]
+	switch len(w) {
+	case 2:
+		if eqFold(w, "by") {
+			return p2.kind == tIdent && (eqFold(src[p2.start:p2.end], "order") || eqFold(src[p2.start:p2.end], "group"))
+		}
+		return eqFold(w, "as") || eqFold(w, "on")
+	case 3:
+		if eqFold(w, "all") {
+			return p2.kind == tIdent && isSetOp(src[p2.start:p2.end])
+		}
+		return p1.kw == kwFor
+	case 4:
+		return p1.kw == kwInto || p1.kw == kwWith || eqFold(w, "from")
+	case 5:
+		return eqFold(w, "where") || eqFold(w, "union") || eqFold(w, "group") || eqFold(w, "order") || eqFold(w, "limit")
+	case 6:
+		return eqFold(w, "having") || eqFold(w, "offset") || eqFold(w, "except") || eqFold(w, "window")
+	case 8:
+		if eqFold(w, "distinct") {
+			return p2.kind == tIdent && isSetOp(src[p2.start:p2.end])
+		}
+	case 9:
+		return eqFold(w, "intersect")
+	}
+	return false
+}
+
+func isSetOp(s string) bool {
+	return eqFold(s, "union") || eqFold(s, "intersect") || eqFold(s, "except")
 }
 
 // verdict accumulates the decision on one read statement: a write is final,
