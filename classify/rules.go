@@ -331,8 +331,18 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSelectInto)
 				}
 			case kwSelect, kwValues, kwTable:
-				if depth == start && !p1.isOp('.') && !(p1.kind == tIdent && p1.kw == kwAs) {
+				if p1.isOp('.') || p1.kind == tIdent && p1.kw == kwAs {
+					break // a column label
+				}
+				if depth == start {
 					main = true
+				}
+				if !startsQuery(l.src, p1, depth == start && head == kwWith) {
+					st.write(reasonIncomplete) // two statements without a semicolon
+				}
+			default:
+				if p1.isOp(',') && needsMore(l.src[t.start:t.end]) {
+					st.write(reasonIncomplete) // "a, FROM t", "PARTITION BY a, ORDER BY b"
 				}
 			}
 		}
@@ -389,7 +399,9 @@ func isOpChar(c byte) bool {
 // isJSONObject reports whether an identifier is json_object or
 // json_objectagg, whose arguments may be written key : value.
 func isJSONObject(s string) bool {
-	return len(s) >= 11 && eqFold(s[:11], "json_object") && (len(s) == 11 || eqFold(s[11:], "agg"))
+	// eqFold folds letters only: the underscore is compared apart.
+	return len(s) >= 11 && eqFold(s[:4], "json") && s[4] == '_' && eqFold(s[5:11], "object") &&
+		(len(s) == 11 || eqFold(s[11:], "agg"))
 }
 
 // dangling reports whether a read statement whose last tokens are p2, p1
@@ -418,27 +430,48 @@ func dangling(src string, p0, p1, p2 token) bool {
 		return false
 	}
 	w := src[p1.start:p1.end]
+	switch {
+	case eqFold(w, "by"):
+		p := src[p2.start:p2.end]
+		return p2.kind == tIdent && (eqFold(p, "order") || eqFold(p, "group"))
+	case eqFold(w, "all"), eqFold(w, "distinct"):
+		return p2.kind == tIdent && isSetOp(src[p2.start:p2.end])
+	}
+	return eqFold(w, "as") || p1.kw == kwWith || needsMore(w)
+}
+
+// startsQuery reports whether a SELECT, VALUES or TABLE may follow p1 in
+// a read: not after a constant or a parameter, and after an identifier only
+// after a set operation (UNION [ALL | DISTINCT]) or, for the main statement
+// of a WITH (afterCTE), after a SEARCH or CYCLE clause.
+func startsQuery(src string, p1 token, afterCTE bool) bool {
+	switch p1.kind {
+	case tString, tNumber, tParam:
+		return false
+	case tIdent:
+		if afterCTE {
+			return true
+		}
+		w := src[p1.start:p1.end]
+		return isSetOp(w) || eqFold(w, "all") || eqFold(w, "distinct")
+	}
+	return true
+}
+
+// needsMore reports whether w is a reserved keyword that starts a clause and
+// so can follow neither a comma nor the end of a statement.
+func needsMore(w string) bool {
 	switch len(w) {
 	case 2:
-		if eqFold(w, "by") {
-			return p2.kind == tIdent && (eqFold(src[p2.start:p2.end], "order") || eqFold(src[p2.start:p2.end], "group"))
-		}
-		return eqFold(w, "as") || eqFold(w, "on")
+		return eqFold(w, "on")
 	case 3:
-		if eqFold(w, "all") {
-			return p2.kind == tIdent && isSetOp(src[p2.start:p2.end])
-		}
-		return p1.kw == kwFor
+		return eqFold(w, "for")
 	case 4:
-		return p1.kw == kwInto || p1.kw == kwWith || eqFold(w, "from")
+		return eqFold(w, "from") || eqFold(w, "into")
 	case 5:
 		return eqFold(w, "where") || eqFold(w, "union") || eqFold(w, "group") || eqFold(w, "order") || eqFold(w, "limit")
 	case 6:
 		return eqFold(w, "having") || eqFold(w, "offset") || eqFold(w, "except") || eqFold(w, "window")
-	case 8:
-		if eqFold(w, "distinct") {
-			return p2.kind == tIdent && isSetOp(src[p2.start:p2.end])
-		}
 	case 9:
 		return eqFold(w, "intersect")
 	}
