@@ -251,6 +251,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonIncomplete)
 		}
 		n++
+		if (t.kind == tNumber || t.kind == tParam || t.kind == tString) && (p1.kind == tNumber || p1.kind == tParam) ||
+			(t.kind == tNumber || t.kind == tParam) && p1.kind == tString {
+			st.write(reasonIncomplete) // two constants side by side: "1 2"
+		}
 		switch t.kind {
 		case tOp:
 			if isOpChar(t.op) && !(p1.kind == tOp && isOpChar(p1.op)) {

@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pashagolub/pgxmock/v4"
 
 	"github.com/pgxroute/pgxroute"
 	"github.com/pgxroute/pgxroute/routingtest"
@@ -55,36 +54,6 @@ func ExampleStartFake() {
 	// read/replica1: read: SELECT name FROM users WHERE id = $1
 	// default/primary: write: UPDATE users SET name = $2 WHERE id = $1
 	// default/primary: sticky: the scope wrote: SELECT name FROM users WHERE id = $1
-}
-
-// A node with a pgxmock pool answers with canned rows; the others answer
-// empty results.
-func ExampleFakeOptions_mocks() {
-	replica, err := pgxmock.NewPool()
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer replica.Close()
-	replica.ExpectQuery("SELECT name FROM users").WithArgs(1).
-		WillReturnRows(pgxmock.NewRows([]string{"name"}).AddRow("alice"))
-
-	f, err := routingtest.StartFake(context.Background(), routingtest.FakeOptions{
-		Groups: map[string][]string{"default": {"primary"}, "read": {"replica"}},
-		Mocks:  map[string]pgxroute.Backend{"replica": replica},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer f.Close()
-
-	name, err := Users{db: f.Pool}.Name(context.Background(), 1)
-	fmt.Println(name, err)
-	fmt.Println(f.Last().Node)
-	fmt.Println(replica.ExpectationsWereMet())
-	// Output:
-	// alice <nil>
-	// replica
-	// <nil>
 }
 
 // Two fakes with the same seed pick the same nodes: Random and LeastBusy are

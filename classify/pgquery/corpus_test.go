@@ -17,7 +17,8 @@ import (
 )
 
 // corpusDir returns ../shared/corpus relative to the repository root (the
-// directory holding go.mod), or skips the test when it is absent.
+// directory whose go.mod is the library's, above this nested module), or
+// skips the test when it is absent.
 func corpusDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -25,12 +26,13 @@ func corpusDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			regexp.MustCompile(`(?m)^module github\.com/pgxroute/pgxroute\s*$`).Match(b) {
 			break
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skip("repository root (go.mod) not found")
+			t.Skip("repository root (the library's go.mod) not found")
 		}
 		dir = parent
 	}
