@@ -700,8 +700,9 @@ func isPrimary(ctx context.Context, m *PatroniMember) (bool, error) {
 }
 
 // WaitStreaming waits until every member's Patroni runs, a leader accepts
-// writes, and every other member's PostgreSQL streams from it (the leader's
-// pg_stat_replication lists it as streaming).
+// writes, every other member's PostgreSQL streams from it (the leader's
+// pg_stat_replication lists it as streaming), and Patroni's GET /cluster
+// lists every member as running, the leader as leader.
 func (p *Patroni) WaitStreaming(ctx context.Context) error {
 	leader, err := p.WaitLeader(ctx, "")
 	if err != nil {
@@ -737,8 +738,24 @@ func (p *Patroni) WaitStreaming(ctx context.Context) error {
 			last = err
 			return false, nil
 		}
-		last = fmt.Errorf("%d of %d replicas stream from %s", n, len(others), leader.name)
-		return n == len(others), nil
+		if n != len(others) {
+			last = fmt.Errorf("%d of %d replicas stream from %s", n, len(others), leader.name)
+			return false, nil
+		}
+		// Patroni's own view lags behind the servers' by up to a loop.
+		states, err := p.ClusterState(ctx)
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		running := 0
+		for _, s := range states {
+			if s.State == "running" && (s.Role == "leader") == (s.Name == leader.name) {
+				running++
+			}
+		}
+		last = fmt.Errorf("Patroni lists %d of %d members running in their roles: %+v", running, len(p.members), states)
+		return running == len(p.members), nil
 	}, "replicas do not stream")
 	if err != nil && last != nil {
 		err = fmt.Errorf("%w (%v)", err, last)
