@@ -26,8 +26,8 @@ import (
 var ErrNoPatroni = errors.New("routingtest: patroni, patronictl or etcd not found (install them: apt-get install -y patroni etcd-server, or run .ci/install.d/patroni.sh)")
 
 // PatroniOptions configures StartPatroni and NewPatroni. The zero value is
-// three members with the shortest timings Patroni 3.0 keeps stable on a busy
-// machine: TTL 5 s, LoopWait 1 s, RetryTimeout 2 s.
+// three members with the shortest timings Patroni 3.0 works with: TTL 5 s,
+// LoopWait 1 s, RetryTimeout 2 s.
 type PatroniOptions struct {
 	// Members is the number of Patroni members: 0 means 3; at least 2.
 	Members int
@@ -40,7 +40,8 @@ type PatroniOptions struct {
 	LoopWait time.Duration
 	// RetryTimeout is Patroni's retry_timeout, in whole seconds: how long a
 	// member retries the DCS and PostgreSQL before demoting itself. 0 means
-	// 2 s. Patroni needs LoopWait + 2*RetryTimeout <= TTL.
+	// 2 s, the least with which a member can take the leader key from etcd.
+	// Patroni needs LoopWait + 2*RetryTimeout <= TTL.
 	RetryTimeout time.Duration
 	// Parameters holds extra postgresql.conf settings for every member, as
 	// Patroni's postgresql.parameters (name to value).
@@ -244,6 +245,12 @@ func (o *PatroniOptions) fill() error {
 		if d.v < time.Second || d.v%time.Second != 0 {
 			return fmt.Errorf("routingtest: PatroniOptions.%s is %v; Patroni wants whole seconds, at least 1", d.name, d.v)
 		}
+	}
+	// Patroni 3.0's etcd3 client refreshes its lease before taking the
+	// leader key and then wants at least 1 s of retry_timeout left: with
+	// retry_timeout 1 no member can ever become leader.
+	if o.RetryTimeout < 2*time.Second {
+		return fmt.Errorf("routingtest: PatroniOptions.RetryTimeout is %v; Patroni 3.0 with etcd3 never takes the leader key below 2s", o.RetryTimeout)
 	}
 	if o.LoopWait+2*o.RetryTimeout > o.TTL {
 		return fmt.Errorf("routingtest: PatroniOptions: LoopWait (%v) + 2*RetryTimeout (%v) exceeds TTL (%v); Patroni needs it within", o.LoopWait, o.RetryTimeout, o.TTL)

@@ -21,7 +21,9 @@ func TestPatroniOptionsFill(t *testing.T) {
 		want string // "" for valid; else part of the error
 	}{
 		{"zero value", PatroniOptions{}, ""},
-		{"shortest accepted", PatroniOptions{TTL: 3 * time.Second, LoopWait: time.Second, RetryTimeout: time.Second}, ""},
+		{"shortest accepted", PatroniOptions{TTL: 5 * time.Second, LoopWait: time.Second, RetryTimeout: 2 * time.Second}, ""},
+		{"longer", PatroniOptions{TTL: 30 * time.Second, LoopWait: 10 * time.Second, RetryTimeout: 10 * time.Second}, ""},
+		{"retry_timeout 1s never elects", PatroniOptions{TTL: 3 * time.Second, LoopWait: time.Second, RetryTimeout: time.Second}, "below 2s"},
 		{"loop_wait + 2*retry_timeout > ttl", PatroniOptions{TTL: 4 * time.Second, LoopWait: time.Second, RetryTimeout: 2 * time.Second}, "exceeds TTL"},
 		{"fractional seconds", PatroniOptions{TTL: 5500 * time.Millisecond}, "whole seconds"},
 		{"one member", PatroniOptions{Members: 1}, "at least 2"},
