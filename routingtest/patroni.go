@@ -929,6 +929,9 @@ func (p *Patroni) Switchover(ctx context.Context, candidate *PatroniMember) (*Pa
 			break
 		}
 	}
+	if via == nil {
+		return nil, errors.New("routingtest: switchover: no Patroni member is running")
+	}
 	args := []string{"-c", via.config, "switchover", "--force", "--leader", leader.name}
 	if candidate != nil {
 		args = append(args, "--candidate", candidate.name)
