@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgxroute/pgxroute/classify"
 )
@@ -93,6 +94,7 @@ func (r *scriptRows) Scan(dest ...any) error                       { *dest[0].(*
 func (r *scriptRows) Values() ([]any, error)                       { return []any{7}, nil }
 func (r *scriptRows) RawValues() [][]byte                          { return nil }
 func (r *scriptRows) Conn() *pgx.Conn                              { return nil }
+func (r *scriptRows) TypeMap() *pgtype.Map                         { return pgtype.NewMap() }
 
 // scripted builds a pool over scripted nodes: "primary" in the default
 // group, "r1" and "r2" in the read group, and "a1" in group "analytics".

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // routedRows follows a routed query to its end: the call's attempt ends
@@ -100,6 +101,18 @@ func (r *routedRows) RawValues() [][]byte { return r.c.rows.RawValues() }
 // rows (the connection goes back to the pool when they close).
 func (r *routedRows) Conn() *pgx.Conn { return r.c.rows.Conn() }
 
+// TypeMap returns the type map of the rows' connection (pgx v5.11 added it
+// to pgx.Rows; older pgx rows without it get a new map).
+func (r *routedRows) TypeMap() *pgtype.Map { return typeMapOf(r.c.rows) }
+
+// typeMapOf returns rows' type map, or a new one when rows have none.
+func typeMapOf(rows pgx.Rows) *pgtype.Map {
+	if tm, ok := rows.(interface{ TypeMap() *pgtype.Map }); ok {
+		return tm.TypeMap()
+	}
+	return pgtype.NewMap()
+}
+
 // routedRow is QueryRow's row. Rows are recycled (as pgx recycles a
 // connection's rows): a Row is read by one Scan, as pgx's contract says.
 type routedRow struct{ rows routedRows }
@@ -161,6 +174,9 @@ func (e errRows) Scan(...any) error                          { return e.err }
 func (e errRows) Values() ([]any, error)                     { return nil, e.err }
 func (e errRows) RawValues() [][]byte                        { return nil }
 func (e errRows) Conn() *pgx.Conn                            { return nil }
+
+// TypeMap returns a new type map: the call has no connection.
+func (errRows) TypeMap() *pgtype.Map { return pgtype.NewMap() }
 
 // routedBatch ends the batch's call when it is closed, with the first
 // error of its statements (a failed statement rolls the batch's implicit
