@@ -91,6 +91,40 @@ var reasonNames = [numReasons]string{
 	ReasonMisroute:       "replica refused a write (25006)",
 }
 
+// reasonLabels are the snake-case names of the reasons: bounded and stable,
+// fit for a metric label or an attribute value (String is for people).
+var reasonLabels = [numReasons]string{
+	ReasonWrite:          "write",
+	ReasonWriteNoScope:   "write_no_scope",
+	ReasonLockingRead:    "locking_read",
+	ReasonSticky:         "sticky",
+	ReasonRead:           "read",
+	ReasonReadNoScope:    "read_no_scope",
+	ReasonNoReadGroup:    "no_read_group",
+	ReasonFallback:       "fallback",
+	ReasonReadLagging:    "read_lagging",
+	ReasonCaughtUp:       "caught_up",
+	ReasonReplicasBehind: "replicas_behind",
+	ReasonBindGroup:      "bind_group",
+	ReasonPrimary:        "primary",
+	ReasonReplica:        "replica",
+	ReasonDisabled:       "disabled",
+	ReasonTransaction:    "transaction",
+	ReasonAcquire:        "acquire",
+	ReasonRetry:          "retry",
+	ReasonMisroute:       "misroute",
+}
+
+// Name returns the reason's snake-case name ("read_no_scope", "misroute"),
+// bounded and stable, for metric labels and span attributes; "unknown" for
+// a value that is not a reason.
+func (r Reason) Name() string {
+	if r < numReasons {
+		return reasonLabels[r]
+	}
+	return "unknown"
+}
+
 // String returns a short human description.
 func (r Reason) String() string {
 	if r < numReasons {

@@ -464,3 +464,20 @@ func TestDerivedNodeNames(t *testing.T) {
 		})
 	}
 }
+
+func TestReasonNamesAreDistinct(t *testing.T) {
+	seen := map[string]Reason{}
+	for _, r := range Reasons() {
+		n := r.Name()
+		if n == "" || n == "unknown" || strings.ContainsAny(n, " -") {
+			t.Errorf("reason %d: name %q is not a snake-case label", r, n)
+		}
+		if o, dup := seen[n]; dup {
+			t.Errorf("reasons %d and %d share the name %q", o, r, n)
+		}
+		seen[n] = r
+	}
+	if n := Reason(200).Name(); n != "unknown" {
+		t.Errorf("Reason(200).Name() = %q", n)
+	}
+}

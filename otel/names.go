@@ -31,38 +31,11 @@ const (
 	RoleKey = attribute.Key("pgxroute.node.role")
 )
 
-// reasonNames are the snake-case names of the reasons, bounded and stable:
-// fit for an attribute or label value (Reason.String is for people).
-var reasonNames = map[pgxroute.Reason]string{
-	pgxroute.ReasonWrite:          "write",
-	pgxroute.ReasonWriteNoScope:   "write_no_scope",
-	pgxroute.ReasonLockingRead:    "locking_read",
-	pgxroute.ReasonSticky:         "sticky",
-	pgxroute.ReasonRead:           "read",
-	pgxroute.ReasonReadNoScope:    "read_no_scope",
-	pgxroute.ReasonNoReadGroup:    "no_read_group",
-	pgxroute.ReasonFallback:       "fallback",
-	pgxroute.ReasonReadLagging:    "read_lagging",
-	pgxroute.ReasonCaughtUp:       "caught_up",
-	pgxroute.ReasonReplicasBehind: "replicas_behind",
-	pgxroute.ReasonBindGroup:      "bind_group",
-	pgxroute.ReasonPrimary:        "primary",
-	pgxroute.ReasonReplica:        "replica",
-	pgxroute.ReasonDisabled:       "disabled",
-	pgxroute.ReasonTransaction:    "transaction",
-	pgxroute.ReasonAcquire:        "acquire",
-	pgxroute.ReasonRetry:          "retry",
-	pgxroute.ReasonMisroute:       "misroute",
-}
-
 // ReasonName returns the reason's snake-case name ("read_no_scope",
-// "misroute"), the value of ReasonKey; "unknown" for a reason this package
-// does not know.
+// "misroute"), the value of ReasonKey; "unknown" for a value that is not a
+// reason. It is pgxroute.Reason.Name.
 func ReasonName(r pgxroute.Reason) string {
-	if s, ok := reasonNames[r]; ok {
-		return s
-	}
-	return "unknown"
+	return r.Name()
 }
 
 // kindName returns the statement kind in snake case.
