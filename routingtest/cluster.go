@@ -333,25 +333,13 @@ func (c *Cluster) start(ctx context.Context, n *Node) error {
 		return fmt.Errorf("routingtest: %s is already running", n.name)
 	}
 	cmd := exec.Command(filepath.Join(c.binDir, "postgres"), "-D", n.dir, "-p", strconv.Itoa(n.port))
-	out, err := logPipe(n.name, c.log, &n.tail)
+	exited, err := c.spawn(n.name, "postgres", &n.tail, cmd)
 	if err != nil {
 		n.mu.Unlock()
-		return fmt.Errorf("routingtest: %s: %w", n.name, err)
+		return err
 	}
-	cmd.Stdout, cmd.Stderr = out, out
-	err = c.spawner.start(cmd, c.cred)
-	out.Close()
-	if err != nil {
-		n.mu.Unlock()
-		return fmt.Errorf("routingtest: %s: start postgres: %w", n.name, err)
-	}
-	exited := make(chan struct{})
 	n.cmd, n.exited = cmd, exited
 	n.mu.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	c.logf("%s: postgres started, pid %d, port %d", n.name, cmd.Process.Pid, n.port)
 	return c.waitReady(ctx, n, exited)
 }
@@ -599,20 +587,7 @@ func (c *Cluster) Close() error {
 				errs = append(errs, err)
 			}
 		}
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for _, n := range c.nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := c.Stop(n); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
+		errs = append(errs, inParallel(c.nodes, c.Stop)...)
 		c.spawner.close()
 		if err := os.RemoveAll(c.base); err != nil {
 			errs = append(errs, fmt.Errorf("routingtest: %w", err))
@@ -673,4 +648,48 @@ func isClosed(ch chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// spawn starts cmd as the cluster's server account, its output in the log
+// under name, and returns a channel closed when it exits. what names the
+// program in the error.
+func (c *Cluster) spawn(name, what string, tail *tailBuffer, cmd *exec.Cmd) (chan struct{}, error) {
+	out, err := logPipe(name, c.log, tail)
+	if err != nil {
+		return nil, fmt.Errorf("routingtest: %s: %w", name, err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	err = c.spawner.start(cmd, c.cred)
+	out.Close()
+	if err != nil {
+		return nil, fmt.Errorf("routingtest: %s: start %s: %w", name, what, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	return exited, nil
+}
+
+// inParallel calls f on every item at once and returns the errors.
+func inParallel[T any](items []T, f func(T) error) []error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, it := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(it); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }

@@ -984,21 +984,7 @@ func (p *Patroni) kill() {
 // folder. It is safe to call more than once.
 func (p *Patroni) Close() error {
 	p.closeOnce.Do(func() {
-		var errs []error
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for _, m := range p.members {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := p.stopMember(m); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
+		errs := inParallel(p.members, p.stopMember)
 		if p.etcd.running() {
 			_ = p.etcd.cmd.Process.Signal(syscall.SIGTERM)
 			select {

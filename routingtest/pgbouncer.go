@@ -310,25 +310,13 @@ func (b *PgBouncer) Start(ctx context.Context) error {
 	}
 	cmd := exec.Command(b.bin, filepath.Join(b.dir, "pgbouncer.ini"))
 	cmd.Dir = b.dir
-	out, err := logPipe(b.name, b.c.log, &b.tail)
+	exited, err := b.c.spawn(b.name, "pgbouncer", &b.tail, cmd)
 	if err != nil {
 		b.mu.Unlock()
-		return fmt.Errorf("routingtest: %s: %w", b.name, err)
+		return err
 	}
-	cmd.Stdout, cmd.Stderr = out, out
-	err = b.c.spawner.start(cmd, b.c.cred)
-	out.Close()
-	if err != nil {
-		b.mu.Unlock()
-		return fmt.Errorf("routingtest: %s: start pgbouncer: %w", b.name, err)
-	}
-	exited := make(chan struct{})
 	b.cmd, b.exited = cmd, exited
 	b.mu.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
 	b.c.logf("%s: pgbouncer started, pid %d, port %d", b.name, cmd.Process.Pid, b.port)
 
 	tick := time.NewTicker(20 * time.Millisecond)
