@@ -401,7 +401,7 @@ func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 		}
 		return be.SendBatch(ctx, b)
 	}
-	res := batchKind(p.classifier, queuedSQL(b))
+	res := batchKind(p.classifier, b)
 	rb := &routedBatch{c: call{p: p, ctx: ctx, kind: callBatch, in: &callInput{batch: b}}}
 	if err := p.prepare(ctx, opKnown, res, &rb.c.decision); err != nil {
 		return errBatch{err}
@@ -409,17 +409,6 @@ func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 	p.run(&rb.c) // SendBatch reports no error: the results do
 	rb.BatchResults = rb.c.br
 	return rb
-}
-
-// queuedSQL yields the SQL of each statement queued in b.
-func queuedSQL(b *pgx.Batch) func(yield func(string) bool) {
-	return func(yield func(string) bool) {
-		for _, q := range b.QueuedQueries {
-			if !yield(q.SQL) {
-				return
-			}
-		}
-	}
 }
 
 // CopyFrom copies rows into a table of the default group (or of the context's

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgxroute/pgxroute/classify"
@@ -64,10 +65,10 @@ var (
 
 // batchKind is what a batch is for routing: a write if any of its
 // statements is, a locking read if any is, else a read.
-func batchKind(c *classify.Classifier, sqls func(yield func(string) bool)) classify.Result {
+func batchKind(c *classify.Classifier, b *pgx.Batch) classify.Result {
 	res := resBatch
-	for sql := range sqls {
-		r := c.Classify(sql)
+	for _, q := range b.QueuedQueries {
+		r := c.Classify(q.SQL)
 		if r.Kind == classify.Write {
 			return r
 		}

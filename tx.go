@@ -77,7 +77,7 @@ func (t *routedTx) CopyFrom(ctx context.Context, tableName pgx.Identifier, colum
 
 // SendBatch sends a batch in the transaction.
 func (t *routedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if !t.state.wrote.Load() && batchKind(t.c.p.classifier, queuedSQL(b)).Kind == classify.Write {
+	if !t.state.wrote.Load() && batchKind(t.c.p.classifier, b).Kind == classify.Write {
 		t.state.wrote.Store(true)
 	}
 	return t.Tx.SendBatch(ctx, b)
