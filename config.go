@@ -112,6 +112,18 @@ type Config struct {
 	Stickiness Stickiness
 	// Disabled sends everything to the default group's first node.
 	Disabled bool
+	// StaticRoles keeps the roles the configuration gives: writes go to the
+	// default group's nodes and reads to the read group's whatever the
+	// probes see (a mismatch is only reported, in Stat and the log). By
+	// default the nodes of the default and read groups are the members of
+	// one replication cluster and their roles are what the probes see: the
+	// configuration is only the first guess (the default group's first node
+	// is the primary), writes go to the member that is primary now, reads to
+	// those that are replicas now, and a failover or switchover is followed
+	// without a restart (see docs/health.md). Other bind groups always keep
+	// their configured nodes. Roles are static also when health checks are
+	// off or a member is given as a Backend (it is never probed).
+	StaticRoles bool
 	// ConnectTimeout bounds the connection attempts of the pools the router
 	// creates whose connection string sets no connect_timeout, so that a
 	// call to a dead node fails within it. Zero: 5s. Negative: no bound.
@@ -179,6 +191,22 @@ type HealthConfig struct {
 	// MaxReplicaLagBytes is the WAL distance to the primary beyond which a
 	// replica takes no reads. Zero: no limit.
 	MaxReplicaLagBytes int64
+	// FailoverTimeout is how long a call that needs the primary (a write, a
+	// locking or sticky read, a read-write transaction) waits for one while
+	// no member is primary (a failover, a switchover, a split brain),
+	// never past its context's deadline; then it fails with an error
+	// wrapping ErrNoPrimary and ErrNoHealthyNode. Zero: 30s (about Patroni's
+	// default ttl, and Aurora's and RDS's usual failover time). Negative: do
+	// not wait.
+	FailoverTimeout time.Duration
+	// FailoverInterval is the probe interval of every member while no
+	// member is primary: the primary's loss (a failed probe or call, or the
+	// primary reporting recovery) starts a probe of every member at once,
+	// then one every FailoverInterval until a primary answers, so that
+	// writes reach a new primary within about one FailoverInterval of it
+	// accepting writes. Its cost is one light query per member per interval
+	// during a failover only. Zero: 100ms.
+	FailoverInterval time.Duration
 }
 
 func (h HealthConfig) withDefaults() HealthConfig {
@@ -196,6 +224,12 @@ func (h HealthConfig) withDefaults() HealthConfig {
 	}
 	if h.MaxReplicaLag == 0 {
 		h.MaxReplicaLag = 30 * time.Second
+	}
+	if h.FailoverTimeout == 0 {
+		h.FailoverTimeout = 30 * time.Second
+	}
+	if h.FailoverInterval <= 0 {
+		h.FailoverInterval = 100 * time.Millisecond
 	}
 	return h
 }

@@ -32,6 +32,22 @@ var (
 	ErrInterrupted = errors.New("pgxroute: call interrupted: its node stopped answering and was ejected")
 	// ErrBadToken is returned by WithToken for a token that is not one.
 	ErrBadToken = errors.New("pgxroute: malformed read-your-writes token")
+	// ErrNoPrimary is wrapped, with ErrNoHealthyNode, by the error of a call
+	// that needed the primary (a write, a locking or sticky read, a
+	// read-write transaction) while no member of the cluster was one, for
+	// HealthConfig.FailoverTimeout or until its context ended. The error
+	// names every member and what it was last seen as.
+	ErrNoPrimary = errors.New("pgxroute: no primary")
+	// ErrSplitBrain is wrapped, with ErrNoPrimary, when two members report
+	// being the primary on the same timeline: the router does not guess.
+	ErrSplitBrain = errors.New("pgxroute: split brain")
+	// ErrOutcomeUnknown is wrapped by the error of a call with effects (a
+	// write, a locking read, a batch or COPY with writes, a transaction's
+	// start) whose connection failed after the statement may have reached
+	// the server: it may or may not have been applied, and the router does
+	// not send it again. A call that provably never reached a server is
+	// not marked so: it is sent again to the primary (see Config).
+	ErrOutcomeUnknown = errors.New("pgxroute: outcome unknown: the connection failed after the statement was sent")
 )
 
 // NodeError is the error of a call that failed on a node: it names the group
@@ -76,6 +92,14 @@ func isConnError(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
+// neverSent reports whether err provably happened before anything of the
+// call reached a server: pgconn says so (SafeToRetry), or no connection was
+// ever made (a connect error, which also covers a dial the router refused).
+func neverSent(err error) bool {
+	var ce *pgconn.ConnectError
+	return pgconn.SafeToRetry(err) || errors.As(err, &ce)
 }
 
 // isReadOnlyViolation reports whether err is SQLSTATE 25006

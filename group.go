@@ -33,6 +33,8 @@ type node struct {
 	ended    atomic.Uint64 // routed calls that ended on the node (for the stall watch)
 	_        [48]byte
 	health   nodeHealth
+
+	ci int // the node's index among the cluster's members; -1: not one
 }
 
 // member is a node's place in one group: its weight there and the calls the
@@ -50,18 +52,50 @@ type group struct {
 	name    string
 	members []*member
 	bal     *balancer.Balancer
-	// allLagging is set by the prober when every up node of the group lags
-	// beyond the limits (see toReplica).
-	allLagging atomic.Bool
+	// roles says which members may take the group's calls now: any (the
+	// configured members, whatever their roles), or, following the
+	// cluster, only the primary (the default group) or only replicas (the
+	// read group). cl is the cluster view those read.
+	roles groupRoles
+	cl    *atomic.Pointer[clusterView]
+}
+
+// groupRoles is how a group's members qualify by role.
+type groupRoles uint8
+
+const (
+	anyRole     groupRoles = iota // StaticRoles, other bind groups
+	primaryRole                   // the default group, following the cluster
+	replicaRole                   // the read group, following the cluster
+)
+
+// qualifies reports whether member i may take calls of g by its role now.
+func (g *group) qualifies(i int) bool {
+	if g.roles == anyRole {
+		return true
+	}
+	return g.qualifiesIn(g.cl.Load(), i)
+}
+
+// qualifiesIn is qualifies in view v.
+func (g *group) qualifiesIn(v *clusterView, i int) bool {
+	switch g.roles {
+	case primaryRole:
+		return v.isPrimary(g.members[i].node.ci)
+	case replicaRole:
+		return v.isReplica(g.members[i].node.ci)
+	}
+	return true
 }
 
 // view lets the balancer ask a group about its nodes without allocating.
 type view group
 
-// Usable implements balancer.Nodes: the node is up and not lagging.
+// Usable implements balancer.Nodes: the node is up, not lagging, and of the
+// group's role.
 func (v *view) Usable(i int) bool {
 	n := v.members[i].node
-	return n.health.up() && !n.health.lagging.Load()
+	return n.health.up() && !n.health.lagging.Load() && (*group)(v).qualifies(i)
 }
 
 // InFlight implements balancer.Nodes.
@@ -70,14 +104,27 @@ func (v *view) InFlight(i int) int64 { return v.members[i].node.inflight.Load() 
 // upView is a view in which lagging nodes are usable too.
 type upView group
 
-// Usable implements balancer.Nodes: the node is up.
-func (v *upView) Usable(i int) bool { return v.members[i].node.health.up() }
+// Usable implements balancer.Nodes: the node is up and of the group's role.
+func (v *upView) Usable(i int) bool {
+	return v.members[i].node.health.up() && (*group)(v).qualifies(i)
+}
 
 // InFlight implements balancer.Nodes.
 func (v *upView) InFlight(i int) int64 { return v.members[i].node.inflight.Load() }
 
-// pick chooses a usable member, or nil when none is.
+// pick chooses a usable member, or nil when none is. A group that follows
+// the cluster picks among the members of its role now (the view's set).
 func (g *group) pick() *member {
+	if g.roles != anyRole {
+		s := g.cl.Load().sets[g.roles-1]
+		if s == nil || s.bal == nil {
+			return nil
+		}
+		if i := s.bal.Pick((*setView)(s)); i >= 0 {
+			return s.members[i]
+		}
+		return nil
+	}
 	i := g.bal.Pick((*view)(g))
 	if i < 0 {
 		return nil
@@ -87,6 +134,16 @@ func (g *group) pick() *member {
 
 // pickLagging chooses an up member, lagging or not, or nil.
 func (g *group) pickLagging() *member {
+	if g.roles != anyRole {
+		s := g.cl.Load().sets[g.roles-1]
+		if s == nil || s.bal == nil {
+			return nil
+		}
+		if i := s.bal.Pick((*setUpView)(s)); i >= 0 {
+			return s.members[i]
+		}
+		return nil
+	}
 	i := g.bal.Pick((*upView)(g))
 	if i < 0 {
 		return nil
@@ -94,26 +151,43 @@ func (g *group) pickLagging() *member {
 	return g.members[i]
 }
 
-// pickAny chooses a member by the strategy alone, healthy or not (for a
-// group with no healthy node, where trying beats refusing).
-func (g *group) pickAny() *member {
-	return g.members[g.bal.Pick(nil)]
+// allLagging reports whether every up member of the group's role lags
+// beyond the limits (and at least one is up).
+func (g *group) allLagging() bool {
+	any := false
+	for i, m := range g.members {
+		if m.node.health.up() && g.qualifies(i) {
+			if !m.node.health.lagging.Load() {
+				return false
+			}
+			any = true
+		}
+	}
+	return any
 }
 
 // pickAnswering chooses a member by the strategy alone, healthy or not,
-// among those that did not stop answering (for a group with no healthy
-// node, where the server's own error beats a guess); nil when every member
-// is suspect.
+// among those of the group's role that did not stop answering (for a group
+// with no healthy node, where the server's own error beats a guess); nil
+// when there is none.
 func (g *group) pickAnswering() *member {
-	if m := g.members[g.bal.Pick(nil)]; !m.node.health.suspect.Load() {
+	i := g.bal.Pick(nil)
+	if m := g.members[i]; !m.node.health.suspect.Load() && g.answeringRole(i) {
 		return m
 	}
-	for _, m := range g.members {
-		if !m.node.health.suspect.Load() {
+	for i, m := range g.members {
+		if !m.node.health.suspect.Load() && g.answeringRole(i) {
 			return m
 		}
 	}
 	return nil
+}
+
+// answeringRole reports whether member i may take a last-resort call of g:
+// a read group following the cluster never sends one to a member that is
+// (or was last seen as) a primary.
+func (g *group) answeringRole(i int) bool {
+	return g.roles != replicaRole || g.qualifies(i)
 }
 
 // noneAnswering is the error of a call to g when every member stopped
@@ -124,9 +198,7 @@ func (g *group) noneAnswering() error {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		m.node.health.mu.Lock()
-		last := m.node.health.lastErr
-		m.node.health.mu.Unlock()
+		last, _ := m.node.health.lastError()
 		fmt.Fprintf(&b, "node %q stopped answering (%s)", m.node.name, last)
 	}
 	return fmt.Errorf("%w in group %q: %s", ErrNoHealthyNode, g.name, b.String())

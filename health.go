@@ -18,15 +18,19 @@ import (
 
 // probeSQL is the one light query of a probe: the node's role, its WAL
 // position (on a primary the insert position, which is at or past the end of
-// every commit that has returned; on a replica the replayed position) and its
-// replay delay (zero when it has replayed all it received). A replica whose
+// every commit that has returned; on a replica the replayed position), its
+// timeline (on a primary the timeline of its current WAL file:
+// pg_control_checkpoint()'s lags after a promotion until the next
+// checkpoint; on a replica the timeline its WAL receiver streams, 0 when it
+// streams nothing or the role may not see it) and its replay delay (zero when it has replayed all it received). A replica whose
 // WAL receiver restarted (a rejoin, a switchover) reports the start of its
 // current WAL segment as its receive position, behind its replay position:
 // only a receive position ahead of the replay position is WAL still to
 // replay.
 const probeSQL = `SELECT r,
   CASE WHEN r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END::text,
-  CASE WHEN NOT r THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint ELSE 0 END,
+  CASE WHEN NOT r THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint
+    ELSE COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), 0) END,
   CASE WHEN r AND COALESCE(pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn(), true)
     THEN COALESCE(EXTRACT(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END::float8
 FROM pg_is_in_recovery() AS r`
@@ -36,7 +40,7 @@ type probeResult struct {
 	seq      uint64 // the probe's number: it started after every probe with a lower one
 	recovery bool
 	lsn      uint64 // insert position on a primary, replayed position on a replica
-	timeline uint32 // on a primary
+	timeline uint32 // a primary's WAL timeline; a replica's received one (0: unknown)
 	lag      time.Duration
 	origin   *stickiness.Origin // on a primary: its system and timeline
 	// noPosition: the server did not tell its WAL position; lsn is 0 and
@@ -127,6 +131,13 @@ func (h *nodeHealth) replayed() uint64 {
 	return 0
 }
 
+// lastError returns the node's last error, redacted, and its time.
+func (h *nodeHealth) lastError() (string, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastErr, h.lastAt
+}
+
 func (h *nodeHealth) setErr(err error) {
 	h.mu.Lock()
 	h.lastErr, h.lastAt = redactedError(err), time.Now()
@@ -144,7 +155,7 @@ func (h *nodeHealth) requestProbe() {
 	}
 }
 
-// healthChecker runs one prober per node.
+// healthChecker runs one prober per node and publishes the cluster view.
 type healthChecker struct {
 	p      *RoutedPool
 	cfg    HealthConfig
@@ -153,6 +164,9 @@ type healthChecker struct {
 	wg     sync.WaitGroup
 	roles  map[*node]expectedRole
 	tracer HealthTracer // nil: none
+	// dynamic: routing follows the roles the probes see (see cluster.go).
+	dynamic bool
+	viewMu  sync.Mutex // serialises publishView
 }
 
 type expectedRole uint8
@@ -165,8 +179,8 @@ const (
 // minProbeGap bounds how often a requested probe may follow the previous one.
 const minProbeGap = 2 * time.Millisecond
 
-func newHealthChecker(p *RoutedPool, cfg Config) *healthChecker {
-	h := &healthChecker{p: p, cfg: cfg.Health.withDefaults(), log: cfg.Logger, roles: map[*node]expectedRole{}}
+func newHealthChecker(p *RoutedPool, cfg Config, dynamic bool) *healthChecker {
+	h := &healthChecker{p: p, cfg: cfg.Health.withDefaults(), log: cfg.Logger, roles: map[*node]expectedRole{}, dynamic: dynamic}
 	h.tracer, _ = cfg.Tracer.(HealthTracer)
 	for _, m := range p.def.members {
 		h.roles[m.node] |= rolePrimary
@@ -179,6 +193,7 @@ func newHealthChecker(p *RoutedPool, cfg Config) *healthChecker {
 	if cfg.Health.Disabled || cfg.Disabled {
 		return h
 	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	for _, n := range p.nodes {
@@ -210,7 +225,7 @@ func (h *healthChecker) run(ctx context.Context, n *node) {
 			conn.Close(context.Background())
 		}
 	}()
-	tick := time.NewTicker(h.cfg.Interval)
+	tick := time.NewTimer(h.cfg.Interval)
 	defer tick.Stop()
 	watch := time.NewTicker(stallWatch)
 	defer watch.Stop()
@@ -222,6 +237,7 @@ func (h *healthChecker) run(ctx context.Context, n *node) {
 			return
 		}
 		h.observe(n, err)
+		tick.Reset(h.interval())
 	wait:
 		for {
 			select {
@@ -243,6 +259,15 @@ func (h *healthChecker) run(ctx context.Context, n *node) {
 			}
 		}
 	}
+}
+
+// interval is the time to the next regular probe: Interval, or
+// FailoverInterval while the cluster has no known primary.
+func (h *healthChecker) interval() time.Duration {
+	if h.dynamic && h.p.cluster.Load().primary < 0 {
+		return h.cfg.FailoverInterval
+	}
+	return h.cfg.Interval
 }
 
 // stallWatch is how often a prober looks for stalled calls between probes.
@@ -354,8 +379,10 @@ func (h *healthChecker) observe(n *node, err error) {
 				n.interrupt() // the prober gave up: nothing waits on the node
 			}
 		}
+		h.publishView()
 		return
 	}
+	defer h.publishView()
 	hl.fails.Store(0)
 	if hl.suspect.Swap(false) {
 		h.logf(slog.LevelInfo, "pgxroute: suspect node answered again", n)
@@ -372,7 +399,7 @@ func (h *healthChecker) observe(n *node, err error) {
 		h.event(EventRoleChanged, n, nil, slog.LevelWarn, "pgxroute: node changed role", slog.String("role", role.String()))
 	}
 	expect := h.roles[n]
-	mismatch := (expect == rolePrimary && r.recovery) || (expect == roleReplica && !r.recovery)
+	mismatch := !h.dynamic && ((expect == rolePrimary && r.recovery) || (expect == roleReplica && !r.recovery))
 	if mismatch != hl.roleMismatch.Swap(mismatch) && mismatch {
 		if r.recovery {
 			h.logf(slog.LevelWarn, "pgxroute: node of the default group is in recovery (a replica)", n)
@@ -383,37 +410,26 @@ func (h *healthChecker) observe(n *node, err error) {
 	h.updateLag(n, r)
 }
 
-// updateLag sets n's lag and lagging flag, then the allLagging flag of the
-// groups that hold it.
+// updateLag sets n's lag and lagging flag.
 func (h *healthChecker) updateLag(n *node, r *probeResult) {
 	if !r.recovery {
 		n.health.lagBytes.Store(0)
 		n.health.lagging.Store(false)
-	} else {
-		var bytes int64
-		if prim := h.p.def.members[0].node.health.last.Load(); prim != nil && !prim.recovery && prim.lsn > r.lsn {
-			bytes = int64(prim.lsn - r.lsn)
-		}
-		n.health.lagBytes.Store(bytes)
-		lagging := (h.cfg.MaxReplicaLag > 0 && r.lag > h.cfg.MaxReplicaLag) ||
-			(h.cfg.MaxReplicaLagBytes > 0 && bytes > h.cfg.MaxReplicaLagBytes)
-		if lagging != n.health.lagging.Swap(lagging) {
-			if lagging {
-				h.event(EventLagging, n, nil, slog.LevelWarn, "pgxroute: replica lags beyond the limits; it takes no reads", slog.Duration("lag", r.lag), slog.Int64("lag_bytes", bytes))
-			} else {
-				h.event(EventCaughtUp, n, nil, slog.LevelInfo, "pgxroute: replica caught up")
-			}
-		}
+		return
 	}
-	for _, g := range h.p.groupList {
-		all, any := true, false
-		for _, m := range g.members {
-			if m.node.health.up() {
-				any = true
-				all = all && m.node.health.lagging.Load()
-			}
+	var bytes int64
+	if prim := h.p.primary().health.last.Load(); prim != nil && !prim.recovery && prim.lsn > r.lsn {
+		bytes = int64(prim.lsn - r.lsn)
+	}
+	n.health.lagBytes.Store(bytes)
+	lagging := (h.cfg.MaxReplicaLag > 0 && r.lag > h.cfg.MaxReplicaLag) ||
+		(h.cfg.MaxReplicaLagBytes > 0 && bytes > h.cfg.MaxReplicaLagBytes)
+	if lagging != n.health.lagging.Swap(lagging) {
+		if lagging {
+			h.event(EventLagging, n, nil, slog.LevelWarn, "pgxroute: replica lags beyond the limits; it takes no reads", slog.Duration("lag", r.lag), slog.Int64("lag_bytes", bytes))
+		} else {
+			h.event(EventCaughtUp, n, nil, slog.LevelInfo, "pgxroute: replica caught up")
 		}
-		g.allLagging.Store(any && all)
 	}
 }
 
@@ -426,7 +442,33 @@ func (h *healthChecker) eject(n *node, why string, err error) bool {
 	n.health.ejections.Add(1)
 	h.event(EventEjected, n, err, slog.LevelWarn, "pgxroute: node ejected: "+why, slog.String("error", redactedError(err)))
 	n.health.requestProbe()
+	if n.ci >= 0 {
+		h.publishView()
+	}
 	return true
+}
+
+// primaryEvent logs and traces a change of the member writes go to.
+func (h *healthChecker) primaryEvent(now, prev string, msg string) {
+	if h.log != nil {
+		h.log.Warn(msg, slog.String("primary", now), slog.String("previous", prev))
+	}
+	if h.tracer != nil {
+		h.tracer.TraceHealth(context.Background(), HealthEvent{Kind: EventPrimaryChanged, Node: now, Previous: prev, Role: "primary", At: time.Now()})
+	}
+}
+
+// splitEvent logs, at error level, and traces a split brain: n reports
+// being a primary beside other.
+func (h *healthChecker) splitEvent(n, other *node, msg string) {
+	if h.log != nil {
+		h.log.Error(msg, slog.String("node", n.name), slog.String("other", other.name))
+	}
+	if h.tracer != nil {
+		h.tracer.TraceHealth(context.Background(), HealthEvent{
+			Kind: EventSplitBrain, Node: n.name, Previous: other.name, State: n.health.state(), Role: "primary", At: time.Now(),
+		})
+	}
 }
 
 // event logs a health event of n and passes it to the HealthTracer.
@@ -488,7 +530,12 @@ func (p *RoutedPool) passive(d *decision, err error) {
 	if p.health.cancel == nil {
 		return // health checks off: nothing would re-admit the node
 	}
-	p.health.eject(d.m.node, "a call's connection failed", err)
+	if p.health.eject(d.m.node, "a call's connection failed", err) && d.m.node.pool != nil {
+		// The idle connections of a server that failed one are likely dead
+		// too (a crash, a restart): drop them, so that no later call sends
+		// a statement on one (and loses track of whether it ran).
+		d.m.node.pool.Reset()
+	}
 }
 
 // isTimeout reports whether err is a probe that went unanswered until its

@@ -44,6 +44,12 @@ type RoutedPool struct {
 	onRoute    func(context.Context, Route)
 	tracer     RouteTracer
 	health     *healthChecker
+	strategy   Strategy // and seed: the role sets' balancers (cluster.go)
+	seed       uint64
+	// members are the nodes of the default and read groups, by their
+	// index (node.ci); cluster is their current view (cluster.go).
+	members []*node
+	cluster atomic.Pointer[clusterView]
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -66,6 +72,8 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		onRoute:   cfg.OnRoute,
 		tracer:    cfg.Tracer,
 		straight:  cfg.Disabled && cfg.OnRoute == nil && cfg.Tracer == nil,
+		strategy:  cfg.Strategy,
+		seed:      cfg.Seed,
 		classifier: classify.New(classify.Options{
 			WriteFunctions: cfg.WriteFunctions,
 			CacheSize:      cfg.ClassifyCacheSize,
@@ -82,8 +90,7 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 	}
 	for _, spec := range specs {
 		g := &group{name: spec.name}
-		weights := make([]int, len(spec.nodes))
-		for i, ns := range spec.nodes {
+		for _, ns := range spec.nodes {
 			n := byKey[ns.key]
 			if n == nil {
 				n = &node{name: ns.name, pool: ns.pool, be: ns.backend}
@@ -112,11 +119,6 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 				p.nodes = append(p.nodes, n)
 			}
 			g.members = append(g.members, &member{node: n, weight: ns.weight})
-			weights[i] = ns.weight
-		}
-		g.bal, err = balancer.New(cfg.Strategy, weights, balancer.Options{Seed: cfg.Seed})
-		if err != nil {
-			return fail(fmt.Errorf("%w: group %q: %w", ErrConfig, spec.name, err))
 		}
 		p.groups[g.name] = g
 		p.groupList = append(p.groupList, g)
@@ -127,8 +129,70 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		readName = ReadGroupName
 	}
 	p.read = p.groups[readName]
-	p.health = newHealthChecker(p, cfg)
+	dynamic := p.joinCluster(cfg)
+	for _, g := range p.groupList {
+		weights := make([]int, len(g.members))
+		for i, m := range g.members {
+			weights[i] = m.weight
+		}
+		g.bal, err = balancer.New(cfg.Strategy, weights, balancer.Options{Seed: cfg.Seed})
+		if err != nil {
+			return fail(fmt.Errorf("%w: group %q: %w", ErrConfig, g.name, err))
+		}
+	}
+	if dynamic {
+		p.buildSets(p.cluster.Load(), nil) // before anyone reads the view
+	}
+	p.health = newHealthChecker(p, cfg, dynamic)
 	return p, nil
+}
+
+// joinCluster makes the nodes of the default and read groups the members
+// of the cluster, publishes the first view (the configured roles), and,
+// unless roles are static (Config.StaticRoles, health checks off, or a
+// member given as a Backend, which is never probed), makes both groups
+// follow the roles the probes see: each group then holds every member (a
+// member not configured in it with weight 1), the default group's calls go
+// to the one that is primary, and the read group's to those that are
+// replicas. It reports whether roles follow the cluster.
+func (p *RoutedPool) joinCluster(cfg Config) bool {
+	for _, n := range p.nodes {
+		n.ci = -1
+	}
+	clusterGroups := []*group{p.def}
+	if p.read != nil && p.read != p.def {
+		clusterGroups = append(clusterGroups, p.read)
+	}
+	for _, g := range clusterGroups {
+		for _, m := range g.members {
+			if m.node.ci < 0 {
+				m.node.ci = len(p.members)
+				p.members = append(p.members, m.node)
+			}
+		}
+	}
+	p.cluster.Store(initialView(len(p.members)))
+	dynamic := !cfg.StaticRoles && !cfg.Disabled && !cfg.Health.Disabled && len(clusterGroups) > 1
+	for _, n := range p.members {
+		dynamic = dynamic && n.pool != nil
+	}
+	if !dynamic {
+		return false
+	}
+	for _, g := range clusterGroups {
+		in := map[*node]bool{}
+		for _, m := range g.members {
+			in[m.node] = true
+		}
+		for _, n := range p.members {
+			if !in[n] {
+				g.members = append(g.members, &member{node: n, weight: 1})
+			}
+		}
+		g.cl = &p.cluster
+	}
+	p.def.roles, p.read.roles = primaryRole, replicaRole
+	return true
 }
 
 // defaultConnectTimeout bounds connection attempts when neither the
@@ -178,19 +242,32 @@ type callInput struct {
 	txOpts  pgx.TxOptions
 }
 
-// Route returns where sql would go in ctx, without running anything. The
-// error wraps ErrUnknownGroup, ErrNoHealthyNode or ErrClosed.
+// Route returns where sql would go in ctx, without running anything (nor
+// waiting for a primary). The error wraps ErrUnknownGroup, ErrNoHealthyNode
+// (and ErrNoPrimary) or ErrClosed.
 func (p *RoutedPool) Route(ctx context.Context, sql string) (Route, error) {
 	d := decision{sql: sql}
-	err := p.prepare(ctx, opStatement, classify.Result{}, &d)
+	var err error
+	if p.disabled {
+		err = p.prepare(ctx, opStatement, classify.Result{}, &d)
+	} else if err = p.decide(ctx, opStatement, classify.Result{}, &d); err == errAwaitPrimary {
+		err = p.noPrimary(p.cluster.Load(), nil)
+	}
 	return d.route(), err
 }
 
 // prepare decides the route of an operation into d, or, with
-// Config.Disabled, sends it to the default group's first node.
+// Config.Disabled, sends it to the default group's first node. A call that
+// needs the primary while none is known waits for one (awaitView).
 func (p *RoutedPool) prepare(ctx context.Context, o op, res classify.Result, d *decision) error {
 	if !p.disabled {
-		return p.decide(ctx, o, res, d)
+		err := p.decide(ctx, o, res, d)
+		for err == errAwaitPrimary {
+			if _, err = p.awaitView(ctx, hasPrimary); err == nil {
+				err = p.decide(ctx, o, res, d)
+			}
+		}
+		return err
 	}
 	if p.closed.Load() {
 		return ErrClosed
@@ -239,8 +316,8 @@ func (p *RoutedPool) run(c *call) error {
 			}
 			return nil
 		}
-		if !p.again(c, err) {
-			return p.wrapErr(c, err)
+		if ok, werr := p.again(c, err); !ok {
+			return p.wrapErr(c, cmp.Or(werr, err))
 		}
 	}
 }
@@ -269,11 +346,16 @@ func (p *RoutedPool) start(c *call) {
 // next position (after a read too, for monotonic reads). rerun says that
 // the call runs again.
 func (p *RoutedPool) finish(c *call, err error, wrote, rerun bool) {
-	c.m.node.inflight.Add(-1)
-	c.m.node.ended.Add(1)
 	if err != nil {
 		p.passive(&c.decision, err)
 	}
+	p.end(c, err, wrote, rerun)
+}
+
+// end is finish after the failure signal.
+func (p *RoutedPool) end(c *call, err error, wrote, rerun bool) {
+	c.m.node.inflight.Add(-1)
+	c.m.node.ended.Add(1)
 	if p.tracer != nil {
 		p.tracer.TraceRouteEnd(c.nctx, TraceRouteEndData{Route: c.route(), Attempt: c.attempt, Err: err, Rerun: rerun})
 	}
@@ -289,28 +371,36 @@ func (p *RoutedPool) finish(c *call, err error, wrote, rerun bool) {
 }
 
 // again ends a failed attempt and reports whether the call runs again; if
-// so, c holds the route of the next attempt.
-func (p *RoutedPool) again(c *call, err error) bool {
-	next, ok := p.next(c.ctx, &c.decision, err, c.attempt)
-	p.finish(c, err, false, ok)
+// so, c holds the route of the next attempt. The failure signal comes
+// first, so that the retry decision sees the node ejected. A non-nil error
+// replaces err as the call's (a wait for a primary that ended).
+func (p *RoutedPool) again(c *call, err error) (bool, error) {
+	p.passive(&c.decision, err)
+	next, ok, werr := p.next(c.ctx, &c.decision, err, c.attempt)
+	p.end(c, err, false, ok)
 	if !ok {
-		return false
+		return false, werr
 	}
 	c.m.node.health.retries.Add(1)
 	c.decision = next
 	c.attempt++
-	return true
+	return true, nil
 }
 
 // wrapErr names the group and node of c's attempt in err, keeping it
 // testable with errors.Is and errors.As; when the node's calls were
-// interrupted while the attempt ran, it wraps ErrInterrupted too.
+// interrupted while the attempt ran, it wraps ErrInterrupted too, and when
+// a call with effects lost its connection after it may have reached the
+// server, ErrOutcomeUnknown.
 func (p *RoutedPool) wrapErr(c *call, err error) error {
 	if err == nil {
 		return nil
 	}
 	if c.m.node.interrupts.Load() != c.epoch {
 		err = fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
+	if !c.auto && c.res.Kind != classify.Read && c.kind != callAcquire && isConnError(err) && !neverSent(err) && !errors.Is(err, ErrNoPrimary) {
+		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	return &NodeError{Group: c.g.name, Node: c.m.node.name, Err: err}
 }

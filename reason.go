@@ -65,6 +65,11 @@ const (
 	// it ran again on the default group, and the statement is now known as a
 	// write.
 	ReasonMisroute
+	// ReasonFailover: a call for the primary that provably never reached a
+	// server (its connection failed before it was sent), or that a member
+	// refused because it had just turned replica (SQLSTATE 25006), was sent
+	// again to the member that is primary now.
+	ReasonFailover
 
 	numReasons
 )
@@ -89,6 +94,7 @@ var reasonNames = [numReasons]string{
 	ReasonAcquire:        "acquire",
 	ReasonRetry:          "retried after a connection failure",
 	ReasonMisroute:       "replica refused a write (25006)",
+	ReasonFailover:       "sent again to the new primary",
 }
 
 // reasonLabels are the snake-case names of the reasons: bounded and stable,
@@ -113,6 +119,7 @@ var reasonLabels = [numReasons]string{
 	ReasonAcquire:        "acquire",
 	ReasonRetry:          "retry",
 	ReasonMisroute:       "misroute",
+	ReasonFailover:       "failover",
 }
 
 // Name returns the reason's snake-case name ("read_no_scope", "misroute"),

@@ -2,6 +2,7 @@ package pgxroute
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -189,7 +190,7 @@ func (p *RoutedPool) toReplica(d *decision) error {
 		reason = ReasonReadNoScope
 	}
 	if m == nil {
-		lagging := p.read.allLagging.Load()
+		lagging := p.read.allLagging()
 		if p.noHealthy == FallbackToPrimary {
 			if lagging {
 				return p.toGroup(d, p.def, ReasonReadLagging)
@@ -222,6 +223,13 @@ func (p *RoutedPool) decideReadYourWrites(d *decision) error {
 	if !p.resolvePending(s) {
 		return p.toGroup(d, p.def, ReasonReplicasBehind)
 	}
+	if !p.sameHistory(s) {
+		// The scope's positions belong to another primary's history (a
+		// failover since): a position there says nothing of a replica of
+		// the new one. Wait for the new primary's position.
+		p.awaitPosition(s)
+		return p.toGroup(d, p.def, ReasonReplicasBehind)
+	}
 	need := s.Need()
 	if need == 0 {
 		err := p.toReplica(d)
@@ -234,10 +242,10 @@ func (p *RoutedPool) decideReadYourWrites(d *decision) error {
 	// their weights; else any usable replica that caught up.
 	v := (*view)(p.read)
 	m := p.read.pick()
-	if m == nil || m.node.health.replayed() < need {
+	if m == nil || !p.hasReplayed(m.node, need) {
 		m = nil
 		for i, c := range p.read.members {
-			if v.Usable(i) && c.node.health.replayed() >= need {
+			if v.Usable(i) && p.hasReplayed(c.node, need) {
 				m = c
 				break
 			}
@@ -259,8 +267,15 @@ func (p *RoutedPool) decideReadYourWrites(d *decision) error {
 // caller gets the server's own error, which names the node; but never one
 // that stopped answering (suspect): the call would only wait. With none
 // left, the error wraps ErrNoHealthyNode and names every member.
+//
+// Following the cluster, the default group's only usable member is the
+// primary: when none is known, the error is errAwaitPrimary, and the call
+// waits for one (see prepare).
 func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) error {
 	m := g.pick()
+	if m == nil && g.roles == primaryRole {
+		return errAwaitPrimary
+	}
 	if m == nil {
 		m = g.pickAnswering()
 	}
@@ -271,9 +286,25 @@ func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) error {
 	return nil
 }
 
-// primary returns the node whose WAL positions read-your-writes follows and
-// that Config returns: the default group's first node.
-func (p *RoutedPool) primary() *node { return p.def.members[0].node }
+// errAwaitPrimary is decide's error when the call needs the primary and none
+// is known: prepare waits for one.
+var errAwaitPrimary = errors.New("pgxroute: no primary known")
+
+// primary returns the node whose WAL positions read-your-writes follows:
+// following the cluster, the member that is primary now, or else the last
+// one that was; with static roles, the default group's first node.
+func (p *RoutedPool) primary() *node {
+	if p.health.dynamic {
+		v := p.cluster.Load()
+		if v.primary >= 0 {
+			return p.members[v.primary]
+		}
+		if v.last >= 0 {
+			return p.members[v.last]
+		}
+	}
+	return p.def.members[0].node
+}
 
 // maxAttempts bounds the attempts of one call: the first, and at most one
 // retry or re-run.
@@ -291,38 +322,79 @@ const maxAttempts = 2
 //     again on another healthy node of its group, or, when it was sent to a
 //     replica by its kind and FallbackToPrimary allows, on the default
 //     group.
-//   - Writes, locking reads and operations with effects are never sent
-//     twice; nor is anything once the caller's context is done.
+//   - Following the cluster, a call for the primary whose connection
+//     failed before anything was sent (neverSent), or that the primary
+//     refused because it had just turned replica (25006: nothing was
+//     applied), waits for a primary (a fresh probe of the refusing member
+//     first) and is sent to it, within FailoverTimeout and the caller's
+//     context. The error then replaces err: it wraps ErrNoPrimary.
+//   - Writes, locking reads and operations with effects are otherwise
+//     never sent twice; nor is anything once the caller's context is done.
 //
 // attempt is the number of the attempt that failed (0 for the first).
-func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt int) (decision, bool) {
+func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt int) (decision, bool, error) {
 	if attempt+1 >= maxAttempts || ctx.Err() != nil {
-		return decision{}, false
+		return decision{}, false, nil
+	}
+	if d.g.roles == primaryRole && !d.auto {
+		refused := isReadOnlyViolation(err)
+		readAgain := d.res.Kind == classify.Read && isConnError(err) // no effect to repeat
+		if !refused && !readAgain && !neverSent(err) {
+			return decision{}, false, nil
+		}
+		ok := hasPrimary
+		if refused {
+			// The member may have turned replica: wait for its next probe.
+			n := d.m.node
+			seen := uint64(0)
+			if r := n.health.last.Load(); r != nil {
+				seen = r.seq
+			}
+			n.health.requestProbe()
+			ok = func(v *clusterView) bool { return v.primary >= 0 && v.obs[n.ci].probes > seen }
+		}
+		if _, werr := p.awaitView(ctx, ok); werr != nil {
+			return decision{}, false, fmt.Errorf("%w (its attempt on %q failed: %w)", werr, d.m.node.name, err)
+		}
+		next := *d
+		if e := p.toGroup(&next, p.def, ReasonFailover); e != nil {
+			return decision{}, false, nil
+		}
+		return next, true, nil
 	}
 	if d.auto && isReadOnlyViolation(err) {
 		p.classifier.MarkWrite(d.sql, resRefused.Reason)
 		next := *d
 		if p.toGroup(&next, p.def, ReasonMisroute) != nil {
-			return decision{}, false
+			return decision{}, false, nil
 		}
 		next.res = resRefused
-		return next, true
+		return next, true, nil
 	}
 	readOnly := d.auto || d.res.Kind == classify.Read
 	if !readOnly || !(pgconn.SafeToRetry(err) || isConnError(err)) {
-		return decision{}, false
+		return decision{}, false, nil
 	}
 	if m := d.g.pickOther(d.m); m != nil {
 		next := *d
 		next.m, next.reason = m, ReasonRetry
-		return next, true
+		return next, true, nil
 	}
 	if d.g != p.def && d.auto && p.noHealthy == FallbackToPrimary {
 		next := *d
-		if p.toGroup(&next, p.def, ReasonRetry) != nil {
-			return decision{}, false
+		err := p.toGroup(&next, p.def, ReasonRetry)
+		if err == errAwaitPrimary {
+			// A failover is under way: the read waits for the new primary
+			// rather than fail.
+			if _, werr := p.awaitView(ctx, hasPrimary); werr != nil {
+				return decision{}, false, nil
+			}
+			err = p.toGroup(&next, p.def, ReasonRetry)
 		}
-		return next, true
+		if err != nil {
+			return decision{}, false, nil
+		}
+		return next, true, nil
 	}
-	return decision{}, false
+	return decision{}, false, nil
 }

@@ -250,7 +250,7 @@ func TestRetryDecision(t *testing.T) {
 			for _, name := range tt.down {
 				p.nodeNamed(name).health.down.Store(true)
 			}
-			next, ok := p.next(ctx, &d, tt.err, tt.attempt)
+			next, ok, _ := p.next(ctx, &d, tt.err, tt.attempt)
 			if ok != tt.want {
 				t.Fatalf("next = %v, want %v", ok, tt.want)
 			}

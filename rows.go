@@ -1,6 +1,7 @@
 package pgxroute
 
 import (
+	"cmp"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -35,8 +36,8 @@ func (r *routedRows) Next() bool {
 			return false
 		}
 		r.c.rows.Close()
-		if !r.c.p.again(&r.c, err) {
-			r.done, r.err = true, r.c.p.wrapErr(&r.c, err)
+		if ok, werr := r.c.p.again(&r.c, err); !ok {
+			r.done, r.err = true, r.c.p.wrapErr(&r.c, cmp.Or(werr, err))
 			return false
 		}
 		if err := r.c.p.run(&r.c); err != nil {

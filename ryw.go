@@ -51,6 +51,8 @@ func (p *RoutedPool) resolvePending(s *stickiness.Scope) bool {
 }
 
 // require raises the scope's position, in the primary's current history.
+// A scope whose positions belong to another history (sameHistory) is
+// routed to the primary before it gets here.
 func (p *RoutedPool) require(s *stickiness.Scope, lsn uint64) {
 	if r := p.primary().health.last.Load(); r != nil && r.origin != nil && s.Origin() != r.origin {
 		s.SetOrigin(r.origin)
@@ -72,4 +74,31 @@ func (p *RoutedPool) checkToken(s *stickiness.Scope, t *stickiness.Token) {
 		return
 	}
 	p.awaitPosition(s)
+}
+
+// sameHistory reports whether the scope's positions, if it has any, belong
+// to the current primary's system and timeline.
+func (p *RoutedPool) sameHistory(s *stickiness.Scope) bool {
+	o := s.Origin()
+	if o == nil || s.Need() == 0 {
+		return true
+	}
+	r := p.primary().health.last.Load()
+	return r == nil || r.origin == nil || *r.origin == *o
+}
+
+// hasReplayed reports whether replica n is known to have replayed need in
+// the current primary's history: its replayed position is at or past need
+// and, when both are known, it replays the primary's timeline (a replica
+// still on the old primary's timeline after a failover may be past need
+// there and still miss the new primary's writes).
+func (p *RoutedPool) hasReplayed(n *node, need uint64) bool {
+	r := n.health.last.Load()
+	if r == nil || r.lsn < need || r.noPosition {
+		return false
+	}
+	if pr := p.primary().health.last.Load(); pr != nil && pr.timeline != 0 && r.timeline != 0 && r.timeline != pr.timeline {
+		return false
+	}
+	return true
 }

@@ -15,6 +15,37 @@ type Stat struct {
 	// Groups lists the bind groups, the default group first, then the read
 	// group (when it has nodes), then the others by name.
 	Groups []GroupStat
+	// Primary names the member writes go to now; "" while none is known (a
+	// failover, a split brain).
+	Primary string
+	// PrimaryChanges counts the times another member became the primary,
+	// and LastPrimaryChange is the time of the last one.
+	PrimaryChanges    int64
+	LastPrimaryChange time.Time
+	// SplitBrain names the members that report being a primary on the same,
+	// highest, timeline (writes fail while it lasts); StalePrimaries those
+	// that report being a primary on a lower timeline than the primary
+	// (they take no calls).
+	SplitBrain     []string
+	StalePrimaries []string
+	// Members lists the cluster's members (the nodes of the default and
+	// read groups) with what each was last seen as.
+	Members []MemberStat
+}
+
+// MemberStat is one member of the cluster as the router sees it.
+type MemberStat struct {
+	Name string
+	// Role is "primary", "replica" or "unknown" (no probe yet): what its last
+	// probe saw, or the configured role before it.
+	Role string
+	// Timeline is, on a primary, the timeline of its current WAL file; on a
+	// replica, the timeline its WAL receiver streams; 0 when unknown.
+	Timeline uint32
+	State    NodeState
+	// Primary: writes go to this member now. Stale: it reports being a
+	// primary on a lower timeline than the primary (split brain).
+	Primary, Stale bool
 }
 
 // GroupStat is a bind group's part of Stat.
@@ -67,7 +98,7 @@ type NodeStat struct {
 func (p *RoutedPool) Stat() *Stat {
 	st := &Stat{}
 	for _, g := range p.groupList {
-		gs := GroupStat{Name: g.name, AllLagging: g.allLagging.Load()}
+		gs := GroupStat{Name: g.name, AllLagging: g.allLagging()}
 		for _, m := range g.members {
 			n := m.node
 			ns := NodeStat{
@@ -98,12 +129,26 @@ func (p *RoutedPool) Stat() *Stat {
 					ns.Role = "replica"
 				}
 			}
-			n.health.mu.Lock()
-			ns.LastError, ns.LastErrorAt = n.health.lastErr, n.health.lastAt
-			n.health.mu.Unlock()
+			ns.LastError, ns.LastErrorAt = n.health.lastError()
 			gs.Nodes = append(gs.Nodes, ns)
 		}
 		st.Groups = append(st.Groups, gs)
+	}
+	v := p.cluster.Load()
+	st.PrimaryChanges, st.LastPrimaryChange = v.changes, v.changedAt
+	if v.primary >= 0 {
+		st.Primary = p.members[v.primary].name
+	}
+	for _, i := range v.split {
+		st.SplitBrain = append(st.SplitBrain, p.members[i].name)
+	}
+	for i, n := range p.members {
+		ms := MemberStat{Name: n.name, Role: v.obs[i].role.String(), Timeline: v.obs[i].timeline,
+			State: n.health.state(), Primary: v.primary == i, Stale: v.stale[i]}
+		if ms.Stale {
+			st.StalePrimaries = append(st.StalePrimaries, n.name)
+		}
+		st.Members = append(st.Members, ms)
 	}
 	return st
 }
