@@ -35,6 +35,9 @@ type node struct {
 	health   nodeHealth
 
 	ci int // the node's index among the cluster's members; -1: not one
+
+	host string // the server address its pool dials (Stat)
+	port uint16
 }
 
 // member is a node's place in one group: its weight there and the calls the

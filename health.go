@@ -10,30 +10,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgxroute/pgxroute/internal/pgtext"
+	"github.com/pgxroute/pgxroute/internal/probe"
 	"github.com/pgxroute/pgxroute/stickiness"
 )
-
-// probeSQL is the one light query of a probe: the node's role, its WAL
-// position (on a primary the insert position, which is at or past the end of
-// every commit that has returned; on a replica the replayed position), its
-// timeline (on a primary the timeline of its current WAL file:
-// pg_control_checkpoint()'s lags after a promotion until the next
-// checkpoint; on a replica the timeline its WAL receiver streams, 0 when it
-// streams nothing or the role may not see it) and its replay delay (zero when it has replayed all it received). A replica whose
-// WAL receiver restarted (a rejoin, a switchover) reports the start of its
-// current WAL segment as its receive position, behind its replay position:
-// only a receive position ahead of the replay position is WAL still to
-// replay.
-const probeSQL = `SELECT r,
-  CASE WHEN r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END::text,
-  CASE WHEN NOT r THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint
-    ELSE COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), 0) END,
-  CASE WHEN r AND COALESCE(pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn(), true)
-    THEN COALESCE(EXTRACT(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END::float8
-FROM pg_is_in_recovery() AS r`
 
 // probeResult is what one successful probe saw.
 type probeResult struct {
@@ -323,31 +303,12 @@ func (h *healthChecker) probe(ctx context.Context, n *node, conn *pgx.Conn, sysi
 			*sysid = uint64(id)
 		}
 	}
-	var r probeResult
-	var lsn *string
-	var tli int64
-	var lag float64
-	// The simple protocol: no prepared statement to lose on a new server.
-	err := conn.QueryRow(ctx, probeSQL, pgx.QueryExecModeSimpleProtocol).Scan(&r.recovery, &lsn, &tli, &lag)
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		// A server that refuses the WAL functions (a managed service, a
-		// role without the right): its role alone, positions unknown.
-		r.noPosition = true
-		err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()", pgx.QueryExecModeSimpleProtocol).Scan(&r.recovery)
-	}
-	switch {
-	case err != nil:
-	case lsn != nil:
-		r.lsn, err = pgtext.ParseLSN(*lsn)
-	default:
-		r.noPosition = true // a replica that has replayed nothing yet
-	}
+	pr, err := probe.Run(ctx, conn)
 	if err != nil {
 		conn.Close(context.Background())
 		return nil, err
 	}
-	r.seq, r.timeline, r.lag = seq, uint32(tli), time.Duration(lag*float64(time.Second))
+	r := probeResult{seq: seq, recovery: pr.Recovery, lsn: pr.LSN, timeline: pr.Timeline, lag: pr.Lag, noPosition: pr.NoPosition}
 	if !r.recovery {
 		o := stickiness.Origin{SystemID: *sysid, Timeline: r.timeline}
 		if prev := n.health.last.Load(); prev != nil && prev.origin != nil && *prev.origin == o {

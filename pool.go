@@ -115,6 +115,10 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 				if n.be == nil {
 					n.be = n.pool
 				}
+				if n.pool != nil {
+					cc := n.pool.Config().ConnConfig
+					n.host, n.port = cc.Host, cc.Port
+				}
 				byKey[ns.key] = n
 				p.nodes = append(p.nodes, n)
 			}

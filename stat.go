@@ -59,7 +59,13 @@ type GroupStat struct {
 
 // NodeStat is one node of a group.
 type NodeStat struct {
-	Name   string
+	Name string
+	// Host and Port are the node's server address as its pool dials it (the
+	// first host of a multi-host connection string); empty and 0 for a
+	// Node.Backend. They feed OpenTelemetry's server.address and
+	// server.port.
+	Host   string
+	Port   uint16
 	Weight int
 	// Calls counts the calls this group sent the node, by reason; Total is
 	// their sum.
@@ -122,6 +128,7 @@ func (p *RoutedPool) Stat() *Stat {
 			}
 			if n.pool != nil {
 				ns.Pool = n.pool.Stat()
+				ns.Host, ns.Port = n.host, n.port
 			}
 			if r := n.health.last.Load(); r != nil {
 				ns.Role, ns.Lag, ns.Position = "primary", r.lag, pgtext.FormatLSN(r.lsn)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgxroute/pgxroute/internal/pgtext"
+	"github.com/pgxroute/pgxroute/internal/probe"
 )
 
 const checkAbout = `
@@ -24,17 +25,6 @@ position, its replay lag in time and in bytes behind the primary, the round
 trip time of the check query and the server version.
 
 It exits 1 when a node is unreachable or in the wrong role.`
-
-// checkSQL asks a node its role, WAL position (replayed on a replica, written
-// on a primary), replay delay and version. The delay counts only while the
-// replica has received WAL it has not replayed: an idle, caught-up replica
-// has none however old its last transaction.
-const checkSQL = `SELECT r,
-  (CASE WHEN r THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
-  CASE WHEN r AND COALESCE(pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn(), true)
-    THEN COALESCE(EXTRACT(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END::float8,
-  version()
-FROM pg_is_in_recovery() AS r`
 
 // nodeReport is what check found of one node of one group.
 type nodeReport struct {
@@ -98,8 +88,8 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// probe is one node's answer to checkSQL.
-type probe struct {
+// nodeProbe is one node's answer to the router's probe (internal/probe).
+type nodeProbe struct {
 	reachable  bool
 	recovery   bool
 	position   string
@@ -116,13 +106,13 @@ type probe struct {
 // report per node and group.
 func checkNodes(ctx context.Context, fc fileConfig, timeout time.Duration) []nodeReport {
 	members := fc.members()
-	probes := map[string]*probe{}
+	probes := map[string]*nodeProbe{}
 	var wg sync.WaitGroup
 	for _, m := range members {
 		if probes[m.conn] != nil {
 			continue
 		}
-		p := &probe{connString: m.conn}
+		p := &nodeProbe{connString: m.conn}
 		probes[m.conn] = p
 		wg.Add(1)
 		go func() {
@@ -172,8 +162,8 @@ func checkNodes(ctx context.Context, fc fileConfig, timeout time.Duration) []nod
 	return out
 }
 
-// run connects to the node and runs checkSQL, within timeout.
-func (p *probe) run(ctx context.Context, timeout time.Duration) {
+// run connects to the node and probes it, within timeout.
+func (p *nodeProbe) run(ctx context.Context, timeout time.Duration) {
 	cfg, err := pgx.ParseConfig(p.connString)
 	if err != nil {
 		p.err = redact(err.Error())
@@ -192,30 +182,24 @@ func (p *probe) run(ctx context.Context, timeout time.Duration) {
 		return
 	}
 	defer conn.Close(context.Background())
-	var pos *string
-	var lagSec float64
 	start := time.Now()
-	err = conn.QueryRow(ctx, checkSQL).Scan(&p.recovery, &pos, &lagSec, &p.version)
+	res, err := probe.Run(ctx, conn) // the router's own probe
 	p.rtt = time.Since(start)
+	if err == nil {
+		err = conn.QueryRow(ctx, "SELECT version()", pgx.QueryExecModeSimpleProtocol).Scan(&p.version)
+	}
 	if err != nil {
 		p.err = redact(err.Error())
 		return
 	}
-	p.reachable = true
-	p.lag = time.Duration(lagSec * float64(time.Second))
+	p.reachable, p.recovery, p.lag = true, res.Recovery, res.Lag
 	if f := strings.Fields(p.version); len(f) >= 2 {
 		p.version = f[0] + " " + f[1]
 	}
-	if pos != nil {
-		p.position = *pos
-		p.lsn, p.lsnParsed = parseLSN(*pos)
+	if !res.NoPosition {
+		p.lsn, p.lsnParsed = res.LSN, true
+		p.position = pgtext.FormatLSN(res.LSN)
 	}
-}
-
-// parseLSN parses pg_lsn's text form, as "16/B374D848".
-func parseLSN(s string) (uint64, bool) {
-	lsn, err := pgtext.ParseLSN(s)
-	return lsn, err == nil
 }
 
 // writeCheckTable prints the reports as a table, then the errors.
