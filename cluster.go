@@ -295,7 +295,7 @@ func (p *RoutedPool) awaitView(ctx context.Context, ok func(*clusterView) bool) 
 		return v, nil
 	}
 	wait := p.health.cfg.FailoverTimeout
-	if wait < 0 || !p.health.dynamic {
+	if wait < 0 || !p.following {
 		return v, p.noPrimary(v, nil)
 	}
 	p.health.kickAll()

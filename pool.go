@@ -44,7 +44,8 @@ type RoutedPool struct {
 	onRoute    func(context.Context, Route)
 	tracer     RouteTracer
 	health     *healthChecker
-	strategy   Strategy // and seed: the role sets' balancers (cluster.go)
+	following  bool     // the groups follow the cluster's roles (cluster.go)
+	strategy   Strategy // and seed: the role sets' balancers
 	seed       uint64
 	// members are the nodes of the default and read groups, by their
 	// index (node.ci); cluster is their current view (cluster.go).
@@ -145,6 +146,7 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		}
 	}
 	if dynamic {
+		p.following = true
 		p.buildSets(p.cluster.Load(), nil) // before anyone reads the view
 	}
 	p.health = newHealthChecker(p, cfg, dynamic)

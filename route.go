@@ -294,7 +294,7 @@ var errAwaitPrimary = errors.New("pgxroute: no primary known")
 // following the cluster, the member that is primary now, or else the last
 // one that was; with static roles, the default group's first node.
 func (p *RoutedPool) primary() *node {
-	if p.health.dynamic {
+	if p.following {
 		v := p.cluster.Load()
 		if v.primary >= 0 {
 			return p.members[v.primary]
