@@ -207,6 +207,12 @@ type HealthConfig struct {
 	// accepting writes. Its cost is one light query per member per interval
 	// during a failover only. Zero: 100ms.
 	FailoverInterval time.Duration
+	// HedgeAfter turns hedged reads on: a read sent to a replica by its kind
+	// that has not produced its first row after HedgeAfter is sent as well
+	// to another usable replica, and the first to answer wins (see
+	// docs/health.md). Never for writes, locking or sticky reads,
+	// transactions, explicit bind groups or Acquire. Zero: off.
+	HedgeAfter time.Duration
 }
 
 func (h HealthConfig) withDefaults() HealthConfig {

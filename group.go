@@ -36,6 +36,8 @@ type node struct {
 
 	ci int // the node's index among the cluster's members; -1: not one
 
+	hedges, hedgeWins atomic.Int64 // hedged reads sent to the node, and won (hedge.go)
+
 	host string // the server address its pool dials (Stat)
 	port uint16
 }

@@ -67,7 +67,18 @@ func TestPgBouncer(t *testing.T) {
 		if n := served(t, pool, scope, "SELECT inet_server_port()"); n != "primary" {
 			t.Errorf("read after a write ran on %s, want the primary (sticky)", n)
 		}
-		// The probes (simple protocol) work through it: roles and positions.
+		// The probes (simple protocol) work through it: roles and positions
+		// (waiting for every node's first probe, on a loaded machine).
+		waitFor(t, "every node probed through PgBouncer", func() bool {
+			for _, g := range pool.Stat().Groups {
+				for _, n := range g.Nodes {
+					if n.Role == "unknown" || n.Position == "" {
+						return false
+					}
+				}
+			}
+			return true
+		})
 		for _, g := range pool.Stat().Groups {
 			for _, n := range g.Nodes {
 				if n.State != pgxroute.StateUp || n.Role == "unknown" || n.Position == "" {

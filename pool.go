@@ -44,8 +44,9 @@ type RoutedPool struct {
 	onRoute    func(context.Context, Route)
 	tracer     RouteTracer
 	health     *healthChecker
-	following  bool     // the groups follow the cluster's roles (cluster.go)
-	strategy   Strategy // and seed: the role sets' balancers
+	following  bool          // the groups follow the cluster's roles (cluster.go)
+	hedgeAfter time.Duration // HealthConfig.HedgeAfter (hedge.go); 0: off
+	strategy   Strategy      // and seed: the role sets' balancers
 	seed       uint64
 	// members are the nodes of the default and read groups, by their
 	// index (node.ci); cluster is their current view (cluster.go).
@@ -66,15 +67,16 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		return nil, err
 	}
 	p := &RoutedPool{
-		groups:    make(map[string]*group, len(specs)),
-		mode:      cfg.Stickiness,
-		disabled:  cfg.Disabled,
-		noHealthy: cfg.NoHealthyRead,
-		onRoute:   cfg.OnRoute,
-		tracer:    cfg.Tracer,
-		straight:  cfg.Disabled && cfg.OnRoute == nil && cfg.Tracer == nil,
-		strategy:  cfg.Strategy,
-		seed:      cfg.Seed,
+		groups:     make(map[string]*group, len(specs)),
+		mode:       cfg.Stickiness,
+		disabled:   cfg.Disabled,
+		noHealthy:  cfg.NoHealthyRead,
+		onRoute:    cfg.OnRoute,
+		tracer:     cfg.Tracer,
+		straight:   cfg.Disabled && cfg.OnRoute == nil && cfg.Tracer == nil,
+		strategy:   cfg.Strategy,
+		hedgeAfter: max(cfg.Health.HedgeAfter, 0),
+		seed:       cfg.Seed,
 		classifier: classify.New(classify.Options{
 			WriteFunctions: cfg.WriteFunctions,
 			CacheSize:      cfg.ClassifyCacheSize,
@@ -297,7 +299,11 @@ func (p *RoutedPool) run(c *call) error {
 		case callExec:
 			c.tag, err = be.Exec(c.nctx, c.sql, c.args...)
 		case callQuery:
-			c.rows, err = be.Query(c.nctx, c.sql, c.args...)
+			if p.hedgeable(c) {
+				c.rows, err = p.queryHedged(c)
+			} else {
+				c.rows, err = be.Query(c.nctx, c.sql, c.args...)
+			}
 		case callBatch:
 			c.br = be.SendBatch(c.nctx, c.in.batch)
 		case callCopy:

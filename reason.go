@@ -70,6 +70,9 @@ const (
 	// refused because it had just turned replica (SQLSTATE 25006), was sent
 	// again to the member that is primary now.
 	ReasonFailover
+	// ReasonHedge: a read whose first row was late (HealthConfig.HedgeAfter)
+	// was sent as well to this node; when it won, the call's route names it.
+	ReasonHedge
 
 	numReasons
 )
@@ -95,6 +98,7 @@ var reasonNames = [numReasons]string{
 	ReasonRetry:          "retried after a connection failure",
 	ReasonMisroute:       "replica refused a write (25006)",
 	ReasonFailover:       "sent again to the new primary",
+	ReasonHedge:          "hedged read: its first row was late elsewhere",
 }
 
 // reasonLabels are the snake-case names of the reasons: bounded and stable,
@@ -120,6 +124,7 @@ var reasonLabels = [numReasons]string{
 	ReasonRetry:          "retry",
 	ReasonMisroute:       "misroute",
 	ReasonFailover:       "failover",
+	ReasonHedge:          "hedge",
 }
 
 // Name returns the reason's snake-case name ("read_no_scope", "misroute"),

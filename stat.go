@@ -98,6 +98,9 @@ type NodeStat struct {
 	Ejections    int64
 	Readmissions int64
 	Retries      int64
+	// Hedges counts the hedged reads sent to the node (HedgeAfter), and
+	// HedgeWins those of them that answered first.
+	Hedges, HedgeWins int64
 }
 
 // Stat returns a snapshot of the pool's groups and nodes.
@@ -119,6 +122,8 @@ func (p *RoutedPool) Stat() *Stat {
 				Ejections:    n.health.ejections.Load(),
 				Readmissions: n.health.readmissions.Load(),
 				Retries:      n.health.retries.Load(),
+				Hedges:       n.hedges.Load(),
+				HedgeWins:    n.hedgeWins.Load(),
 			}
 			for r := range m.calls {
 				if c := m.calls[r].Load(); c != 0 {

@@ -71,6 +71,10 @@ func EmulatedConfig(connString string) (pgxroute.Config, error) {
 			pgxroute.DefaultGroupName: {{Name: "primary", ConnString: connString}},
 		},
 		Replicas: replicas,
+		// The emulated replicas are the primary server itself: following
+		// the cluster's roles, the router would see two primaries on one
+		// timeline (a split brain). The roles are the configured ones.
+		StaticRoles: true,
 	}, nil
 }
 

@@ -1,0 +1,190 @@
+package pgxroute_test
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/routingtest"
+)
+
+// hedgeStats sums the hedges and hedge wins of the read group's nodes.
+func hedgeStats(pool *pgxroute.RoutedPool) (hedges, wins map[string]int64) {
+	hedges, wins = map[string]int64{}, map[string]int64{}
+	g, _ := pool.Stat().Group(pgxroute.ReadGroupName)
+	for _, n := range g.Nodes {
+		hedges[n.Name], wins[n.Name] = n.Hedges, n.HedgeWins
+	}
+	return hedges, wins
+}
+
+// timedReads runs n reads of sql on 4 goroutines and returns their
+// latencies, sorted, and the ports that answered.
+func timedReadsOf(t *testing.T, pool *pgxroute.RoutedPool, n int, sql string, args ...any) ([]time.Duration, map[int]int) {
+	t.Helper()
+	var mu sync.Mutex
+	var lat []time.Duration
+	ports := map[int]int{}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				start := time.Now()
+				var one, port int
+				err := pool.QueryRow(context.Background(), sql, args...).Scan(&one, &port)
+				took := time.Since(start)
+				mu.Lock()
+				if err != nil {
+					t.Errorf("read: %v", err)
+				}
+				lat = append(lat, took)
+				ports[port]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	return lat, ports
+}
+
+// quantile returns the q quantile of sorted durations.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))].Round(10 * time.Microsecond)
+}
+
+// TestHedgedReads: with one replica slow (a function that sleeps 200 ms on
+// it alone), reads that started there are hedged to the other replica,
+// which answers them; on a healthy cluster few reads are hedged. The
+// latencies are reported (docs/health.md), not asserted.
+func TestHedgedReads(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	ctx := context.Background()
+	r1, r2 := c.Replicas()[0], c.Replicas()[1]
+	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE FUNCTION slow_on(p int) RETURNS int LANGUAGE sql STABLE AS
+		'SELECT CASE WHEN inet_server_port() = p THEN (SELECT 1 FROM pg_sleep(0.2)) ELSE 1 END'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const reads = 400
+	slow := "SELECT slow_on($1), inet_server_port()"
+	healthy := "SELECT 1, inet_server_port()"
+
+	plain := failoverPool(t, c, pgxroute.Config{})
+	lat, _ := timedReadsOf(t, plain, reads, slow, r1.Port())
+	t.Logf("FIGURES no hedging, r1 slow: p50 %v p99 %v p99.9 %v", quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 0.999))
+
+	pool := failoverPool(t, c, pgxroute.Config{Health: pgxroute.HealthConfig{HedgeAfter: 20 * time.Millisecond}})
+	lat, ports := timedReadsOf(t, pool, reads, healthy)
+	hedges, _ := hedgeStats(pool)
+	hedged := hedges[r1.Name()] + hedges[r2.Name()]
+	t.Logf("FIGURES hedging 20ms, healthy: p50 %v p99 %v p99.9 %v, hedged %d of %d (%.1f%%)", quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 0.999),
+		hedged, reads, 100*float64(hedged)/reads)
+
+	lat, ports = timedReadsOf(t, pool, reads, slow, r1.Port())
+	after, wins := hedgeStats(pool)
+	slowHedges := after[r2.Name()] - hedges[r2.Name()]
+	t.Logf("FIGURES hedging 20ms, r1 slow: p50 %v p99 %v p99.9 %v, hedges to r2 %d (won %d), answered by %v", quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 0.999),
+		slowHedges, wins[r2.Name()], ports)
+	// Round-robin sends half the reads to r1 first; each of them sleeps
+	// 200 ms there, so each is hedged to r2.
+	if slowHedges < reads/4 {
+		t.Errorf("%d hedges to r2 for %d reads of which about half started on the slow r1", slowHedges, reads)
+	}
+	if wins[r2.Name()] == 0 || ports[r2.Port()] <= ports[r1.Port()] {
+		t.Errorf("hedges won by r2: %d; reads answered by %v: r2 should answer most", wins[r2.Name()], ports)
+	}
+	// Every attempt ended: nothing in flight is left behind.
+	waitFor(t, "the losers' attempts to end", func() bool {
+		for _, g := range pool.Stat().Groups {
+			for _, n := range g.Nodes {
+				if n.InFlight != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// TestHedgeNeverTwice: with hedging after 1µs (every read is hedged),
+// statements that are not plain reads run once: a function that writes
+// (refused by both replicas, run again once on the primary), a write, a
+// locking read, a transaction's statements and reads on an explicit bind
+// group. A counter the function bumps proves it.
+func TestHedgeNeverTwice(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	ctx := context.Background()
+	pool := failoverPool(t, c, pgxroute.Config{Health: pgxroute.HealthConfig{HedgeAfter: time.Microsecond}})
+	counter := func() int {
+		var n int
+		if err := pool.QueryRow(pgxroute.WithPrimary(ctx), "SELECT n FROM counter").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := counter()
+	const rounds = 10
+	for range rounds {
+		var n int
+		// Classified a read (the function is unknown): sent to a replica,
+		// hedged, refused by both (25006), run once on the primary.
+		if err := pool.QueryRow(ctx, "SELECT bump_counter()").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if err := pool.QueryRow(ctx, "UPDATE counter SET n = n + 1 RETURNING n").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if err := pool.QueryRow(ctx, "SELECT bump_counter() FROM marker FOR UPDATE").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, "SELECT bump_counter()").Scan(&n)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counter() - before; got != 4*rounds {
+		t.Errorf("the counter moved by %d for %d statements that bump it once", got, 4*rounds)
+	}
+	// Reads on an explicit bind group are never hedged.
+	hedges, _ := hedgeStats(pool)
+	for range rounds {
+		var one int
+		if err := pool.QueryRow(pgxroute.WithReplica(ctx), "SELECT 1").Scan(&one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after, _ := hedgeStats(pool); !maps.Equal(hedges, after) {
+		t.Errorf("reads WithReplica were hedged: %v → %v", hedges, after)
+	}
+	// Plain reads are (every one, after 1µs): the counter of hedges moves.
+	for range rounds {
+		var one int
+		if err := pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after, _ := hedgeStats(pool); maps.Equal(hedges, after) {
+		t.Errorf("plain reads after 1µs were not hedged: %v", after)
+	}
+}
