@@ -170,7 +170,9 @@ func TestHungReplica(t *testing.T) {
 // writes succeed again after the thaw.
 func TestHungPrimary(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{})
-	pool := newPool(t, c, pgxroute.Config{})
+	// A later write waits for a primary (none is known while this one
+	// hangs) up to FailoverTimeout: a short one keeps the test short.
+	pool := newPool(t, c, pgxroute.Config{Health: pgxroute.HealthConfig{FailoverTimeout: 2 * time.Second}})
 	ctx := context.Background()
 	if _, err := pool.Exec(pgxroute.WithScope(ctx), "INSERT INTO items (id) VALUES ($1)", nextID()); err != nil {
 		t.Fatal(err)
@@ -193,12 +195,13 @@ func TestHungPrimary(t *testing.T) {
 	if err := pool.QueryRow(pgxroute.WithScope(ctx), "SELECT inet_server_port() FROM marker").Scan(&port); err != nil || port == c.Primary().Port() {
 		t.Fatalf("read while the primary hangs: port %d, %v", port, err)
 	}
-	// A later write fails at once: the primary is known to hang.
+	// A later write is never sent to the primary known to hang: it waits
+	// for a primary for FailoverTimeout, then fails naming it.
 	t0 = time.Now()
 	_, err2 := pool.Exec(pgxroute.WithScope(ctx), "INSERT INTO items (id) VALUES ($1)", nextID())
 	secondWrite := time.Since(t0)
-	if !errors.Is(err2, pgxroute.ErrNoHealthyNode) || !strings.Contains(err2.Error(), primaryName(c)) {
-		t.Fatalf("second write: %v, want ErrNoHealthyNode naming the primary", err2)
+	if !errors.Is(err2, pgxroute.ErrNoHealthyNode) || !errors.Is(err2, pgxroute.ErrNoPrimary) || !strings.Contains(err2.Error(), primaryName(c)) {
+		t.Fatalf("second write: %v, want ErrNoPrimary and ErrNoHealthyNode naming the primary", err2)
 	}
 	t.Logf("first write failed after %v (interrupted: %v): %v; second after %v: %v",
 		firstWrite.Round(time.Millisecond), interrupted, err, secondWrite.Round(time.Millisecond), err2)
