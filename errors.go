@@ -42,10 +42,11 @@ var (
 	// being the primary on the same timeline: the router does not guess.
 	ErrSplitBrain = errors.New("pgxroute: split brain")
 	// ErrOutcomeUnknown is wrapped by the error of a call with effects (a
-	// write, a locking read, a batch or COPY with writes, a transaction's
-	// start) whose connection failed after the statement may have reached
-	// the server: it may or may not have been applied, and the router does
-	// not send it again. A call that provably never reached a server is
+	// write, a locking read, a batch or COPY with writes) whose connection
+	// failed after the statement may have reached the server: it may or may
+	// not have been applied, and the router does not send it again (a
+	// transaction's statements and its commit are pgx's: their errors are
+	// the node's own). A call that provably never reached a server is
 	// not marked so: it is sent again to the primary (see Config).
 	ErrOutcomeUnknown = errors.New("pgxroute: outcome unknown: the connection failed after the statement was sent")
 )

@@ -411,7 +411,7 @@ func (p *RoutedPool) wrapErr(c *call, err error) error {
 	if c.m.node.interrupts.Load() != c.epoch {
 		err = fmt.Errorf("%w: %w", ErrInterrupted, err)
 	}
-	if !c.auto && c.res.Kind != classify.Read && c.kind != callAcquire && isConnError(err) && !neverSent(err) && !errors.Is(err, ErrNoPrimary) {
+	if !c.auto && c.res.Kind != classify.Read && c.kind != callAcquire && c.kind != callBegin && isConnError(err) && !neverSent(err) && !errors.Is(err, ErrNoPrimary) {
 		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	return &NodeError{Group: c.g.name, Node: c.m.node.name, Err: err}
@@ -612,9 +612,10 @@ func (p *RoutedPool) Reset() {
 	}
 }
 
-// Config returns a copy of the pool configuration of the default group's
-// first node (the primary), as *pgxpool.Pool.Config does for a single pool;
-// nil when that node is a Backend without a pool.
+// Config returns a copy of the pool configuration of the primary (the
+// member that is primary now, or was last, when following the cluster; the
+// default group's first node with static roles), as *pgxpool.Pool.Config
+// does for a single pool; nil when that node is a Backend without a pool.
 func (p *RoutedPool) Config() *pgxpool.Config {
 	if n := p.primary(); n.pool != nil {
 		return n.pool.Config()
