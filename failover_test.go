@@ -520,3 +520,29 @@ func TestReadYourWritesAcrossFailover(t *testing.T) {
 		t.Errorf("%d of %d reads of the scope's own writes were stale", stale, reads)
 	}
 }
+
+// BenchmarkRouteFollowing is the routing decision of a cached statement on a
+// pool that follows the cluster's roles (the default) against the same pool
+// with static roles, over the shared cluster.
+func BenchmarkRouteFollowing(b *testing.B) {
+	c := sharedCluster(b)
+	scope := pgxroute.WithScope(context.Background())
+	for _, static := range []bool{false, true} {
+		name := "following"
+		if static {
+			name = "static"
+		}
+		p := newPool(b, c, pgxroute.Config{StaticRoles: static})
+		for _, sql := range []string{"SELECT id, note FROM items WHERE id = $1", "UPDATE items SET note = $2 WHERE id = $1"} {
+			b.Run(name+"/"+sql[:6], func(b *testing.B) {
+				if _, err := p.Route(scope, sql); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					p.Route(scope, sql)
+				}
+			})
+		}
+	}
+}
