@@ -46,6 +46,11 @@ type clusterView struct {
 	split     []int
 	changes   int64     // primary changes seen
 	changedAt time.Time // the last one
+	// maxTimeline is the highest timeline a member was seen on as a
+	// primary: a primary on a lower one is stale even while the one on
+	// the higher timeline is down (it would take writes the cluster's
+	// history has left behind).
+	maxTimeline uint32
 	next      chan struct{}
 	// sets are, following the cluster, the members that may take the
 	// default group's calls (the primary) and the read group's (the
@@ -162,7 +167,7 @@ func computeView(prev *clusterView, obs []memberObs, now time.Time) (*clusterVie
 	v := &clusterView{
 		obs: make([]memberObs, len(obs)), stale: make([]bool, len(obs)),
 		primary: -1, last: prev.last, changes: prev.changes, changedAt: prev.changedAt,
-		next: make(chan struct{}),
+		maxTimeline: prev.maxTimeline, next: make(chan struct{}),
 	}
 	copy(v.obs, obs)
 	for i := range v.obs {
@@ -170,13 +175,23 @@ func computeView(prev *clusterView, obs []memberObs, now time.Time) (*clusterVie
 			v.obs[i].role = prev.obs[i].role
 		}
 	}
+	for _, o := range v.obs {
+		if o.role == roleIsPrimary {
+			v.maxTimeline = max(v.maxTimeline, o.timeline)
+		}
+	}
 	var best uint32
 	var cands []int
 	for i, o := range v.obs {
-		if o.up && o.role == roleIsPrimary {
-			cands = append(cands, i)
-			best = max(best, o.timeline)
+		if !o.up || o.role != roleIsPrimary {
+			continue
 		}
+		if o.timeline != 0 && o.timeline < v.maxTimeline {
+			v.stale[i] = true // behind the cluster's history, whoever is up
+			continue
+		}
+		cands = append(cands, i)
+		best = max(best, o.timeline)
 	}
 	var top []int
 	for _, i := range cands {
@@ -270,7 +285,8 @@ func (h *healthChecker) publishView() {
 		}
 	}
 	for _, i := range ch.staleAdded {
-		h.splitEvent(p.members[i], p.members[v.primary], "pgxroute: split brain: a member reports being a primary on a lower timeline than the primary; it takes no calls")
+		other := p.members[max(v.primary, v.last, 0)]
+		h.splitEvent(p.members[i], other, "pgxroute: split brain: a member reports being a primary on a lower timeline than the cluster's; it takes no calls")
 	}
 	if ch.splitStarted {
 		h.splitEvent(p.members[v.split[0]], p.members[v.split[1]], "pgxroute: split brain: two members report being a primary on the same timeline; writes fail until one is demoted")
@@ -289,7 +305,10 @@ func (h *healthChecker) kickAll() {
 // ctx, asking every member for a probe. The error wraps ErrNoPrimary and
 // ErrNoHealthyNode (and the context's error when ctx ended first) and names
 // every member with what it was last seen as.
-func (p *RoutedPool) awaitView(ctx context.Context, ok func(*clusterView) bool) (*clusterView, error) {
+//
+// until, when not zero, ends the wait earlier: a call that waits more than
+// once (its primary lost again) waits FailoverTimeout in all.
+func (p *RoutedPool) awaitView(ctx context.Context, ok func(*clusterView) bool, until time.Time) (*clusterView, error) {
 	v := p.cluster.Load()
 	if ok(v) {
 		return v, nil
@@ -298,8 +317,11 @@ func (p *RoutedPool) awaitView(ctx context.Context, ok func(*clusterView) bool) 
 	if wait < 0 || !p.following {
 		return v, p.noPrimary(v, nil)
 	}
+	if !until.IsZero() {
+		wait = min(wait, time.Until(until))
+	}
 	p.health.kickAll()
-	timer := time.NewTimer(wait)
+	timer := time.NewTimer(max(wait, 0))
 	defer timer.Stop()
 	for {
 		select {

@@ -99,6 +99,18 @@ func TestComputeView(t *testing.T) {
 			want: want{primary: 1, last: 1, stale: []bool{false, false, false}},
 		},
 		{
+			name: "the old primary back as a primary while the new one is down: stale, no primary",
+			prev: withMax(prevView(-1, 1, []memberObs{down(R, 1), down(P, 2), up(R, 2)}), 2),
+			obs:  []memberObs{up(P, 1), down(P, 2), up(R, 2)},
+			want: want{primary: -1, last: 1, stale: []bool{true, false, false}},
+		},
+		{
+			name: "a primary whose timeline is unknown (no WAL functions) is not compared",
+			prev: withMax(prevView(0, 0, []memberObs{up(P, 0), up(R, 0), up(R, 0)}), 0),
+			obs:  []memberObs{up(P, 0), up(R, 0), up(R, 0)},
+			want: want{primary: 0, last: 0, stale: []bool{false, false, false}},
+		},
+		{
 			name: "failing back to the first primary counts a change",
 			prev: prevView(1, 1, []memberObs{up(R, 2), up(P, 2), up(R, 2)}),
 			obs:  []memberObs{up(P, 3), up(R, 3), up(R, 3)},
@@ -133,6 +145,12 @@ func TestComputeView(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withMax sets a view's highest timeline seen.
+func withMax(v *clusterView, tl uint32) *clusterView {
+	v.maxTimeline = tl
+	return v
 }
 
 // prevView builds a previous view.

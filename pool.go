@@ -270,9 +270,16 @@ func (p *RoutedPool) Route(ctx context.Context, sql string) (Route, error) {
 func (p *RoutedPool) prepare(ctx context.Context, o op, res classify.Result, d *decision) error {
 	if !p.disabled {
 		err := p.decide(ctx, o, res, d)
-		for err == errAwaitPrimary {
-			if _, err = p.awaitView(ctx, hasPrimary); err == nil {
-				err = p.decide(ctx, o, res, d)
+		if err == errAwaitPrimary {
+			until := time.Now().Add(max(p.health.cfg.FailoverTimeout, 0))
+			var tried *clusterView // a view whose primary the call could not take
+			ok := func(v *clusterView) bool { return hasPrimary(v) && v != tried }
+			for err == errAwaitPrimary {
+				var v *clusterView
+				if v, err = p.awaitView(ctx, ok, until); err == nil {
+					tried = v
+					err = p.decide(ctx, o, res, d)
+				}
 			}
 		}
 		return err

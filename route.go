@@ -351,9 +351,12 @@ func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt i
 				seen = r.seq
 			}
 			n.health.requestProbe()
-			ok = func(v *clusterView) bool { return v.primary >= 0 && v.obs[n.ci].probes > seen }
+			// Another member primary now, or this one probed again.
+			ok = func(v *clusterView) bool {
+				return v.primary >= 0 && (v.primary != n.ci || v.obs[n.ci].probes > seen)
+			}
 		}
-		if _, werr := p.awaitView(ctx, ok); werr != nil {
+		if _, werr := p.awaitView(ctx, ok, time.Time{}); werr != nil {
 			return decision{}, false, fmt.Errorf("%w (its attempt on %q failed: %w)", werr, d.m.node.name, err)
 		}
 		next := *d
@@ -386,7 +389,7 @@ func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt i
 		if err == errAwaitPrimary {
 			// A failover is under way: the read waits for the new primary
 			// rather than fail.
-			if _, werr := p.awaitView(ctx, hasPrimary); werr != nil {
+			if _, werr := p.awaitView(ctx, hasPrimary, time.Time{}); werr != nil {
 				return decision{}, false, nil
 			}
 			err = p.toGroup(&next, p.def, ReasonRetry)
