@@ -51,7 +51,7 @@ type clusterView struct {
 	// the higher timeline is down (it would take writes the cluster's
 	// history has left behind).
 	maxTimeline uint32
-	next      chan struct{}
+	next        chan struct{}
 	// sets are, following the cluster, the members that may take the
 	// default group's calls (the primary) and the read group's (the
 	// replicas), each with a balancer of its own, so that a strategy
