@@ -119,41 +119,32 @@ func (v *upView) InFlight(i int) int64 { return v.members[i].node.inflight.Load(
 
 // pick chooses a usable member, or nil when none is. A group that follows
 // the cluster picks among the members of its role now (the view's set).
-func (g *group) pick() *member {
-	if g.roles != anyRole {
-		s := g.cl.Load().sets[g.roles-1]
-		if s == nil || s.bal == nil {
-			return nil
-		}
-		if i := s.bal.Pick((*setView)(s)); i >= 0 {
-			return s.members[i]
-		}
-		return nil
-	}
-	i := g.bal.Pick((*view)(g))
-	if i < 0 {
-		return nil
-	}
-	return g.members[i]
-}
+func (g *group) pick() *member { return g.pickBy(false) }
 
 // pickLagging chooses an up member, lagging or not, or nil.
-func (g *group) pickLagging() *member {
+func (g *group) pickLagging() *member { return g.pickBy(true) }
+
+// pickBy is pick, or with lagging pickLagging.
+func (g *group) pickBy(lagging bool) *member {
+	members, bal := g.members, g.bal
+	var nodes balancer.Nodes = (*view)(g)
+	if lagging {
+		nodes = (*upView)(g)
+	}
 	if g.roles != anyRole {
 		s := g.cl.Load().sets[g.roles-1]
 		if s == nil || s.bal == nil {
 			return nil
 		}
-		if i := s.bal.Pick((*setUpView)(s)); i >= 0 {
-			return s.members[i]
+		members, bal, nodes = s.members, s.bal, (*setView)(s)
+		if lagging {
+			nodes = (*setUpView)(s)
 		}
-		return nil
 	}
-	i := g.bal.Pick((*upView)(g))
-	if i < 0 {
-		return nil
+	if i := bal.Pick(nodes); i >= 0 {
+		return members[i]
 	}
-	return g.members[i]
+	return nil
 }
 
 // allLagging reports whether every up member of the group's role lags
