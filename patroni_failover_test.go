@@ -194,6 +194,17 @@ func memberServing(t *testing.T, p *routingtest.Patroni, pool *pgxroute.RoutedPo
 	return ""
 }
 
+// memberState is the state Stat shows for the member of that name
+// (StateDown when Stat does not list it).
+func memberState(pool *pgxroute.RoutedPool, name string) pgxroute.NodeState {
+	for _, m := range pool.Stat().Members {
+		if m.Name == name {
+			return m.State
+		}
+	}
+	return pgxroute.StateDown
+}
+
 // rowsOnMember counts the rows of ids that m holds, asking it directly.
 func rowsOnMember(t *testing.T, m *routingtest.PatroniMember, ids []int64) int {
 	t.Helper()
@@ -286,6 +297,21 @@ func TestPatroniFailover(t *testing.T) {
 	leader := w.leader
 	l.waitWrites(t, leader.Port(), 50)
 	first := l.firstWriteOn(leader.Port(), killed)
+	// The third member, which Patroni repoints at the new leader, takes
+	// the reads now; the new leader takes none (it would only as the
+	// fallback with no replica up).
+	var third *routingtest.PatroniMember
+	for _, m := range p.Members() {
+		if m != old && m != leader {
+			third = m
+		}
+	}
+	waitFor(t, third.Name()+" up", func() bool { return memberState(pool, third.Name()) == pgxroute.StateUp })
+	for range 20 {
+		if got := memberServing(t, p, pool); got != third.Name() {
+			t.Errorf("a routed read ran on %s, want %s (the only replica up)", got, third.Name())
+		}
+	}
 	// Reads and writes go on while the old member comes back.
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
@@ -362,6 +388,12 @@ func TestPatroniSwitchover(t *testing.T) {
 	streaming := time.Now()
 	waitFor(t, old.Name()+" taking routed reads again", func() bool { return memberServing(t, p, pool) == old.Name() })
 	readsAgain := time.Now()
+	// Reads go to the two replicas only, never to the new leader.
+	for range 20 {
+		if got := memberServing(t, p, pool); got == leader.Name() {
+			t.Errorf("a routed read ran on the new leader %s", got)
+		}
+	}
 	end()
 	l.check(t)
 	reads, neverSent, unknown, slowest := l.counts()
