@@ -175,6 +175,24 @@ func acceptsWrites(ctx context.Context, m *routingtest.PatroniMember) bool {
 	return conn.QueryRow(cctx, "SELECT pg_is_in_recovery()").Scan(&rec) == nil && !rec
 }
 
+// memberInRecovery asks m's PostgreSQL whether it is in recovery, failing
+// the test when it does not answer.
+func memberInRecovery(t *testing.T, m *routingtest.PatroniMember) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, m.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var rec bool
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
 // memberServing asks the server that answers a routed read which member it
 // is.
 func memberServing(t *testing.T, p *routingtest.Patroni, pool *pgxroute.RoutedPool) string {
@@ -264,8 +282,8 @@ func logRouter(t *testing.T, logs *syncBuffer) {
 	})
 }
 
-// since formats d from start, rounded to the millisecond, or "none" when
-// at is zero.
+// since formats the time from start to at, rounded to the millisecond, or
+// "none" when at is zero.
 func since(start, at time.Time) string {
 	if at.IsZero() {
 		return "none"
@@ -351,6 +369,10 @@ func TestPatroniFailover(t *testing.T) {
 		if m.Name == old.Name() && (m.Role != "replica" || m.Stale) {
 			t.Errorf("Stat: the rejoined old leader is %+v, want a replica", m)
 		}
+	}
+	// Ask the old leader itself: it is in recovery.
+	if !memberInRecovery(t, old) {
+		t.Errorf("the old leader %s is out of recovery after its rejoin", old)
 	}
 }
 
