@@ -191,7 +191,7 @@ func failoverPool(t *testing.T, c *routingtest.Cluster, cfg pgxroute.Config) *pg
 }
 
 // TestFailoverUnderLoad kills the primary under 16 readers and 4 writers,
-// promotes r1 and repoints r2: no read fails, no never-sent write fails
+// promotes r1 and repoints r2 (rewinding it when it got ahead of r1): no read fails, no never-sent write fails
 // (each waited and ran on r1), writes resume on r1, and every write r1
 // acknowledged is on r1.
 func TestFailoverUnderLoad(t *testing.T) {
@@ -212,7 +212,9 @@ func TestFailoverUnderLoad(t *testing.T) {
 	}
 	promoted := time.Now()
 	l.waitWrites(t, r1.Port(), 50)
-	if err := c.Repoint(ctx, r2, r1); err != nil {
+	// Under load r2 may have received WAL of the dead primary that r1 had
+	// not when it was promoted: Rejoin rewinds it (pg_rewind) when needed.
+	if err := c.Rejoin(ctx, r2, r1); err != nil {
 		t.Fatal(err)
 	}
 	l.waitWrites(t, r1.Port(), 50)
