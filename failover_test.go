@@ -548,3 +548,40 @@ func BenchmarkRouteFollowing(b *testing.B) {
 		}
 	}
 }
+
+// TestRowThenFatal: a replica that sends a QueryRow's row and then ends the
+// statement with FATAL (as a server shutting down does: 57P01) has not given
+// the caller anything yet: the read runs again on the other replica, and
+// Scan returns that attempt's row.
+func TestRowThenFatal(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	ctx := context.Background()
+	r1 := c.Replicas()[0]
+	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// die_on ends its own backend on the server listening on port p.
+	if _, err := conn.Exec(ctx, `CREATE FUNCTION die_on(p int) RETURNS int LANGUAGE plpgsql AS
+		'BEGIN IF inet_server_port() = p THEN PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(1); END IF; RETURN 2; END'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pool := failoverPool(t, c, pgxroute.Config{})
+	for range 10 {
+		var v int
+		if err := pool.QueryRow(ctx, "SELECT 1 AS v UNION ALL SELECT die_on($1)", r1.Port()).Scan(&v); err != nil {
+			t.Fatalf("QueryRow whose first attempt sent its row, then FATAL: %v", err)
+		}
+		if v != 1 {
+			t.Fatalf("scanned %d, want the first row (1)", v)
+		}
+	}
+	g, _ := pool.Stat().Group(pgxroute.ReadGroupName)
+	if n, _ := g.Node(r1.Name()); n.Retries == 0 {
+		t.Errorf("no read was retried away from %s: the test did not exercise the case", r1.Name())
+	}
+}

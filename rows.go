@@ -128,12 +128,31 @@ func putRow(r *routedRow) {
 }
 
 // Scan reads the row's values into dest; pgx.ErrNoRows when there is none.
+//
+// A row that came before its statement failed (a server shutting down sends
+// the row, then FATAL 57P01) has not reached the caller yet: a read runs
+// again where the retry rules allow, and Scan reads the new attempt's row.
 func (row *routedRow) Scan(dest ...any) error {
 	r := &row.rows
 	err := row.scan(dest)
-	if !r.done {
+	for !r.done {
 		r.c.rows.Close()
-		r.end(r.c.rows.Err())
+		cerr := r.c.rows.Err()
+		if err != nil || cerr == nil || !r.seen {
+			r.end(cerr)
+			break
+		}
+		ok, werr := r.c.p.again(&r.c, cerr) // ends the attempt
+		if !ok {
+			r.done, r.err = true, r.c.p.wrapErr(&r.c, cmp.Or(werr, cerr))
+			break
+		}
+		r.seen = false
+		if rerr := r.c.p.run(&r.c); rerr != nil {
+			r.done, r.err = true, rerr
+			break
+		}
+		err = row.scan(dest)
 	}
 	if err == nil {
 		err = r.err
