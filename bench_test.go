@@ -365,9 +365,70 @@ func processCPU() int64 {
 // It needs no PostgreSQL.
 func BenchmarkCallPath(b *testing.B) {
 	ctx := context.Background()
+	for _, k := range benchKinds(ctx) {
+		for _, t := range fakeTargets(b, 1) {
+			b.Run(k.name+"/"+t.name, func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				var cpu0 int64
+				for b.Loop() {
+					if i == 0 {
+						cpu0 = processCPU()
+					}
+					i++
+					if err := k.run(t.q, i); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(i), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// BenchmarkCallPathParallel is BenchmarkCallPath from 8 goroutines on
+// pools of 8 connections: what the call path costs when the cores share
+// its counters (cache lines that move between cores do not show in one
+// goroutine).
+func BenchmarkCallPathParallel(b *testing.B) {
+	ctx := context.Background()
+	const conns = 8
+	for _, k := range benchKinds(ctx) {
+		for _, t := range fakeTargets(b, conns) {
+			b.Run(k.name+"/"+t.name, func(b *testing.B) {
+				b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						i++
+						if err := k.run(t.q, i); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// fakeTarget is a pool over fakePG servers.
+type fakeTarget struct {
+	name string
+	q    benchQuerier
+}
+
+// fakeTargets returns raw pgxpool, RoutedPool and RoutedPool with
+// Disabled, each with pools of conns connections to fakePG.
+func fakeTargets(b *testing.B, conns int32) []fakeTarget {
+	b.Helper()
+	ctx := context.Background()
 	const conn = "host=127.0.0.1 port=5432 user=bench dbname=bench sslmode=disable"
 	fakeCfg := func(pc *pgxpool.Config) {
-		pc.MaxConns, pc.MinConns = 1, 1
+		pc.MaxConns, pc.MinConns = conns, conns
 		pc.ConnConfig.DialFunc = dialFakePG
 	}
 	pc, err := pgxpool.ParseConfig(conn)
@@ -391,24 +452,7 @@ func BenchmarkCallPath(b *testing.B) {
 		b.Cleanup(p.Close)
 		return p
 	}
-	targets := []struct {
-		name string
-		q    benchQuerier
-	}{{"raw", raw}, {"routed", routed(pgxroute.Config{})}, {"disabled", routed(pgxroute.Config{Disabled: true})}}
-	for _, k := range benchKinds(ctx) {
-		for _, t := range targets {
-			b.Run(k.name+"/"+t.name, func(b *testing.B) {
-				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					i++
-					if err := k.run(t.q, i); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
-	}
+	return []fakeTarget{{"raw", raw}, {"routed", routed(pgxroute.Config{})}, {"disabled", routed(pgxroute.Config{Disabled: true})}}
 }
 
 // fakePG is a PostgreSQL server in memory for the client's path alone: a
