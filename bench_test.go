@@ -1,15 +1,23 @@
 package pgxroute_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgxroute/pgxroute"
@@ -240,10 +248,43 @@ func BenchmarkCostOfRouting(b *testing.B) {
 		}
 		b.Cleanup(pair.pools[i].Close)
 	}
-	kinds := []struct {
+	kinds := benchKinds(ctx)
+	targets := []struct {
 		name string
-		run  func(q benchQuerier, i int) error
-	}{
+		q    benchQuerier
+	}{{"raw", raw}, {"routed", single}, {"disabled", disabled}, {"pair-raw", &pair}, {"pair-routed", two}}
+	for _, k := range kinds {
+		for _, t := range targets {
+			b.Run(k.name+"/"+t.name, func(b *testing.B) {
+				b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						i++
+						if err := k.run(t.q, i); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// benchKind is a call kind of the cost benchmarks.
+type benchKind struct {
+	name string
+	run  func(q benchQuerier, i int) error
+}
+
+// benchKinds are the calls the cost benchmarks make: QueryRow, Query with
+// Next and Close, Exec, and a batch of 10 reads.
+func benchKinds(ctx context.Context) []benchKind {
+	return []benchKind{
 		{"QueryRow", func(q benchQuerier, i int) error {
 			var v int
 			return q.QueryRow(ctx, "SELECT $1::int + 1", i).Scan(&v)
@@ -269,30 +310,6 @@ func BenchmarkCostOfRouting(b *testing.B) {
 			}
 			return q.SendBatch(ctx, &bt).Close()
 		}},
-	}
-	targets := []struct {
-		name string
-		q    benchQuerier
-	}{{"raw", raw}, {"routed", single}, {"disabled", disabled}, {"pair-raw", &pair}, {"pair-routed", two}}
-	for _, k := range kinds {
-		for _, t := range targets {
-			b.Run(k.name+"/"+t.name, func(b *testing.B) {
-				b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
-				b.ReportAllocs()
-				cpu0 := processCPU()
-				defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						i++
-						if err := k.run(t.q, i); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			})
-		}
 	}
 }
 
@@ -337,3 +354,289 @@ func processCPU() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// The client's path alone: BenchmarkCallPath runs the calls of
+// BenchmarkCostOfRouting on raw pgxpool and on RoutedPool over a fake
+// server that answers in memory (fakePG), one goroutine, one connection:
+// no system call, no scheduling, no server sharing the cores. What it
+// measures is the CPU a call costs in pgx, pgxpool and pgxroute; on a
+// shared machine it stays within a few percent from run to run, where
+// the real-server figures move by tens of percent (docs/benchmarks.md).
+// It needs no PostgreSQL.
+func BenchmarkCallPath(b *testing.B) {
+	ctx := context.Background()
+	for _, k := range benchKinds(ctx) {
+		for _, t := range fakeTargets(b, 1) {
+			b.Run(k.name+"/"+t.name, func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				var cpu0 int64
+				for b.Loop() {
+					if i == 0 {
+						cpu0 = processCPU()
+					}
+					i++
+					if err := k.run(t.q, i); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(i), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// BenchmarkCallPathParallel is BenchmarkCallPath from 8 goroutines on
+// pools of 8 connections: what the call path costs when the cores share
+// its counters (cache lines that move between cores do not show in one
+// goroutine).
+func BenchmarkCallPathParallel(b *testing.B) {
+	ctx := context.Background()
+	const conns = 8
+	for _, k := range benchKinds(ctx) {
+		for _, t := range fakeTargets(b, conns) {
+			b.Run(k.name+"/"+t.name, func(b *testing.B) {
+				b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						i++
+						if err := k.run(t.q, i); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// fakeTarget is a pool over fakePG servers.
+type fakeTarget struct {
+	name string
+	q    benchQuerier
+}
+
+// fakeTargets returns raw pgxpool, RoutedPool and RoutedPool with
+// Disabled, each with pools of conns connections to fakePG.
+func fakeTargets(b *testing.B, conns int32) []fakeTarget {
+	b.Helper()
+	ctx := context.Background()
+	const conn = "host=127.0.0.1 port=5432 user=bench dbname=bench sslmode=disable"
+	fakeCfg := func(pc *pgxpool.Config) {
+		pc.MaxConns, pc.MinConns = conns, conns
+		pc.ConnConfig.DialFunc = dialFakePG
+	}
+	pc, err := pgxpool.ParseConfig(conn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fakeCfg(pc)
+	raw, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(raw.Close)
+	routed := func(cfg pgxroute.Config) *pgxroute.RoutedPool {
+		cfg.Primary = conn
+		cfg.Health = pgxroute.HealthConfig{Disabled: true} // the fake answers no probe
+		cfg.ConfigurePool = func(_, _ string, pc *pgxpool.Config) { fakeCfg(pc) }
+		p, err := pgxroute.New(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(p.Close)
+		return p
+	}
+	return []fakeTarget{{"raw", raw}, {"routed", routed(pgxroute.Config{})}, {"disabled", routed(pgxroute.Config{Disabled: true})}}
+}
+
+// fakePG is a PostgreSQL server in memory for the client's path alone: a
+// net.Conn that answers each message pgx writes as it is written. It knows
+// the startup, the extended protocol (Parse, Describe, Bind, Execute,
+// Close, Sync, Flush) and the simple query (for pings); every statement
+// has one int4 parameter and returns one int4 row. It is a syscall.Conn
+// (whose Control fails once closed), as a socket is.
+type fakePG struct {
+	mu       sync.Mutex
+	in, out  []byte
+	started  bool
+	closed   bool
+	deadline time.Time
+	ready    chan struct{} // a message to read, or closed
+	be       *pgproto3.Backend
+	sink     *bytes.Buffer
+}
+
+func dialFakePG(context.Context, string, string) (net.Conn, error) {
+	f := &fakePG{ready: make(chan struct{}, 1), sink: new(bytes.Buffer)}
+	f.be = pgproto3.NewBackend(nil, f.sink)
+	return f, nil
+}
+
+var fakeInt4 = []pgproto3.FieldDescription{{Name: []byte("?column?"), DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}
+
+// Write takes the client's messages (pgx writes whole messages) and queues
+// the answers.
+func (f *fakePG) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, net.ErrClosed
+	}
+	f.in = append(f.in, p...)
+	for {
+		if !f.started {
+			if len(f.in) < 4 {
+				break
+			}
+			n := int(binary.BigEndian.Uint32(f.in))
+			if len(f.in) < n {
+				break
+			}
+			f.in = f.in[n:]
+			f.started = true
+			f.be.Send(&pgproto3.AuthenticationOk{})
+			for _, ps := range [][2]string{{"server_version", "15.0"}, {"client_encoding", "UTF8"}, {"standard_conforming_strings", "on"}, {"DateStyle", "ISO, MDY"}, {"integer_datetimes", "on"}, {"TimeZone", "UTC"}} {
+				f.be.Send(&pgproto3.ParameterStatus{Name: ps[0], Value: ps[1]})
+			}
+			f.be.Send(&pgproto3.BackendKeyData{ProcessID: 1, SecretKey: 1})
+			f.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+			continue
+		}
+		if len(f.in) < 5 {
+			break
+		}
+		n := 1 + int(binary.BigEndian.Uint32(f.in[1:]))
+		if len(f.in) < n {
+			break
+		}
+		typ, body := f.in[0], f.in[5:n]
+		f.in = f.in[n:]
+		switch typ {
+		case 'P':
+			f.be.Send(&pgproto3.ParseComplete{})
+		case 'D':
+			if len(body) > 0 && body[0] == 'S' {
+				f.be.Send(&pgproto3.ParameterDescription{ParameterOIDs: []uint32{23}})
+				f.be.Send(&pgproto3.RowDescription{Fields: fakeInt4})
+			} else {
+				f.be.Send(&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: fakeInt4[0].Name, DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1, Format: 1}}})
+			}
+		case 'B':
+			f.be.Send(&pgproto3.BindComplete{})
+		case 'E':
+			f.be.Send(&pgproto3.DataRow{Values: [][]byte{{0, 0, 0, 2}}})
+			f.be.Send(&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")})
+		case 'C':
+			f.be.Send(&pgproto3.CloseComplete{})
+		case 'S':
+			f.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		case 'Q':
+			f.be.Send(&pgproto3.EmptyQueryResponse{})
+			f.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+		case 'X':
+			f.closed = true
+		}
+	}
+	if err := f.be.Flush(); err != nil {
+		return 0, err
+	}
+	if f.sink.Len() > 0 {
+		f.out = append(f.out, f.sink.Bytes()...)
+		f.sink.Reset()
+		select {
+		case f.ready <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+// Read returns the queued answers; with none, it waits for the deadline.
+func (f *fakePG) Read(p []byte) (int, error) {
+	for {
+		f.mu.Lock()
+		if len(f.out) > 0 {
+			n := copy(p, f.out)
+			f.out = f.out[:copy(f.out, f.out[n:])]
+			f.mu.Unlock()
+			return n, nil
+		}
+		closed, dl := f.closed, f.deadline
+		f.mu.Unlock()
+		if closed {
+			return 0, io.EOF
+		}
+		var expire <-chan time.Time
+		if !dl.IsZero() {
+			d := time.Until(dl)
+			if d <= 0 {
+				return 0, os.ErrDeadlineExceeded
+			}
+			t := time.NewTimer(d)
+			expire = t.C
+			defer t.Stop()
+		}
+		select {
+		case <-f.ready:
+		case <-expire:
+		}
+	}
+}
+
+func (f *fakePG) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return net.ErrClosed
+	}
+	f.closed = true
+	select {
+	case f.ready <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (f *fakePG) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
+func (f *fakePG) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5432} }
+
+func (f *fakePG) SetDeadline(t time.Time) error { return f.SetReadDeadline(t) }
+
+func (f *fakePG) SetReadDeadline(t time.Time) error {
+	f.mu.Lock()
+	f.deadline = t
+	f.mu.Unlock()
+	select {
+	case f.ready <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (f *fakePG) SetWriteDeadline(time.Time) error { return nil }
+
+// SyscallConn makes fakePG a syscall.Conn, as sockets are: Control fails
+// once the connection is closed.
+func (f *fakePG) SyscallConn() (syscall.RawConn, error) { return fakeRaw{f}, nil }
+
+type fakeRaw struct{ f *fakePG }
+
+func (r fakeRaw) Control(fn func(fd uintptr)) error {
+	r.f.mu.Lock()
+	closed := r.f.closed
+	r.f.mu.Unlock()
+	if closed {
+		return net.ErrClosed
+	}
+	fn(^uintptr(0))
+	return nil
+}
+
+func (r fakeRaw) Read(func(fd uintptr) bool) error  { return syscall.EINVAL }
+func (r fakeRaw) Write(func(fd uintptr) bool) error { return syscall.EINVAL }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"reflect"
 	"sync"
 	"syscall"
 
@@ -19,13 +20,21 @@ import (
 // frozen server or a dead network path fails at once with a connection
 // error, a read among them runs again on another node (the retry rules of
 // route.go), and the rest fail with ErrInterrupted. Idle connections are
-// dropped too (and the pool reset), so no later call picks one. This costs
-// nothing per call: the sockets are tracked when dialed and closed.
+// dropped too (and the pool reset), so no later call picks one.
+//
+// This costs nothing per call: pgx gets the socket the dialer returned
+// (a *net.TCPConn), not a wrapper, so no Read or Write of a call passes
+// through the router. The set keeps the socket itself and learns that pgx
+// closed it by asking the socket (a closed socket's SyscallConn Control
+// fails); it forgets the closed ones whenever it dials a new one, so it
+// holds at most the pool's open sockets and the one being dialed. A
+// connection that is no syscall.Conn (a user's DialFunc may return
+// anything) is wrapped instead, and taken out of the set by its Close.
 
 // connSet holds the open sockets of one node's pool.
 type connSet struct {
 	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
+	conns map[net.Conn]struct{} // sockets as dialed, or *trackedConn wrappers
 }
 
 // track wraps dial so that the sockets it opens are kept in s. While
@@ -42,63 +51,108 @@ func (s *connSet) track(dial pgconn.DialFunc, refuse func() bool) pgconn.DialFun
 		if err != nil {
 			return nil, err
 		}
-		tc := &trackedConn{Conn: c, set: s}
-		s.mu.Lock()
-		if s.conns == nil {
-			s.conns = map[*trackedConn]struct{}{}
+		if !socketLike(c) {
+			c = &trackedConn{Conn: c, set: s}
 		}
-		s.conns[tc] = struct{}{}
-		s.mu.Unlock()
+		s.add(c)
 		if refuse() {
-			tc.Close()
+			s.remove(c)
+			c.Close()
 			return nil, errNotAnswering
 		}
-		return tc, nil
+		return c, nil
 	}
+}
+
+// socketLike reports whether c can be tracked as it is: a comparable
+// syscall.Conn, whose closing the set can see.
+func socketLike(c net.Conn) bool {
+	_, ok := c.(syscall.Conn)
+	return ok && reflect.TypeOf(c).Comparable()
+}
+
+// closedSocket reports whether the socket c was closed.
+func closedSocket(c syscall.Conn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return true
+	}
+	return rc.Control(func(uintptr) {}) != nil
+}
+
+// add keeps c in the set, and forgets the sockets closed since the last
+// dial.
+func (s *connSet) add(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	for k := range s.conns {
+		if sc, ok := k.(syscall.Conn); ok && !isTracked(k) && closedSocket(sc) {
+			delete(s.conns, k)
+		}
+	}
+	s.conns[c] = struct{}{}
+}
+
+// isTracked reports whether c is a wrapper (which leaves the set itself).
+func isTracked(c net.Conn) bool {
+	_, ok := c.(*trackedConn)
+	return ok
+}
+
+func (s *connSet) remove(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
 }
 
 // errNotAnswering is the dial error of a node the router knows hangs: a
 // connection error, so that a read runs again on another node.
 var errNotAnswering = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("pgxroute: the node stopped answering (suspect): not dialed")}
 
-// closeAll closes every open socket of the set and reports how many.
+// closeAll closes every open socket of the set and reports how many were
+// open.
 func (s *connSet) closeAll() int {
 	s.mu.Lock()
-	conns := make([]*trackedConn, 0, len(s.conns))
+	conns := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
+		if !isTracked(c) {
+			delete(s.conns, c) // closed below; a wrapper leaves by its Close
+		}
 	}
 	s.mu.Unlock()
+	closed := 0
 	for _, c := range conns {
-		c.Close()
+		if c.Close() == nil {
+			closed++
+		}
 	}
-	return len(conns)
+	return closed
 }
 
-// trackedConn is a socket of a node's pool; closing it takes it out of its
-// set.
+// len returns how many sockets the set holds (closed ones not yet
+// forgotten included).
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// trackedConn is a connection that is no socket (see socketLike); closing
+// it takes it out of its set.
 type trackedConn struct {
 	net.Conn
 	set  *connSet
 	once sync.Once
 }
 
-// Close closes the socket.
+// Close closes the connection.
 func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.set.mu.Lock()
-		delete(c.set.conns, c)
-		c.set.mu.Unlock()
-	})
+	c.once.Do(func() { c.set.remove(c) })
 	return c.Conn.Close()
-}
-
-// SyscallConn reaches the socket under the wrapper (for its options).
-func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
-		return sc.SyscallConn()
-	}
-	return nil, syscall.EINVAL
 }
 
 // interrupt closes every connection of n: the calls in flight on it fail at

@@ -71,8 +71,9 @@ func (r *routedRows) Close() {
 }
 
 // Err returns the error of the rows, naming the node when it is the node's.
+// Once the call ended, r.err is the whole answer: end took the rows' error.
 func (r *routedRows) Err() error {
-	if r.err != nil {
+	if r.err != nil || r.done {
 		return r.err
 	}
 	if err := r.c.rows.Err(); err != nil {

@@ -83,6 +83,13 @@ func run() error {
 		fromJSON     = flag.String("from-json", "", "run nothing: print the tables and draw -svg from an earlier -json file")
 		cpuProfile   = flag.String("cpuprofile", "", "write the tool's CPU profile of the measured runs to this file")
 		cost         = flag.Bool("cost", false, "measure only the cost of routing: raw pgxpool against RoutedPool on the same servers, pools kept open, paired ABBA rounds of -duration (-rounds: 10 or more)")
+		percall      = flag.Bool("percall", false, "measure the client CPU per call of each target in a process of its own (-rounds rounds of -calls calls per kind)")
+		percallChild = flag.Bool("percall-child", false, "internal: one -percall process")
+		percallT     = flag.String("percall-targets", "raw,disabled,routed", "-percall targets: a comma list of "+strings.Join(percallTargets, ", "))
+		percallTgt   = flag.String("target", "", "internal: the -percall-child target")
+		calls        = flag.Int64("calls", 200_000, "-percall: calls per kind per process")
+		kindsFlag    = flag.String("kinds", "", "-percall: a comma list of call kinds (default all: QueryRow, Query, Exec, Batch10)")
+		profileDir   = flag.String("profile-dir", "", "-percall: write each target's CPU profile per kind (first round) to this directory")
 		replicas     stringList
 	)
 	flag.Var(&replicas, "replica", "a replica's connection string (repeat; needs -primary)")
@@ -114,6 +121,13 @@ func run() error {
 		logw = os.Stderr
 	}
 
+	var kinds []string
+	if *kindsFlag != "" {
+		kinds = strings.Split(*kindsFlag, ",")
+	}
+	if *percallChild {
+		return runPercallChild(ctx, os.Stdout, *percallTgt, *primary, opts.workers, *calls, kinds, *profileDir)
+	}
 	s := servers{primary: *primary, replicas: replicas}
 	if s.primary == "" {
 		fmt.Fprintln(os.Stderr, "starting a local cluster: a primary and two replicas")
@@ -126,6 +140,9 @@ func run() error {
 		for _, r := range c.Replicas() {
 			s.replicas = append(s.replicas, r.ConnString())
 		}
+	}
+	if *percall {
+		return runPercall(ctx, os.Stdout, s, strings.Split(*percallT, ","), opts.workers, opts.rounds, *calls, kinds, *profileDir)
 	}
 	if *cost {
 		return runCost(ctx, os.Stdout, s, opts.workers, opts.rounds, opts.duration)
