@@ -486,9 +486,9 @@ func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 		}
 		return be.QueryRow(ctx, sql, args...)
 	}
-	row := getRow()
+	row := getRow() // zeroed by putRow: set only what the call needs
 	r := &row.rows
-	r.c = call{decision: decision{sql: sql}, p: p, ctx: ctx, kind: callQuery, args: args}
+	r.c.sql, r.c.p, r.c.ctx, r.c.kind, r.c.args = sql, p, ctx, callQuery, args
 	if err := p.prepare(ctx, opStatement, classify.Result{}, &r.c.decision); err != nil {
 		putRow(row)
 		return errRow{err}
