@@ -3,6 +3,7 @@ package otel
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -58,6 +59,28 @@ var nodeInts = []intSpec{
 var nodeFloats = []floatSpec{
 	{"pgxroute.node.lag", "s", "Replay delay of the replica, as of its last probe.", gauge,
 		func(n pgxroute.NodeStat) float64 { return n.Lag.Seconds() }},
+}
+
+// memberSpec is a gauge of a cluster member (a node of the default or read
+// group), read from Stat.Members. Adding a MemberStat field is one entry in
+// memberInts.
+type memberSpec struct {
+	name, unit, desc string
+	value            func(*pgxroute.Stat, pgxroute.MemberStat) int64
+}
+
+// memberInts are the per-member gauges (attributes: the node's).
+var memberInts = []memberSpec{
+	{"pgxroute.member.primary", "1", "1 for the member writes go to now, 0 for the others (all 0 while no primary is known).",
+		func(_ *pgxroute.Stat, m pgxroute.MemberStat) int64 { return b2i(m.Primary) }},
+	{"pgxroute.member.timeline", "1", "The member's timeline as of its last probe (a primary's current WAL timeline, the timeline a replica streams), 0 when unknown.",
+		func(_ *pgxroute.Stat, m pgxroute.MemberStat) int64 { return int64(m.Timeline) }},
+	{"pgxroute.member.stale_primary", "1", "1 when the member reports being a primary on a lower timeline than the primary (split brain; it takes no calls), else 0.",
+		func(_ *pgxroute.Stat, m pgxroute.MemberStat) int64 { return b2i(m.Stale) }},
+	{"pgxroute.member.split_brain", "1", "1 when the member is one of the members that report being a primary on the same, highest, timeline (split brain; writes fail while it lasts), else 0.",
+		func(st *pgxroute.Stat, m pgxroute.MemberStat) int64 {
+			return b2i(slices.Contains(st.SplitBrain, m.Name))
+		}},
 }
 
 // poolInts are the per-node pgxpool instruments beyond the semantic
@@ -146,7 +169,25 @@ func NewMetrics(pool *pgxroute.RoutedPool, opts ...Option) (*Metrics, error) {
 	if err != nil {
 		return fail("db.client.connection.count", err)
 	}
-	all = append(all, calls, state, role, lagging, conns)
+	changes, err := meter.Int64ObservableCounter("pgxroute.primary.changes", metric.WithUnit("{change}"),
+		metric.WithDescription("Times another member became the primary (failovers and switchovers the router followed)."))
+	if err != nil {
+		return fail("pgxroute.primary.changes", err)
+	}
+	lastChange, err := meter.Float64ObservableGauge("pgxroute.primary.last_change", metric.WithUnit("s"),
+		metric.WithDescription("Time of the last primary change, in seconds since the Unix epoch (absent before the first)."))
+	if err != nil {
+		return fail("pgxroute.primary.last_change", err)
+	}
+	all = append(all, calls, state, role, lagging, conns, changes, lastChange)
+
+	members := make([]metric.Int64Observable, len(memberInts))
+	for i, s := range memberInts {
+		if members[i], err = meter.Int64ObservableGauge(s.name, metric.WithUnit(s.unit), metric.WithDescription(s.desc)); err != nil {
+			return fail(s.name, err)
+		}
+		all = append(all, members[i])
+	}
 
 	ints := make([]metric.Int64Observable, len(nodeInts))
 	for i, s := range nodeInts {
@@ -180,7 +221,7 @@ func NewMetrics(pool *pgxroute.RoutedPool, opts ...Option) (*Metrics, error) {
 	base := append([]attribute.KeyValue{semconv.DBSystemNamePostgreSQL}, o.attrs...)
 	cb := func(_ context.Context, obs metric.Observer) error {
 		st := pool.Stat()
-		seen := map[string]bool{}
+		seen := map[string][]attribute.KeyValue{} // a node's attributes, once it was observed
 		for _, g := range st.Groups {
 			obs.ObserveInt64(lagging, b2i(g.AllLagging), metric.WithAttributes(append(base[:len(base):len(base)], GroupKey.String(g.Name))...))
 			for _, n := range g.Nodes {
@@ -189,10 +230,10 @@ func NewMetrics(pool *pgxroute.RoutedPool, opts ...Option) (*Metrics, error) {
 					a := append(na[:len(na):len(na)], GroupKey.String(g.Name), ReasonKey.String(ReasonName(r)))
 					obs.ObserveInt64(calls, c, metric.WithAttributes(a...))
 				}
-				if seen[n.Name] { // a node in several groups: its own figures once
+				if _, dup := seen[n.Name]; dup { // a node in several groups: its own figures once
 					continue
 				}
-				seen[n.Name] = true
+				seen[n.Name] = na
 				for _, s := range nodeStates {
 					obs.ObserveInt64(state, b2i(n.State == s), metric.WithAttributes(append(na[:len(na):len(na)], StateKey.String(s.String()))...))
 				}
@@ -221,6 +262,21 @@ func NewMetrics(pool *pgxroute.RoutedPool, opts ...Option) (*Metrics, error) {
 				}
 			}
 		}
+		cluster := metric.WithAttributes(base...)
+		obs.ObserveInt64(changes, st.PrimaryChanges, cluster)
+		if !st.LastPrimaryChange.IsZero() {
+			obs.ObserveFloat64(lastChange, float64(st.LastPrimaryChange.UnixNano())/1e9, cluster)
+		}
+		for _, m := range st.Members {
+			ma, ok := seen[m.Name]
+			if !ok { // cannot happen: every member is a node of a group
+				ma = nodeAttrs(base, pgxroute.NodeStat{Name: m.Name})
+			}
+			set := metric.WithAttributes(ma...)
+			for i, s := range memberInts {
+				obs.ObserveInt64(members[i], s.value(st, m), set)
+			}
+		}
 		return nil
 	}
 	reg, err := meter.RegisterCallback(cb, all...)
@@ -230,9 +286,14 @@ func NewMetrics(pool *pgxroute.RoutedPool, opts ...Option) (*Metrics, error) {
 	return &Metrics{reg: reg}, nil
 }
 
-// nodeAttrs returns the attributes of a node's observations.
+// nodeAttrs returns the attributes of a node's observations: base, the
+// node's name and, when its pool dials one (not a Node.Backend), its
+// server.address and server.port (semantic conventions).
 func nodeAttrs(base []attribute.KeyValue, n pgxroute.NodeStat) []attribute.KeyValue {
 	a := append(base[:len(base):len(base)], NodeKey.String(n.Name))
+	if n.Host != "" {
+		a = append(a, semconv.ServerAddress(n.Host), semconv.ServerPort(int(n.Port)))
+	}
 	return a
 }
 

@@ -93,7 +93,7 @@ db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=up 1
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=down 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=lagging 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=up 1`
-	if got, _ := points(t, reader, "pgxroute.node.state"); got != stateBefore {
+	if got, _ := points(t, reader, "pgxroute.node.state", serverKeys...); got != stateBefore {
 		t.Fatalf("pgxroute.node.state before:\n%s\nwant:\n%s", got, stateBefore)
 	}
 
@@ -104,7 +104,7 @@ db.system.name=postgresql,pgxroute.group=default,pgxroute.node=primary,pgxroute.
 db.system.name=postgresql,pgxroute.group=default,pgxroute.node=primary,pgxroute.reason=write_no_scope 2
 db.system.name=postgresql,pgxroute.group=read,pgxroute.node=replica1,pgxroute.reason=read_no_scope 2
 db.system.name=postgresql,pgxroute.group=read,pgxroute.node=replica2,pgxroute.reason=read_no_scope 4`
-	got, md := points(t, reader, "pgxroute.calls")
+	got, md := points(t, reader, "pgxroute.calls", serverKeys...)
 	if got != callsWant {
 		t.Errorf("pgxroute.calls:\n%s\nwant:\n%s", got, callsWant)
 	}
@@ -121,30 +121,30 @@ db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=up 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=down 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=lagging 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=up 1`
-	if got, _ := points(t, reader, "pgxroute.node.state"); got != stateAfter {
+	if got, _ := points(t, reader, "pgxroute.node.state", serverKeys...); got != stateAfter {
 		t.Errorf("pgxroute.node.state after the kill:\n%s\nwant:\n%s", got, stateAfter)
 	}
 	const ejectionsWant = `db.system.name=postgresql,pgxroute.node=primary 0
 db.system.name=postgresql,pgxroute.node=replica1 1
 db.system.name=postgresql,pgxroute.node=replica2 0`
-	if got, _ := points(t, reader, "pgxroute.node.ejections"); got != ejectionsWant {
+	if got, _ := points(t, reader, "pgxroute.node.ejections", serverKeys...); got != ejectionsWant {
 		t.Errorf("pgxroute.node.ejections:\n%s\nwant:\n%s", got, ejectionsWant)
 	}
 	const inFlightWant = `db.system.name=postgresql,pgxroute.node=primary 0
 db.system.name=postgresql,pgxroute.node=replica1 0
 db.system.name=postgresql,pgxroute.node=replica2 0`
-	if got, _ := points(t, reader, "pgxroute.node.calls.in_flight"); got != inFlightWant {
+	if got, _ := points(t, reader, "pgxroute.node.calls.in_flight", serverKeys...); got != inFlightWant {
 		t.Errorf("pgxroute.node.calls.in_flight:\n%s\nwant:\n%s", got, inFlightWant)
 	}
 	const roleWant = `db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.role=primary 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.role=replica 1
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.role=unknown 0`
-	if got, _ := points(t, reader, "pgxroute.node.role"); !strings.Contains(got, roleWant) {
+	if got, _ := points(t, reader, "pgxroute.node.role", serverKeys...); !strings.Contains(got, roleWant) {
 		t.Errorf("pgxroute.node.role:\n%s\nwant it to contain:\n%s", got, roleWant)
 	}
 	// pgxpool's statistics under the semantic conventions: one idle and one
 	// used series per node, named by db.client.connection.pool.name.
-	got, md = points(t, reader, "db.client.connection.count", "pgxroute.node")
+	got, md = points(t, reader, "db.client.connection.count", "pgxroute.node", "server.address", "server.port")
 	for _, n := range []string{"primary", "replica1", "replica2"} {
 		for _, s := range []string{"idle", "used"} {
 			if !strings.Contains(got, "db.client.connection.pool.name="+n+",db.client.connection.state="+s+",db.system.name=postgresql ") {
@@ -155,10 +155,28 @@ db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.role=unknown 0`
 	if md.Unit != "{connection}" {
 		t.Errorf("db.client.connection.count unit %q", md.Unit)
 	}
-	if got, _ := points(t, reader, "db.client.connection.max", "pgxroute.node"); !strings.Contains(got, "db.client.connection.pool.name=replica2,db.system.name=postgresql 4") {
+	if got, _ := points(t, reader, "db.client.connection.max", "pgxroute.node", "server.address", "server.port"); !strings.Contains(got, "db.client.connection.pool.name=replica2,db.system.name=postgresql 4") {
 		t.Errorf("db.client.connection.max:\n%s", got)
 	}
-	if got, _ := points(t, reader, "pgxroute.pool.acquires", "pgxroute.node"); strings.Contains(got, "replica2,db.system.name=postgresql 0") {
+	// The semantic conventions' server.address and server.port of each
+	// node's pool, as it dials it.
+	got, _ = points(t, reader, "db.client.connection.max", "pgxroute.node")
+	for n, port := range nodePorts(c) {
+		if want := fmt.Sprintf("db.client.connection.pool.name=%s,db.system.name=postgresql,server.address=127.0.0.1,server.port=%d ", n, port); !strings.Contains(got, want) {
+			t.Errorf("db.client.connection.max:\n%s\nlacks %s", got, want)
+		}
+	}
+	// No failover: no primary change; writes go to the configured primary.
+	if got, _ := points(t, reader, "pgxroute.primary.changes"); got != "db.system.name=postgresql 0" {
+		t.Errorf("pgxroute.primary.changes: %s, want 0", got)
+	}
+	const memberWant = `db.system.name=postgresql,pgxroute.node=primary 1
+db.system.name=postgresql,pgxroute.node=replica1 0
+db.system.name=postgresql,pgxroute.node=replica2 0`
+	if got, _ := points(t, reader, "pgxroute.member.primary", serverKeys...); got != memberWant {
+		t.Errorf("pgxroute.member.primary:\n%s\nwant:\n%s", got, memberWant)
+	}
+	if got, _ := points(t, reader, "pgxroute.pool.acquires", "pgxroute.node", "server.address", "server.port"); strings.Contains(got, "replica2,db.system.name=postgresql 0") {
 		t.Errorf("pgxroute.pool.acquires shows no acquisition on replica2:\n%s", got)
 	}
 

@@ -4,7 +4,9 @@
 // Every metric is read from RoutedPool.Stat at scrape time, so a routed call
 // costs nothing more. The names follow Prometheus' conventions
 // (pgxroute_..._total for counters, base units in _seconds and _bytes) and
-// the labels are bounded: group, node, reason, state, role; never SQL text.
+// the labels are bounded: group, node, reason, state, role, and the node's
+// server_address and server_port on pgxroute_node_info alone; never SQL
+// text.
 // docs/observability.md lists every metric.
 //
 // The module is separate from pgxroute's so that the library's go.mod stays
@@ -14,6 +16,9 @@
 package prometheus
 
 import (
+	"slices"
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgxroute/pgxroute"
@@ -28,7 +33,31 @@ type Collector struct {
 	pool *pgxroute.RoutedPool
 
 	calls, groupLagging, state, role, conns *prometheus.Desc
+	info, primaryChanges, lastPrimaryChange *prometheus.Desc
 	node, pool2                             []nodeMetric
+	member                                  []memberMetric
+}
+
+// memberMetric is a gauge of a cluster member (a node of the default or
+// read group), read from Stat.Members and labelled with the node. Adding a
+// MemberStat field to the collector is one entry in memberMetrics.
+type memberMetric struct {
+	name, help string
+	value      func(*pgxroute.Stat, pgxroute.MemberStat) float64
+	desc       *prometheus.Desc
+}
+
+var memberMetrics = []memberMetric{
+	{name: "member_primary", help: "1 for the member writes go to now, 0 for the others (all 0 while no primary is known).",
+		value: func(_ *pgxroute.Stat, m pgxroute.MemberStat) float64 { return b2f(m.Primary) }},
+	{name: "member_timeline", help: "The member's timeline as of its last probe (a primary's current WAL timeline, the timeline a replica streams), 0 when unknown.",
+		value: func(_ *pgxroute.Stat, m pgxroute.MemberStat) float64 { return float64(m.Timeline) }},
+	{name: "member_stale_primary", help: "1 when the member reports being a primary on a lower timeline than the primary (split brain; it takes no calls), else 0.",
+		value: func(_ *pgxroute.Stat, m pgxroute.MemberStat) float64 { return b2f(m.Stale) }},
+	{name: "member_split_brain", help: "1 when the member is one of the members that report being a primary on the same, highest, timeline (split brain; writes fail while it lasts), else 0.",
+		value: func(st *pgxroute.Stat, m pgxroute.MemberStat) float64 {
+			return b2f(slices.Contains(st.SplitBrain, m.Name))
+		}},
 }
 
 // nodeMetric is one metric read from a node's stat, labelled with the node.
@@ -92,6 +121,14 @@ func NewCollector(pool *pgxroute.RoutedPool, constLabels prometheus.Labels) *Col
 		state:        d("node_state", "1 for the node's current state (up, lagging, down), 0 for the others.", "node", "state"),
 		role:         d("node_role", "1 for the role the node's last probe saw (primary, replica, unknown), 0 for the others.", "node", "role"),
 		conns:        d("pool_connections", "Connections of the node's pool by state: idle, used (acquired), constructing.", "node", "state"),
+		info: d("node_info", "Always 1: the server address the node's pool dials (server_address, server_port; empty for a Backend), to join on node.",
+			"node", "server_address", "server_port"),
+		primaryChanges:    d("primary_changes_total", "Times another member became the primary (failovers and switchovers the router followed)."),
+		lastPrimaryChange: d("last_primary_change_timestamp_seconds", "Time of the last primary change, in seconds since the Unix epoch (absent before the first)."),
+	}
+	for _, m := range memberMetrics {
+		m.desc = d(m.name, m.help, "node")
+		c.member = append(c.member, m)
 	}
 	for _, src := range [][]nodeMetric{nodeMetrics, poolMetrics} {
 		out := make([]nodeMetric, len(src))
@@ -110,8 +147,11 @@ func NewCollector(pool *pgxroute.RoutedPool, constLabels prometheus.Labels) *Col
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.calls, c.groupLagging, c.state, c.role, c.conns} {
+	for _, d := range []*prometheus.Desc{c.calls, c.groupLagging, c.state, c.role, c.conns, c.info, c.primaryChanges, c.lastPrimaryChange} {
 		ch <- d
+	}
+	for _, m := range c.member {
+		ch <- m.desc
 	}
 	for _, m := range c.node {
 		ch <- m.desc
@@ -135,6 +175,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			seen[n.Name] = true
+			port := ""
+			if n.Host != "" {
+				port = strconv.Itoa(int(n.Port))
+			}
+			ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, n.Name, n.Host, port)
 			for _, s := range nodeStates {
 				ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, b2f(n.State == s), n.Name, s.String())
 			}
@@ -153,6 +198,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			for _, m := range c.pool2 {
 				ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(n), n.Name)
 			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.primaryChanges, prometheus.CounterValue, float64(st.PrimaryChanges))
+	if !st.LastPrimaryChange.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.lastPrimaryChange, prometheus.GaugeValue, float64(st.LastPrimaryChange.UnixNano())/1e9)
+	}
+	for _, m := range st.Members {
+		for _, mm := range c.member {
+			ch <- prometheus.MustNewConstMetric(mm.desc, prometheus.GaugeValue, mm.value(st, m), m.Name)
 		}
 	}
 }

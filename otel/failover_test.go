@@ -1,0 +1,240 @@
+package otel_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/pgxroute/pgxroute"
+	pgxrouteotel "github.com/pgxroute/pgxroute/otel"
+	"github.com/pgxroute/pgxroute/routingtest"
+)
+
+// The server attributes, dropped where a test compares text that must not
+// depend on the ports the harness picked.
+var serverKeys = []attribute.Key{"server.address", "server.port"}
+
+// newFailoverPool starts a primary and one replica and a RoutedPool over them
+// (nodes primary and replica1) that follows the cluster, probing each member
+// once at the start and then only every 10 minutes: within a test, only a
+// routed call's failure tells the router that the primary is gone, so that
+// the call that finds it dead is the one sent again to the new primary
+// (ReasonFailover). It returns once both members were probed (timeline 1
+// each).
+func newFailoverPool(t *testing.T, tracer pgxroute.RouteTracer) (*routingtest.Cluster, *pgxroute.RoutedPool) {
+	t.Helper()
+	c := routingtest.NewCluster(t, routingtest.ClusterOptions{Replicas: 1})
+	ctx := context.Background()
+	// The table of the write, created behind the router's back so that the
+	// primary's pool has no connection to find dead at the kill.
+	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "CREATE TABLE obs_failover (id int)")
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := pgxroute.Config{
+		Groups:   map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}}},
+		Replicas: []pgxroute.Node{{Name: "replica1", ConnString: c.Replicas()[0].ConnString()}},
+		Health:   pgxroute.HealthConfig{Interval: 10 * time.Minute, Timeout: time.Second, FailoverTimeout: time.Minute},
+		Tracer:   tracer,
+	}
+	pool, err := pgxroute.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	waitFor(t, "both members probed on timeline 1", func() bool {
+		tl := map[string]uint32{}
+		for _, m := range pool.Stat().Members {
+			tl[m.Name] = m.Timeline
+		}
+		return tl["primary"] == 1 && tl["replica1"] == 1
+	})
+	return c, pool
+}
+
+// failover kills the primary, runs a write (which finds it dead, waits for a
+// primary and is sent again), promotes replica1, and checks by the server's
+// own account that the write ran on replica1.
+func failover(t *testing.T, c *routingtest.Cluster, pool *pgxroute.RoutedPool) {
+	t.Helper()
+	ctx := context.Background()
+	r1 := c.Replicas()[0]
+	if err := c.Kill(c.Primary()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var port int
+	go func() {
+		done <- pool.QueryRow(ctx, "INSERT INTO obs_failover VALUES (1) RETURNING inet_server_port()").Scan(&port)
+	}()
+	if err := c.Promote(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the write across the failover: %v", err)
+	}
+	if port != r1.Port() {
+		t.Fatalf("the write ran on port %d, want replica1's (%d)", port, r1.Port())
+	}
+	if st := pool.Stat(); st.Primary != "replica1" {
+		t.Fatalf("Stat.Primary = %q after the write ran on replica1", st.Primary)
+	}
+}
+
+// waitFor polls cond every 20 ms for at most 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestMetricsFailover: with the SDK's ManualReader on a real cluster, the
+// primary killed and replica1 promoted: pgxroute.primary.changes goes from 0
+// to 1, pgxroute.member.primary from primary to replica1, replica1's
+// timeline from 1 to 2; the write that found the primary dead counts once
+// on it and once on replica1 under reason failover; the Tracer counts the
+// primary's ejection, the primary lost and replica1 becoming it; and the
+// node-level instruments carry each node's server.address and server.port.
+func TestMetricsFailover(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	tracer := pgxrouteotel.NewTracer(pgxrouteotel.WithMeterProvider(mp), pgxrouteotel.WithTracerProvider(noop.NewTracerProvider()))
+	c, pool := newFailoverPool(t, tracer)
+	if _, err := pgxrouteotel.NewMetrics(pool, pgxrouteotel.WithMeterProvider(mp)); err != nil {
+		t.Fatal(err)
+	}
+	expect := func(when, name, want string) metricdata.Metrics {
+		t.Helper()
+		got, md := points(t, reader, name, serverKeys...)
+		if got != want {
+			t.Errorf("%s %s:\n%s\nwant:\n%s", name, when, got, want)
+		}
+		return md
+	}
+
+	md := expect("before", "pgxroute.primary.changes", "db.system.name=postgresql 0")
+	if sum, ok := md.Data.(metricdata.Sum[int64]); !ok || !sum.IsMonotonic || md.Unit != "{change}" {
+		t.Errorf("pgxroute.primary.changes is %T in %q, want a monotonic sum in {change}", md.Data, md.Unit)
+	}
+	md = expect("before", "pgxroute.member.primary", `db.system.name=postgresql,pgxroute.node=primary 1
+db.system.name=postgresql,pgxroute.node=replica1 0`)
+	if _, ok := md.Data.(metricdata.Gauge[int64]); !ok || md.Unit != "1" {
+		t.Errorf("pgxroute.member.primary is %T in %q, want a gauge in 1", md.Data, md.Unit)
+	}
+	expect("before", "pgxroute.member.timeline", `db.system.name=postgresql,pgxroute.node=primary 1
+db.system.name=postgresql,pgxroute.node=replica1 1`)
+	if absent(t, reader, "pgxroute.primary.last_change") != true {
+		t.Errorf("pgxroute.primary.last_change observed before any primary change")
+	}
+
+	ports := map[string]int{"primary": c.Primary().Port(), "replica1": c.Replicas()[0].Port()} // before the harness swaps them
+	start := time.Now()
+	failover(t, c, pool)
+
+	expect("after", "pgxroute.primary.changes", "db.system.name=postgresql 1")
+	expect("after", "pgxroute.member.primary", `db.system.name=postgresql,pgxroute.node=primary 0
+db.system.name=postgresql,pgxroute.node=replica1 1`)
+	expect("after", "pgxroute.member.timeline", `db.system.name=postgresql,pgxroute.node=primary 1
+db.system.name=postgresql,pgxroute.node=replica1 2`)
+	expect("after", "pgxroute.member.stale_primary", `db.system.name=postgresql,pgxroute.node=primary 0
+db.system.name=postgresql,pgxroute.node=replica1 0`)
+	expect("after", "pgxroute.member.split_brain", `db.system.name=postgresql,pgxroute.node=primary 0
+db.system.name=postgresql,pgxroute.node=replica1 0`)
+	// The write: its attempt on the dead primary, then the same call on
+	// replica1 as a failover. Nothing else was routed.
+	expect("after", "pgxroute.calls", `db.system.name=postgresql,pgxroute.group=default,pgxroute.node=primary,pgxroute.reason=write_no_scope 1
+db.system.name=postgresql,pgxroute.group=default,pgxroute.node=replica1,pgxroute.reason=failover 1`)
+	expect("after", "pgxroute.node.ejections", `db.system.name=postgresql,pgxroute.node=primary 1
+db.system.name=postgresql,pgxroute.node=replica1 0`)
+	expect("after", "pgxroute.node.role", `db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.role=primary 1
+db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.role=replica 0
+db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.role=unknown 0
+db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.role=primary 1
+db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.role=replica 0
+db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.role=unknown 0`)
+	// The Tracer's health events: the primary ejected by the write's failed
+	// connection, the primary lost (no node: none is known), replica1 seen
+	// as a primary by its probe and made the primary.
+	expect("after", "pgxroute.health.events", `db.system.name=postgresql,pgxroute.health.event=ejected,pgxroute.node=primary 1
+db.system.name=postgresql,pgxroute.health.event=primary_changed,pgxroute.node= 1
+db.system.name=postgresql,pgxroute.health.event=primary_changed,pgxroute.node=replica1 1
+db.system.name=postgresql,pgxroute.health.event=role_changed,pgxroute.node=replica1 1`)
+
+	st := pool.Stat()
+	got, md := points(t, reader, "pgxroute.primary.last_change")
+	if want := fmt.Sprintf("db.system.name=postgresql %v", float64(st.LastPrimaryChange.UnixNano())/1e9); got != want || md.Unit != "s" {
+		t.Errorf("pgxroute.primary.last_change = %s (%s), want %s (s)", got, md.Unit, want)
+	}
+	if st.LastPrimaryChange.Before(start) || st.LastPrimaryChange.After(time.Now()) {
+		t.Errorf("Stat.LastPrimaryChange %v is not within the test", st.LastPrimaryChange)
+	}
+
+	// server.address and server.port: each node's own, on the node-level
+	// instruments.
+	for _, name := range []string{"pgxroute.member.primary", "pgxroute.node.ejections", "pgxroute.node.calls.in_flight", "pgxroute.node.state"} {
+		got, _ := points(t, reader, name)
+		for _, line := range strings.Split(got, "\n") {
+			node := attrOf(line, "pgxroute.node")
+			want := fmt.Sprintf("server.address=127.0.0.1,server.port=%d", ports[node])
+			if !strings.Contains(line, want) {
+				t.Errorf("%s: %q lacks %s", name, line, want)
+			}
+		}
+	}
+	got, _ = points(t, reader, "pgxroute.calls")
+	if want := fmt.Sprintf("pgxroute.reason=failover,server.address=127.0.0.1,server.port=%d 1", ports["replica1"]); !strings.Contains(got, want) {
+		t.Errorf("pgxroute.calls:\n%s\nlacks %s", got, want)
+	}
+}
+
+// absent collects once and reports whether the named instrument has no data
+// point.
+func absent(t *testing.T, r sdkmetric.Reader, name string) bool {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == name {
+				if g, ok := m.Data.(metricdata.Gauge[float64]); ok && len(g.DataPoints) == 0 {
+					return true
+				}
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// attrOf returns the value of key in a line of points.
+func attrOf(line, key string) string {
+	for _, kv := range strings.Split(strings.Fields(line)[0], ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
