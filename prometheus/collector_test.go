@@ -190,16 +190,17 @@ pgxroute_node_role{node="replica2",role="unknown"} 0
 `), "pgxroute_node_role"); err != nil {
 		t.Fatal(err)
 	}
-	checkWithPromtool(t, col)
+	checkWithPromtool(t, col, `pgxroute_pool_connections{node="primary",state="idle"}`, `pgxroute_pool_acquire_seconds_total{node="replica2"}`,
+		`pgxroute_node_replay_lag_seconds{node="replica2"}`, `pgxroute_primary_changes_total 0`, `pgxroute_member_primary{node="primary"} 1`)
 }
 
-// checkWithPromtool scrapes the collector over HTTP and runs `promtool check
-// metrics` on the text: it skips without promtool, unless
+// checkWithPromtool scrapes the collector over HTTP, checks that the text
+// has each of wants, and runs `promtool check metrics` on it: it skips without promtool, unless
 // PGXROUTE_REQUIRE_PG=1 (CI, whose .ci/install.d/prometheus.sh installs it).
-func checkWithPromtool(t *testing.T, col prometheus.Collector) {
+func checkWithPromtool(t *testing.T, col prometheus.Collector, wants ...string) {
 	t.Helper()
 	text := scrape(t, col)
-	for _, want := range []string{"pgxroute_pool_connections{node=\"primary\",state=\"idle\"}", "pgxroute_pool_acquire_seconds_total{node=\"replica2\"}", "pgxroute_node_replay_lag_seconds{node=\"replica2\"}"} {
+	for _, want := range wants {
 		if !strings.Contains(text, want) {
 			t.Errorf("scrape lacks %s:\n%s", want, text)
 		}

@@ -1,0 +1,190 @@
+package prometheus_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pgxroute/pgxroute"
+	pgxrouteprom "github.com/pgxroute/pgxroute/prometheus"
+	"github.com/pgxroute/pgxroute/routingtest"
+)
+
+// newFailoverPool starts a primary and one replica and a RoutedPool over them
+// (nodes primary and replica1) that follows the cluster, probing each member
+// once at the start and then only every 10 minutes: within a test, only a
+// routed call's failure tells the router that the primary is gone, so that
+// the call that finds it dead is the one sent again to the new primary
+// (reason failover). It returns once both members were probed (timeline 1
+// each).
+func newFailoverPool(t *testing.T) (*routingtest.Cluster, *pgxroute.RoutedPool) {
+	t.Helper()
+	c := routingtest.NewCluster(t, routingtest.ClusterOptions{Replicas: 1})
+	ctx := context.Background()
+	// The table of the write, created behind the router's back so that the
+	// primary's pool has no connection to find dead at the kill.
+	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "CREATE TABLE obs_failover (id int)")
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxroute.New(ctx, pgxroute.Config{
+		Groups:   map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}}},
+		Replicas: []pgxroute.Node{{Name: "replica1", ConnString: c.Replicas()[0].ConnString()}},
+		Health:   pgxroute.HealthConfig{Interval: 10 * time.Minute, Timeout: time.Second, FailoverTimeout: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	waitFor(t, "both members probed on timeline 1", func() bool {
+		tl := map[string]uint32{}
+		for _, m := range pool.Stat().Members {
+			tl[m.Name] = m.Timeline
+		}
+		return tl["primary"] == 1 && tl["replica1"] == 1
+	})
+	return c, pool
+}
+
+// waitFor polls cond every 20 ms for at most 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// The member gauges' HELP and TYPE lines.
+const (
+	helpPrimary = `# HELP pgxroute_member_primary 1 for the member writes go to now, 0 for the others (all 0 while no primary is known).
+# TYPE pgxroute_member_primary gauge
+`
+	helpTimeline = `# HELP pgxroute_member_timeline The member's timeline as of its last probe (a primary's current WAL timeline, the timeline a replica streams), 0 when unknown.
+# TYPE pgxroute_member_timeline gauge
+`
+	helpChanges = `# HELP pgxroute_primary_changes_total Times another member became the primary (failovers and switchovers the router followed).
+# TYPE pgxroute_primary_changes_total counter
+`
+)
+
+// TestCollectorFailover: on a real cluster, the primary killed and replica1
+// promoted: pgxroute_primary_changes_total goes from 0 to 1,
+// pgxroute_member_primary from primary to replica1, replica1's timeline
+// from 1 to 2; the write that found the primary dead is counted once on it
+// and once on replica1 with reason="failover"; pgxroute_node_info carries
+// each node's server address; the scrape passes promtool.
+func TestCollectorFailover(t *testing.T) {
+	c, pool := newFailoverPool(t)
+	col := pgxrouteprom.NewCollector(pool, nil)
+	pport, rport := c.Primary().Port(), c.Replicas()[0].Port() // before the harness swaps them
+	info := fmt.Sprintf(`# HELP pgxroute_node_info Always 1: the server address the node's pool dials (server_address, server_port; empty for a Backend), to join on node.
+# TYPE pgxroute_node_info gauge
+pgxroute_node_info{node="primary",server_address="127.0.0.1",server_port="%d"} 1
+pgxroute_node_info{node="replica1",server_address="127.0.0.1",server_port="%d"} 1
+`, pport, rport)
+	if err := testutil.CollectAndCompare(col, strings.NewReader(helpChanges+`pgxroute_primary_changes_total 0
+`+helpPrimary+`pgxroute_member_primary{node="primary"} 1
+pgxroute_member_primary{node="replica1"} 0
+`+helpTimeline+`pgxroute_member_timeline{node="primary"} 1
+pgxroute_member_timeline{node="replica1"} 1
+`+info), "pgxroute_primary_changes_total", "pgxroute_member_primary", "pgxroute_member_timeline", "pgxroute_node_info",
+		"pgxroute_last_primary_change_timestamp_seconds"); err != nil {
+		t.Fatalf("before the failover: %v", err)
+	}
+
+	ctx := context.Background()
+	r1 := c.Replicas()[0]
+	start := time.Now()
+	if err := c.Kill(c.Primary()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var port int
+	go func() {
+		done <- pool.QueryRow(ctx, "INSERT INTO obs_failover VALUES (1) RETURNING inet_server_port()").Scan(&port)
+	}()
+	if err := c.Promote(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the write across the failover: %v", err)
+	}
+	if port != rport {
+		t.Fatalf("the write ran on port %d, want replica1's (%d)", port, rport)
+	}
+
+	if err := testutil.CollectAndCompare(col, strings.NewReader(helpChanges+`pgxroute_primary_changes_total 1
+`+helpPrimary+`pgxroute_member_primary{node="primary"} 0
+pgxroute_member_primary{node="replica1"} 1
+`+helpTimeline+`pgxroute_member_timeline{node="primary"} 1
+pgxroute_member_timeline{node="replica1"} 2
+# HELP pgxroute_member_stale_primary 1 when the member reports being a primary on a lower timeline than the primary (split brain; it takes no calls), else 0.
+# TYPE pgxroute_member_stale_primary gauge
+pgxroute_member_stale_primary{node="primary"} 0
+pgxroute_member_stale_primary{node="replica1"} 0
+# HELP pgxroute_member_split_brain 1 when the member is one of the members that report being a primary on the same, highest, timeline (split brain; writes fail while it lasts), else 0.
+# TYPE pgxroute_member_split_brain gauge
+pgxroute_member_split_brain{node="primary"} 0
+pgxroute_member_split_brain{node="replica1"} 0
+# HELP pgxroute_calls_total Routed calls (attempts) by bind group, node and routing reason.
+# TYPE pgxroute_calls_total counter
+pgxroute_calls_total{group="default",node="primary",reason="write_no_scope"} 1
+pgxroute_calls_total{group="default",node="replica1",reason="failover"} 1
+# HELP pgxroute_node_ejections_total Times the node was marked down (probes failed, or a call's connection failed).
+# TYPE pgxroute_node_ejections_total counter
+pgxroute_node_ejections_total{node="primary"} 1
+pgxroute_node_ejections_total{node="replica1"} 0
+# HELP pgxroute_node_role 1 for the role the node's last probe saw (primary, replica, unknown), 0 for the others.
+# TYPE pgxroute_node_role gauge
+pgxroute_node_role{node="primary",role="primary"} 1
+pgxroute_node_role{node="primary",role="replica"} 0
+pgxroute_node_role{node="primary",role="unknown"} 0
+pgxroute_node_role{node="replica1",role="primary"} 1
+pgxroute_node_role{node="replica1",role="replica"} 0
+pgxroute_node_role{node="replica1",role="unknown"} 0
+`+info), "pgxroute_primary_changes_total", "pgxroute_member_primary", "pgxroute_member_timeline", "pgxroute_member_stale_primary",
+		"pgxroute_member_split_brain", "pgxroute_calls_total", "pgxroute_node_ejections_total", "pgxroute_node_role", "pgxroute_node_info"); err != nil {
+		t.Fatalf("after the failover: %v", err)
+	}
+
+	// The time of the change: Stat's, within the test.
+	st := pool.Stat()
+	if st.LastPrimaryChange.Before(start) || st.LastPrimaryChange.After(time.Now()) {
+		t.Errorf("Stat.LastPrimaryChange %v is not within the test", st.LastPrimaryChange)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []float64
+	for _, mf := range mfs {
+		if mf.GetName() == "pgxroute_last_primary_change_timestamp_seconds" {
+			for _, m := range mf.GetMetric() {
+				ts = append(ts, m.GetGauge().GetValue())
+			}
+		}
+	}
+	if want := float64(st.LastPrimaryChange.UnixNano()) / 1e9; len(ts) != 1 || ts[0] != want {
+		t.Errorf("pgxroute_last_primary_change_timestamp_seconds = %v, want [%v]", ts, want)
+	}
+	checkWithPromtool(t, col, `pgxroute_primary_changes_total 1`, `pgxroute_last_primary_change_timestamp_seconds `)
+}
