@@ -188,3 +188,54 @@ pgxroute_node_role{node="replica1",role="unknown"} 0
 	}
 	checkWithPromtool(t, col, `pgxroute_primary_changes_total 1`, `pgxroute_last_primary_change_timestamp_seconds `)
 }
+
+// TestCollectorStalePrimary: after a failover to replica1, the old primary
+// started again (a second primary, on timeline 1): it is a stale primary,
+// replica1 stays the primary, and no split brain is reported (the
+// timelines differ).
+func TestCollectorStalePrimary(t *testing.T) {
+	c := routingtest.NewCluster(t, routingtest.ClusterOptions{Replicas: 1})
+	ctx := context.Background()
+	pool, err := pgxroute.New(ctx, pgxroute.Config{
+		Groups:   map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}}},
+		Replicas: []pgxroute.Node{{Name: "replica1", ConnString: c.Replicas()[0].ConnString()}},
+		Health:   pgxroute.HealthConfig{Interval: 100 * time.Millisecond, Timeout: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	col := pgxrouteprom.NewCollector(pool, nil)
+	old, r1 := c.Primary(), c.Replicas()[0]
+	if err := c.Kill(old); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Promote(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replica1 as the primary", func() bool { return pool.Stat().Primary == "replica1" })
+	if err := c.Start(ctx, old); err != nil { // a second primary, on timeline 1
+		t.Fatal(err)
+	}
+	waitFor(t, "the old primary seen as stale", func() bool {
+		s := pool.Stat().StalePrimaries
+		return len(s) == 1 && s[0] == "primary"
+	})
+	if err := testutil.CollectAndCompare(col, strings.NewReader(helpChanges+`pgxroute_primary_changes_total 1
+`+helpPrimary+`pgxroute_member_primary{node="primary"} 0
+pgxroute_member_primary{node="replica1"} 1
+`+helpTimeline+`pgxroute_member_timeline{node="primary"} 1
+pgxroute_member_timeline{node="replica1"} 2
+# HELP pgxroute_member_stale_primary 1 when the member reports being a primary on a lower timeline than the primary (split brain; it takes no calls), else 0.
+# TYPE pgxroute_member_stale_primary gauge
+pgxroute_member_stale_primary{node="primary"} 1
+pgxroute_member_stale_primary{node="replica1"} 0
+# HELP pgxroute_member_split_brain 1 when the member is one of the members that report being a primary on the same, highest, timeline (split brain; writes fail while it lasts), else 0.
+# TYPE pgxroute_member_split_brain gauge
+pgxroute_member_split_brain{node="primary"} 0
+pgxroute_member_split_brain{node="replica1"} 0
+`), "pgxroute_primary_changes_total", "pgxroute_member_primary", "pgxroute_member_timeline", "pgxroute_member_stale_primary",
+		"pgxroute_member_split_brain"); err != nil {
+		t.Fatal(err)
+	}
+}
