@@ -9,9 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"go.opentelemetry.io/otel/trace/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/pgxroute/pgxroute"
 	pgxrouteotel "github.com/pgxroute/pgxroute/otel"
@@ -113,13 +115,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // to 1, pgxroute.member.primary from primary to replica1, replica1's
 // timeline from 1 to 2; the write that found the primary dead counts once
 // on it and once on replica1 under reason failover; the Tracer counts the
-// primary's ejection, the primary lost and replica1 becoming it; and the
+// primary's ejection, the primary lost and replica1 becoming it, and its
+// spans show the attempt that failed and the one sent again; and the
 // node-level instruments carry each node's server.address and server.port.
 func TestMetricsFailover(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	tracer := pgxrouteotel.NewTracer(pgxrouteotel.WithMeterProvider(mp), pgxrouteotel.WithTracerProvider(noop.NewTracerProvider()))
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tracer := pgxrouteotel.NewTracer(pgxrouteotel.WithMeterProvider(mp), pgxrouteotel.WithTracerProvider(tp))
 	c, pool := newFailoverPool(t, tracer)
 	if _, err := pgxrouteotel.NewMetrics(pool, pgxrouteotel.WithMeterProvider(mp)); err != nil {
 		t.Fatal(err)
@@ -180,6 +186,20 @@ db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.role=unknown 0`)
 db.system.name=postgresql,pgxroute.health.event=primary_changed,pgxroute.node= 1
 db.system.name=postgresql,pgxroute.health.event=primary_changed,pgxroute.node=replica1 1
 db.system.name=postgresql,pgxroute.health.event=role_changed,pgxroute.node=replica1 1`)
+
+	// The write's two route spans: its attempt on the dead primary (status
+	// Error, rerun), then the one on replica1 with reason failover.
+	var spans []string
+	for _, sp := range rec.Ended() {
+		a := attrs(sp)
+		spans = append(spans, fmt.Sprintf("%s node=%s reason=%s attempt=%d rerun=%v error=%v", sp.Name(),
+			a[pgxrouteotel.NodeKey].AsString(), a[pgxrouteotel.ReasonKey].AsString(), a[pgxrouteotel.AttemptKey].AsInt64(),
+			a[pgxrouteotel.RerunKey].AsBool(), sp.Status().Code == codes.Error))
+	}
+	if got, want := strings.Join(spans, "\n"), `route default node=primary reason=write_no_scope attempt=0 rerun=true error=true
+route default node=replica1 reason=failover attempt=1 rerun=false error=false`; got != want {
+		t.Errorf("route spans:\n%s\nwant:\n%s", got, want)
+	}
 
 	st := pool.Stat()
 	got, md := points(t, reader, "pgxroute.primary.last_change")
