@@ -108,7 +108,7 @@ var poolFloats = []floatSpec{
 
 // The enumerations observed as one series per value, 1 for the current.
 var (
-	nodeStates = []pgxroute.NodeState{pgxroute.StateUp, pgxroute.StateLagging, pgxroute.StateDown}
+	nodeStates = []pgxroute.NodeState{pgxroute.StateUp, pgxroute.StateLagging, pgxroute.StateDown, pgxroute.StateSuspect}
 	nodeRoles  = []string{"primary", "replica", "unknown"}
 )
 
@@ -150,7 +150,7 @@ func NewMetrics(pool *pgxroute.RoutedPool, opts ...Option) (*Metrics, error) {
 		return fail("pgxroute.calls", err)
 	}
 	state, err := meter.Int64ObservableGauge("pgxroute.node.state", metric.WithUnit("1"),
-		metric.WithDescription("1 for the node's current state (pgxroute.node.state: up, lagging, down), 0 for the others."))
+		metric.WithDescription("1 for the node's current state (pgxroute.node.state: up, lagging, down, suspect), 0 for the others."))
 	if err != nil {
 		return fail("pgxroute.node.state", err)
 	}

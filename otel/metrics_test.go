@@ -86,12 +86,15 @@ func TestMetricsOnCluster(t *testing.T) {
 
 	const stateBefore = `db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=down 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=lagging 0
+db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=up 1
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=down 0
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=lagging 0
+db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=up 1
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=down 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=lagging 0
+db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=up 1`
 	if got, _ := points(t, reader, "pgxroute.node.state", serverKeys...); got != stateBefore {
 		t.Fatalf("pgxroute.node.state before:\n%s\nwant:\n%s", got, stateBefore)
@@ -114,12 +117,15 @@ db.system.name=postgresql,pgxroute.group=read,pgxroute.node=replica2,pgxroute.re
 
 	const stateAfter = `db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=down 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=lagging 0
+db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=up 1
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=down 1
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=lagging 0
+db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=up 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=down 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=lagging 0
+db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=up 1`
 	if got, _ := points(t, reader, "pgxroute.node.state", serverKeys...); got != stateAfter {
 		t.Errorf("pgxroute.node.state after the kill:\n%s\nwant:\n%s", got, stateAfter)

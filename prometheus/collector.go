@@ -104,7 +104,7 @@ var poolMetrics = []nodeMetric{
 
 // The enumerations exported as one series per value, 1 for the current.
 var (
-	nodeStates = []pgxroute.NodeState{pgxroute.StateUp, pgxroute.StateLagging, pgxroute.StateDown}
+	nodeStates = []pgxroute.NodeState{pgxroute.StateUp, pgxroute.StateLagging, pgxroute.StateDown, pgxroute.StateSuspect}
 	nodeRoles  = []string{"primary", "replica", "unknown"}
 )
 
@@ -118,7 +118,7 @@ func NewCollector(pool *pgxroute.RoutedPool, constLabels prometheus.Labels) *Col
 		pool:         pool,
 		calls:        d("calls_total", "Routed calls (attempts) by bind group, node and routing reason.", "group", "node", "reason"),
 		groupLagging: d("group_all_lagging", "1 when every up node of the bind group lags beyond the limits, else 0.", "group"),
-		state:        d("node_state", "1 for the node's current state (up, lagging, down), 0 for the others.", "node", "state"),
+		state:        d("node_state", "1 for the node's current state (up, lagging, down, suspect), 0 for the others.", "node", "state"),
 		role:         d("node_role", "1 for the role the node's last probe saw (primary, replica, unknown), 0 for the others.", "node", "role"),
 		conns:        d("pool_connections", "Connections of the node's pool by state: idle, used (acquired), constructing.", "node", "state"),
 		info: d("node_info", "Always 1: the server address the node's pool dials (server_address, server_port; empty for a Backend), to join on node.",
