@@ -258,3 +258,33 @@ func attrOf(line, key string) string {
 	}
 	return ""
 }
+
+// TestMetricsBackendNodes: on a fake (nodes given as Backends, never
+// probed, roles as configured), the node-level instruments carry no
+// server.address or server.port, the configured primary is the member
+// primary, no timeline is known and no primary change was seen.
+func TestMetricsBackendNodes(t *testing.T) {
+	f := routingtest.NewFake(t, routingtest.FakeOptions{})
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	if _, err := pgxrouteotel.NewMetrics(f.Pool, pgxrouteotel.WithMeterProvider(mp)); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"pgxroute.member.primary": `db.system.name=postgresql,pgxroute.node=primary 1
+db.system.name=postgresql,pgxroute.node=replica1 0
+db.system.name=postgresql,pgxroute.node=replica2 0`,
+		"pgxroute.member.timeline": `db.system.name=postgresql,pgxroute.node=primary 0
+db.system.name=postgresql,pgxroute.node=replica1 0
+db.system.name=postgresql,pgxroute.node=replica2 0`,
+		"pgxroute.node.ejections": `db.system.name=postgresql,pgxroute.node=primary 0
+db.system.name=postgresql,pgxroute.node=replica1 0
+db.system.name=postgresql,pgxroute.node=replica2 0`,
+		"pgxroute.primary.changes": "db.system.name=postgresql 0",
+	} {
+		if got, _ := points(t, reader, name); got != want { // nothing dropped: no server.* may be there
+			t.Errorf("%s:\n%s\nwant:\n%s", name, got, want)
+		}
+	}
+}

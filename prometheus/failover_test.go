@@ -239,3 +239,27 @@ pgxroute_member_split_brain{node="replica1"} 0
 		t.Fatal(err)
 	}
 }
+
+// TestCollectorBackendNodes: on a fake (nodes given as Backends, never
+// probed, roles as configured), pgxroute_node_info has empty server labels,
+// the configured primary is the member primary and no timeline is known.
+func TestCollectorBackendNodes(t *testing.T) {
+	f := routingtest.NewFake(t, routingtest.FakeOptions{})
+	col := pgxrouteprom.NewCollector(f.Pool, nil)
+	if err := testutil.CollectAndCompare(col, strings.NewReader(`# HELP pgxroute_node_info Always 1: the server address the node's pool dials (server_address, server_port; empty for a Backend), to join on node.
+# TYPE pgxroute_node_info gauge
+pgxroute_node_info{node="primary",server_address="",server_port=""} 1
+pgxroute_node_info{node="replica1",server_address="",server_port=""} 1
+pgxroute_node_info{node="replica2",server_address="",server_port=""} 1
+`+helpChanges+`pgxroute_primary_changes_total 0
+`+helpPrimary+`pgxroute_member_primary{node="primary"} 1
+pgxroute_member_primary{node="replica1"} 0
+pgxroute_member_primary{node="replica2"} 0
+`+helpTimeline+`pgxroute_member_timeline{node="primary"} 0
+pgxroute_member_timeline{node="replica1"} 0
+pgxroute_member_timeline{node="replica2"} 0
+`), "pgxroute_node_info", "pgxroute_primary_changes_total", "pgxroute_member_primary", "pgxroute_member_timeline",
+		"pgxroute_last_primary_change_timestamp_seconds"); err != nil {
+		t.Fatal(err)
+	}
+}
