@@ -4,9 +4,11 @@
 //   - NewMetrics registers observable instruments over a RoutedPool: routed
 //     calls by group, node and reason, calls in flight, node state and role,
 //     replica lag in seconds and bytes, ejections, re-admissions, read
-//     retries, and each node's pgxpool statistics under the database-client
-//     semantic conventions (db.client.connection.*). They read
-//     RoutedPool.Stat when the reader collects, never on a call.
+//     retries, primary changes, each member's primary, timeline and
+//     split-brain gauges, and each node's pgxpool statistics under the
+//     database-client semantic conventions (db.client.connection.*); every
+//     node's observations carry its server.address and server.port. They
+//     read RoutedPool.Stat when the reader collects, never on a call.
 //   - NewTracer is a pgxroute.RouteTracer (set it as Config.Tracer) that
 //     starts a span per attempt of a routed call, carrying the route: group,
 //     node, reason, statement kind, attempt, and whether it was rerun. As a
