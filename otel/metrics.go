@@ -53,6 +53,10 @@ var nodeInts = []intSpec{
 		func(n pgxroute.NodeStat) int64 { return n.Readmissions }},
 	{"pgxroute.node.read_retries", "{call}", "Reads whose connection to the node failed and that were retried on another node.", counter,
 		func(n pgxroute.NodeStat) int64 { return n.Retries }},
+	{"pgxroute.node.hedges", "{call}", "Hedged reads sent to the node because their first row was late on another replica (HedgeAfter).", counter,
+		func(n pgxroute.NodeStat) int64 { return n.Hedges }},
+	{"pgxroute.node.hedge_wins", "{call}", "Hedged reads sent to the node that answered first.", counter,
+		func(n pgxroute.NodeStat) int64 { return n.HedgeWins }},
 }
 
 // nodeFloats are the per-node floating-point instruments.

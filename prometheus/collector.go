@@ -83,6 +83,10 @@ var nodeMetrics = []nodeMetric{
 		value: func(n pgxroute.NodeStat) float64 { return float64(n.Readmissions) }},
 	{name: "node_read_retries_total", help: "Reads whose connection to the node failed and that were retried on another node.", typ: prometheus.CounterValue,
 		value: func(n pgxroute.NodeStat) float64 { return float64(n.Retries) }},
+	{name: "node_hedges_total", help: "Hedged reads sent to the node because their first row was late on another replica (HedgeAfter).", typ: prometheus.CounterValue,
+		value: func(n pgxroute.NodeStat) float64 { return float64(n.Hedges) }},
+	{name: "node_hedge_wins_total", help: "Hedged reads sent to the node that answered first.", typ: prometheus.CounterValue,
+		value: func(n pgxroute.NodeStat) float64 { return float64(n.HedgeWins) }},
 }
 
 // poolMetrics are read from the node's pgxpool statistics (absent for a

@@ -263,3 +263,105 @@ pgxroute_member_timeline{node="replica2"} 0
 		t.Fatal(err)
 	}
 }
+
+// TestCollectorHedges: with HedgeAfter on a real cluster and replica1 slow
+// (a function that sleeps there only), a read that started on replica1 is
+// hedged to replica2, which answers first: the scrape's hedge counters and
+// calls are exactly Stat's, and show at least that one won hedge and its
+// reason="hedge" call on replica2.
+func TestCollectorHedges(t *testing.T) {
+	c := routingtest.NewCluster(t, routingtest.ClusterOptions{Replicas: 2})
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `CREATE FUNCTION slow_on(p int) RETURNS int LANGUAGE sql STABLE AS
+		'SELECT CASE WHEN inet_server_port() = p THEN (SELECT 1 FROM pg_sleep(2)) ELSE 1 END'`)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := pgxroute.Config{
+		Groups: map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}}},
+		Health: pgxroute.HealthConfig{Interval: 100 * time.Millisecond, Timeout: 5 * time.Second, HedgeAfter: 100 * time.Millisecond},
+	}
+	for i, r := range c.Replicas() {
+		cfg.Replicas = append(cfg.Replicas, pgxroute.Node{Name: fmt.Sprintf("replica%d", i+1), ConnString: r.ConnString()})
+	}
+	pool, err := pgxroute.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	col := pgxrouteprom.NewCollector(pool, nil)
+	node := func(st *pgxroute.Stat, name string) pgxroute.NodeStat {
+		g, _ := st.Group(pgxroute.ReadGroupName)
+		n, _ := g.Node(name)
+		return n
+	}
+	r1port, r2port := c.Replicas()[0].Port(), c.Replicas()[1].Port()
+	for i := 0; node(pool.Stat(), "replica2").HedgeWins == 0; i++ {
+		if i == 10 {
+			t.Fatalf("no hedge won by replica2 in 10 reads: %+v", node(pool.Stat(), "replica2"))
+		}
+		var one, port int
+		if err := pool.QueryRow(ctx, "SELECT slow_on($1), inet_server_port()", r1port).Scan(&one, &port); err != nil {
+			t.Fatal(err)
+		}
+		if port != r2port && port != r1port {
+			t.Fatalf("read answered by port %d, not a replica", port)
+		}
+	}
+	waitFor(t, "the hedges' losers to end", func() bool {
+		for _, g := range pool.Stat().Groups {
+			for _, n := range g.Nodes {
+				if n.InFlight != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	st := pool.Stat()
+	var want strings.Builder
+	want.WriteString("# HELP pgxroute_node_hedges_total Hedged reads sent to the node because their first row was late on another replica (HedgeAfter).\n# TYPE pgxroute_node_hedges_total counter\n")
+	nodeOf := func(name string) pgxroute.NodeStat { // the node's own figures, in whichever group lists it
+		for _, g := range st.Groups {
+			if n, ok := g.Node(name); ok {
+				return n
+			}
+		}
+		t.Fatalf("no node %s in Stat", name)
+		return pgxroute.NodeStat{}
+	}
+	for _, n := range []string{"primary", "replica1", "replica2"} {
+		fmt.Fprintf(&want, "pgxroute_node_hedges_total{node=%q} %d\n", n, nodeOf(n).Hedges)
+	}
+	want.WriteString("# HELP pgxroute_node_hedge_wins_total Hedged reads sent to the node that answered first.\n# TYPE pgxroute_node_hedge_wins_total counter\n")
+	for _, n := range []string{"primary", "replica1", "replica2"} {
+		fmt.Fprintf(&want, "pgxroute_node_hedge_wins_total{node=%q} %d\n", n, nodeOf(n).HedgeWins)
+	}
+	r2 := node(st, "replica2")
+	want.WriteString("# HELP pgxroute_calls_total Routed calls (attempts) by bind group, node and routing reason.\n# TYPE pgxroute_calls_total counter\n")
+	if r2.Calls[pgxroute.ReasonHedge] == 0 || r2.HedgeWins == 0 || r2.Hedges < r2.HedgeWins {
+		t.Fatalf("replica2: %d hedge calls, %d hedges, %d won", r2.Calls[pgxroute.ReasonHedge], r2.Hedges, r2.HedgeWins)
+	}
+	for _, g := range st.Groups {
+		for _, n := range g.Nodes {
+			for _, r := range pgxroute.Reasons() {
+				if v := n.Calls[r]; v != 0 {
+					fmt.Fprintf(&want, "pgxroute_calls_total{group=%q,node=%q,reason=%q} %d\n", g.Name, n.Name, r.Name(), v)
+				}
+			}
+		}
+	}
+	if err := testutil.CollectAndCompare(col, strings.NewReader(want.String()),
+		"pgxroute_node_hedges_total", "pgxroute_node_hedge_wins_total", "pgxroute_calls_total"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replica2: %d hedges, %d won; calls %v", r2.Hedges, r2.HedgeWins, r2.Calls)
+}
