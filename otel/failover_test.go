@@ -281,6 +281,9 @@ db.system.name=postgresql,pgxroute.node=replica2 0`,
 		"pgxroute.node.ejections": `db.system.name=postgresql,pgxroute.node=primary 0
 db.system.name=postgresql,pgxroute.node=replica1 0
 db.system.name=postgresql,pgxroute.node=replica2 0`,
+		"pgxroute.node.hedges": `db.system.name=postgresql,pgxroute.node=primary 0
+db.system.name=postgresql,pgxroute.node=replica1 0
+db.system.name=postgresql,pgxroute.node=replica2 0`,
 		"pgxroute.primary.changes": "db.system.name=postgresql 0",
 	} {
 		if got, _ := points(t, reader, name); got != want { // nothing dropped: no server.* may be there
