@@ -291,3 +291,52 @@ db.system.name=postgresql,pgxroute.node=replica2 0`,
 		}
 	}
 }
+
+// TestMetricsSplitBrain: the primary killed and both replicas promoted, each
+// to timeline 2: two members report being a primary on the same, highest,
+// timeline, so none is the primary. pgxroute.member.split_brain is 1 for
+// both, pgxroute.member.primary 0 for every member, and the timelines are
+// 1, 2, 2. (Whether the router saw one of them as the primary for a moment
+// before the other was promoted depends on timing, so the primary changes
+// are not asserted here.)
+func TestMetricsSplitBrain(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	c, pool := newRouted(t, nil)
+	if _, err := pgxrouteotel.NewMetrics(pool, pgxrouteotel.WithMeterProvider(mp)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r1, r2 := c.Replicas()[0], c.Replicas()[1]
+	if err := c.Kill(c.Primary()); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*routingtest.Node{r1, r2} {
+		if err := c.Promote(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the split brain seen", func() bool {
+		st := pool.Stat()
+		return len(st.SplitBrain) == 2 && st.Primary == ""
+	})
+	for name, want := range map[string]string{
+		"pgxroute.member.split_brain": `db.system.name=postgresql,pgxroute.node=primary 0
+db.system.name=postgresql,pgxroute.node=replica1 1
+db.system.name=postgresql,pgxroute.node=replica2 1`,
+		"pgxroute.member.primary": `db.system.name=postgresql,pgxroute.node=primary 0
+db.system.name=postgresql,pgxroute.node=replica1 0
+db.system.name=postgresql,pgxroute.node=replica2 0`,
+		"pgxroute.member.stale_primary": `db.system.name=postgresql,pgxroute.node=primary 0
+db.system.name=postgresql,pgxroute.node=replica1 0
+db.system.name=postgresql,pgxroute.node=replica2 0`,
+		"pgxroute.member.timeline": `db.system.name=postgresql,pgxroute.node=primary 1
+db.system.name=postgresql,pgxroute.node=replica1 2
+db.system.name=postgresql,pgxroute.node=replica2 2`,
+	} {
+		if got, _ := points(t, reader, name, serverKeys...); got != want {
+			t.Errorf("%s:\n%s\nwant:\n%s", name, got, want)
+		}
+	}
+}
