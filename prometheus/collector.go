@@ -47,6 +47,8 @@ type memberMetric struct {
 	desc       *prometheus.Desc
 }
 
+// memberMetrics are the per-member gauges, one series per member of the
+// cluster.
 var memberMetrics = []memberMetric{
 	{name: "member_primary", help: "1 for the member writes go to now, 0 for the others (all 0 while no primary is known).",
 		value: func(_ *pgxroute.Stat, m pgxroute.MemberStat) float64 { return b2f(m.Primary) }},
