@@ -40,6 +40,7 @@ const (
 	kwAnalyze
 	kwExplain
 	kwVerbose
+	kwFrom
 )
 
 // token is one lexical token: a byte range of the source and its class.
@@ -408,6 +409,8 @@ func lookupKeyword(s string) keyword {
 			return kwWith
 		case eqFold(s, "show"):
 			return kwShow
+		case eqFold(s, "from"):
+			return kwFrom
 		}
 	case 5:
 		switch {

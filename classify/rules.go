@@ -25,7 +25,26 @@ const (
 	reasonColon        = "stray colon"
 	reasonNumberJunk   = "trailing junk after numeric literal"
 	reasonBadUTF8      = "invalid UTF-8"
+	reasonSyntax       = "syntax error"
+	reasonWindowFrom   = "window function in FROM"
 )
+
+// Flags of a parenthesis level (a frame) of a read statement, for the
+// structural checks of statements PostgreSQL's grammar rejects.
+const (
+	fQuery    uint8 = 1 << iota // a SELECT began at this level
+	fFrom                       // in that SELECT's FROM clause
+	fNamed                      // the parenthesis follows a name: a call (or IN, OVER, ...)
+	fNoWithin                   // call arguments with ORDER BY, DISTINCT or VARIADIC: no WITHIN GROUP after
+	fCast                       // CAST( or TREAT(
+	fCastType                   // after the AS of CAST(... AS: a type name only
+	fOnly                       // ONLY ( table ): a relation, TABLESAMPLE may follow
+	fOn                         // in the FROM clause, in a join condition (ON ...)
+)
+
+// maxFrames bounds the parenthesis levels tracked for the structural
+// checks; deeper levels are not checked (the other rules still apply).
+const maxFrames = 16
 
 var statementCounts = [...]string{
 	2: "2 statements", 3: "3 statements", 4: "4 statements", 5: "5 statements",
@@ -238,6 +257,14 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 	jsonDepth := 0         // depth inside the outermost JSON_OBJECT(...), 0 outside
 	main := head != kwWith // a WITH has its main statement
 	more := false
+	// frames holds the flags of each parenthesis level; closed those of the
+	// level the latest ')' closed; star that p1 is a '*' select target.
+	var frames [maxFrames]uint8
+	var closed uint8
+	star := false
+	if head == kwSelect && depth < maxFrames {
+		frames[depth] = fQuery
+	}
 	for {
 		t := l.next()
 		if r.user != nil && p2.isOp('.') && (p1.kind == tIdent || p1.kind == tQIdent) && !t.isOp('(') {
@@ -255,6 +282,21 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			(t.kind == tNumber || t.kind == tParam) && p1.kind == tString {
 			st.write(reasonIncomplete) // two constants side by side: "1 2"
 		}
+		if t.kind != tOp && t.kind != tIdent {
+			// A constant or a quoted name.
+			if adjacentOperand(l.src, p1, t, star) {
+				st.write(reasonSyntax)
+			}
+		} else if star && t.kind == tIdent && t.kw == kwNone && keywordCategory(l.src[t.start:t.end]) == notKeyword {
+			st.write(reasonSyntax) // "SELECT * x": a star takes no alias
+		}
+		if p1.kind == tOp && p1.op == ':' && p1.end-p1.start == 2 && !t.isName() {
+			st.write(reasonSyntax) // "::" takes a type name
+		}
+		if depth >= 0 && depth < maxFrames && frames[depth] != 0 {
+			r.frameChecks(l.src, &frames[depth], closed, brackets, p1, p2, p3, t, &st)
+		}
+		star = false
 		switch t.kind {
 		case tOp:
 			if isOpChar(t.op) && !(p1.kind == tOp && isOpChar(p1.op)) {
@@ -263,18 +305,44 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			switch t.op {
 			case ';':
 				more = true
+			case ',':
+				if p1.kind == tEOF || p1.isOp('(') || p1.isOp(',') || p1.isOp('[') ||
+					p1.kind == tIdent && !p2.isOp('.') && !(p2.kind == tIdent && p2.kw == kwAs) &&
+						(p1.kw == kwSelect || needsMore(l.src[p1.start:p1.end])) {
+					st.write(reasonSyntax) // "(,", "SELECT ,", "FROM ,"
+				}
+			case '*':
+				// A bare '*' target ("t.*" takes an alias, "*" does not).
+				star = p1.isOp(',') || p1.kind == tEOF && head == kwSelect ||
+					p1.kind == tIdent && p1.kw == kwSelect && !p2.isOp('.')
 			case '(':
 				depth++
+				var f uint8
 				if p1.isName() {
 					r.checkCall(l.src, p1, p2, p3, &st)
 					if jsonDepth == 0 && p1.kind == tIdent && isJSONObject(l.src[p1.start:p1.end]) {
 						jsonDepth = depth
 					}
+					var bad bool
+					f, bad = openFlags(l.src, p1, p2, p3, closed)
+					if bad {
+						st.write(reasonSyntax)
+					}
+				}
+				if depth < maxFrames {
+					frames[depth] = f
 				}
 				if !main && depth == start+1 && p1.isOp(')') {
 					main = true // WITH ... (SELECT ...)
 				}
 			case ')':
+				if p1.isOp(',') {
+					st.write(reasonSyntax) // "f(a,)"
+				}
+				closed = 0
+				if depth >= 0 && depth < maxFrames {
+					closed = frames[depth]
+				}
 				depth--
 				if depth < jsonDepth {
 					jsonDepth = 0
@@ -285,6 +353,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			case '[':
 				brackets++
 			case ']':
+				if p1.isOp(',') {
+					st.write(reasonSyntax)
+				}
 				brackets--
 				if brackets < 0 {
 					st.write(reasonParens)
@@ -293,6 +364,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if t.end < len(l.src) && l.src[t.end] == ':' {
 					l.pos = t.end + 1 // the typecast ::
 					t.end++
+					if !castable(l.src, p1, p2) {
+						st.write(reasonSyntax) // "SELECT ::int", "(::"
+					}
 				} else if t.end < len(l.src) && l.src[t.end] == '=' {
 					// := of a named argument
 				} else if brackets == 0 && jsonDepth == 0 {
@@ -340,6 +414,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				}
 				if depth == start {
 					main = true
+				}
+				if t.kw == kwSelect && depth >= 0 && depth < maxFrames {
+					frames[depth] = fQuery | frames[depth]&(fNamed|fCast)
 				}
 				if !startsQuery(l.src, p1, depth == start && head == kwWith) {
 					st.write(reasonIncomplete) // two statements without a semicolon
@@ -418,7 +495,7 @@ func dangling(src string, p0, p1, p2 token) bool {
 	switch p1.kind {
 	case tOp:
 		switch {
-		case p1.op == ',' || p1.op == '.':
+		case p1.op == ',' || p1.op == '.' || p1.op == ':':
 			return true
 		case p1.op == '*':
 			return false // SELECT *, t.*, count(*)
@@ -441,7 +518,212 @@ func dangling(src string, p0, p1, p2 token) bool {
 	case eqFold(w, "all"), eqFold(w, "distinct"):
 		return p2.kind == tIdent && isSetOp(src[p2.start:p2.end])
 	}
-	return eqFold(w, "as") || p1.kw == kwWith || needsMore(w)
+	return eqFold(w, "as") || p1.kw == kwWith || needsMore(w) || cannotEnd(w)
+}
+
+// cannotEnd reports whether w is one of the reserved keywords, beyond
+// needsMore's, that can neither end a statement nor be a bare column label.
+func cannotEnd(w string) bool {
+	switch len(w) {
+	case 2:
+		return eqFold(w, "to")
+	case 5:
+		return eqFold(w, "array") || eqFold(w, "fetch") || eqFold(w, "grant")
+	case 6:
+		return eqFold(w, "create")
+	case 9:
+		return eqFold(w, "returning")
+	}
+	return false
+}
+
+// adjacentOperand reports whether the constant or quoted name t cannot
+// follow p1: a number after a name that is no keyword ("SELECT a 1",
+// "SELECT _1_000.5") or after a closing parenthesis or bracket, a
+// parameter after a closing bracket, a string after a closing bracket, anything after a '*' select
+// target (star).
+func adjacentOperand(src string, p1, t token, star bool) bool {
+	if star {
+		return true
+	}
+	switch t.kind {
+	case tNumber:
+		switch p1.kind {
+		case tQIdent, tUIdent:
+			return true
+		case tIdent:
+			return p1.kw == kwNone && keywordCategory(src[p1.start:p1.end]) == notKeyword
+		case tOp:
+			return p1.op == ')' || p1.op == ']'
+		}
+	case tParam:
+		// A parameter may follow a name or a typmod as a typed constant
+		// ("int $1", "numeric(10, 2) $1") in pg_query's grammar.
+		return p1.isOp(']')
+	case tString:
+		return p1.isOp(']')
+	}
+	return false
+}
+
+// castable reports whether a typecast "::" may follow p1 (p2 before it):
+// an operand, not the start of an expression or a reserved keyword other
+// than a value such as NULL or CURRENT_DATE.
+func castable(src string, p1, p2 token) bool {
+	switch p1.kind {
+	case tQIdent, tUIdent, tString, tNumber, tParam:
+		return true
+	case tOp:
+		return p1.op == ')' || p1.op == ']' || p1.op == '*'
+	case tIdent:
+		if p2.isOp('.') {
+			return true
+		}
+		w := src[p1.start:p1.end]
+		return keywordCategory(w) != reservedKw || isValueKeyword(w)
+	}
+	return false
+}
+
+// isValueKeyword reports whether the reserved keyword w is a value (or ends
+// one, as END ends CASE) that a typecast may follow.
+func isValueKeyword(w string) bool {
+	switch {
+	case eqFold(w, "null"), eqFold(w, "true"), eqFold(w, "false"), eqFold(w, "end"),
+		eqFold(w, "user"), eqFold(w, "session_user"), eqFold(w, "system_user"),
+		eqFold(w, "localtime"), eqFold(w, "localtimestamp"):
+		return true
+	}
+	// eqFold folds letters only: the underscore is compared apart.
+	return len(w) > 8 && eqFold(w[:7], "current") && w[7] == '_' && keywordCategory(w) == reservedKw
+}
+
+// openFlags returns the flags of the parenthesis level that an opening
+// parenthesis after the name p1 (p2, p3 before it) begins, and whether the
+// parenthesis is one the grammar refuses: WITHIN GROUP ( after a call
+// whose arguments had ORDER BY, DISTINCT or VARIADIC (closed holds the
+// flags of the level the latest ')' closed).
+func openFlags(src string, p1, p2, p3 token, closed uint8) (uint8, bool) {
+	if p1.kind != tIdent || p2.isOp('.') {
+		return fNamed, false
+	}
+	w := src[p1.start:p1.end]
+	switch len(w) {
+	case 4:
+		if eqFold(w, "cast") {
+			return fNamed | fCast, false
+		}
+		if eqFold(w, "only") {
+			return fNamed | fOnly, false
+		}
+	case 5:
+		if eqFold(w, "treat") {
+			return fNamed | fCast, false
+		}
+		if eqFold(w, "group") && closed&(fNamed|fQuery|fNoWithin) == fNamed|fNoWithin && p3.isOp(')') &&
+			p2.kind == tIdent && eqFold(src[p2.start:p2.end], "within") {
+			return fNamed, true
+		}
+	}
+	return fNamed, false
+}
+
+// frameChecks applies the structural checks of the parenthesis level whose
+// flags are *fr to the token t (p1, p2, p3 before it; closed the flags of
+// the level the latest ')' closed; brackets the open square brackets), and
+// updates the flags: the type name of CAST(... AS type), the FROM clause of
+// a SELECT (no window function, no TABLESAMPLE after a subquery or a
+// function, no constant or operator right after FROM), and the arguments
+// of a call (ORDER BY, DISTINCT, VARIADIC: no WITHIN GROUP after).
+func (r *rules) frameChecks(src string, fr *uint8, closed uint8, brackets int, p1, p2, p3, t token, st *verdict) {
+	f := *fr
+	if f&fCastType != 0 {
+		switch t.kind {
+		case tIdent:
+			w := src[t.start:t.end]
+			if keywordCategory(w) == reservedKw && !eqFold(w, "with") && !eqFold(w, "to") && !eqFold(w, "array") {
+				st.write(reasonSyntax) // CAST(x AS text COLLATE "C")
+			}
+		case tNumber:
+			if brackets == 0 {
+				st.write(reasonSyntax)
+			}
+		case tString, tParam:
+			st.write(reasonSyntax)
+		case tOp:
+			switch t.op {
+			case '.', '[', ']', '(', ')':
+			default:
+				st.write(reasonSyntax)
+			}
+		}
+		return
+	}
+	if t.kind == tIdent && p1.isOp('.') {
+		return // a qualified name: no keyword
+	}
+	if f&fCast != 0 && t.kind == tIdent && t.kw == kwAs {
+		*fr |= fCastType
+		return
+	}
+	if f&(fNamed|fQuery) == fNamed && t.kind == tIdent {
+		w := src[t.start:t.end]
+		if len(w) == 5 && eqFold(w, "order") || len(w) == 8 && (eqFold(w, "variadic") || p1.isOp('(') && eqFold(w, "distinct")) {
+			*fr |= fNoWithin
+		}
+		return
+	}
+	if f&fQuery == 0 {
+		return
+	}
+	if f&fFrom == 0 {
+		if t.kind == tIdent && t.kw == kwFrom && !(p1.kind == tIdent && (p1.kw == kwAs || eqFold(src[p1.start:p1.end], "distinct"))) {
+			*fr |= fFrom
+		}
+		return
+	}
+	if p1.kind == tIdent && p1.kw == kwFrom && !(p2.kind == tIdent && eqFold(src[p2.start:p2.end], "distinct")) &&
+		(t.kind == tNumber || t.kind == tString || t.kind == tParam || t.kind == tOp && t.op != '(') {
+		st.write(reasonSyntax) // "FROM 1", "FROM *"
+	}
+	switch t.kind {
+	case tIdent:
+		w := src[t.start:t.end]
+		if isFromEnd(w) {
+			*fr &^= fFrom | fOn
+		} else if len(w) == 2 && eqFold(w, "on") {
+			*fr |= fOn // an expression, where the grammar takes a window function
+		} else if len(w) == 4 && eqFold(w, "join") {
+			*fr &^= fOn
+		} else if len(w) == 11 && eqFold(w, "tablesample") && closed&fOnly == 0 &&
+			(p1.isOp(')') || p1.isName() && (p2.isOp(')') || p2.kind == tIdent && p2.kw == kwAs && p3.isOp(')'))) {
+			st.write(reasonSyntax) // TABLESAMPLE after a subquery or a function
+		}
+	case tOp:
+		if t.op == ',' {
+			*fr &^= fOn
+		} else if t.op == '(' && f&fOn == 0 && p2.isOp(')') && p1.kind == tIdent && eqFold(src[p1.start:p1.end], "over") {
+			st.write(reasonWindowFrom) // FROM rank() OVER (...)
+		}
+	}
+}
+
+// isFromEnd reports whether w is a keyword that ends a FROM clause.
+func isFromEnd(w string) bool {
+	switch len(w) {
+	case 3:
+		return eqFold(w, "for")
+	case 4:
+		return eqFold(w, "into")
+	case 5:
+		return eqFold(w, "where") || eqFold(w, "group") || eqFold(w, "order") || eqFold(w, "limit") ||
+			eqFold(w, "union") || eqFold(w, "fetch")
+	case 6:
+		return eqFold(w, "having") || eqFold(w, "window") || eqFold(w, "offset") || eqFold(w, "except")
+	case 9:
+		return eqFold(w, "intersect") || eqFold(w, "returning")
+	}
+	return false
 }
 
 // startsQuery reports whether a SELECT, VALUES or TABLE may follow p1 in
