@@ -22,11 +22,28 @@ type keyword uint8
 
 const (
 	kwNone keyword = iota
+	// Clause keywords that can follow neither a comma nor end a statement
+	// (kwOn to kwIntersect); kwFor to kwReturning end a FROM clause.
+	kwOn
+	kwFrom
+	kwFor
+	kwInto
+	kwWhere
+	kwUnion
+	kwGroup
+	kwOrder
+	kwLimit
+	kwHaving
+	kwOffset
+	kwExcept
+	kwWindow
+	kwIntersect
+	kwFetch
+	kwReturning
+	// Others.
 	kwAs
 	kwNo
-	kwFor
 	kwKey
-	kwInto
 	kwShow
 	kwWith
 	kwMerge
@@ -40,8 +57,19 @@ const (
 	kwAnalyze
 	kwExplain
 	kwVerbose
-	kwFrom
+	kwJoin
+	kwOver
+	kwDistinct
+	kwVariadic
+	kwTablesample
 )
+
+// isClause reports whether k starts a clause: it can follow neither a comma
+// nor end a statement.
+func (k keyword) isClause() bool { return k >= kwOn && k <= kwIntersect }
+
+// endsFrom reports whether k ends the FROM clause of a SELECT.
+func (k keyword) endsFrom() bool { return k >= kwFor && k <= kwReturning }
 
 // token is one lexical token: a byte range of the source and its class.
 type token struct {
@@ -384,65 +412,122 @@ func eqFold(s, kw string) bool {
 }
 
 // lookupKeyword returns the keyword an unquoted identifier spells, if the
-// rules care about it.
+// rules care about it. It runs on every identifier: a switch on the length,
+// then on the first letter, leaves at most two comparisons.
 func lookupKeyword(s string) keyword {
+	if len(s) < 2 || len(s) > 11 {
+		return kwNone
+	}
+	c := s[0] | 0x20
+	var w string
+	var k keyword
 	switch len(s) {
 	case 2:
-		switch {
-		case eqFold(s, "as"):
-			return kwAs
-		case eqFold(s, "no"):
-			return kwNo
+		switch c {
+		case 'a':
+			w, k = "as", kwAs
+		case 'n':
+			w, k = "no", kwNo
+		case 'o':
+			w, k = "on", kwOn
 		}
 	case 3:
-		switch {
-		case eqFold(s, "for"):
-			return kwFor
-		case eqFold(s, "key"):
-			return kwKey
+		switch c {
+		case 'f':
+			w, k = "for", kwFor
+		case 'k':
+			w, k = "key", kwKey
 		}
 	case 4:
-		switch {
-		case eqFold(s, "into"):
-			return kwInto
-		case eqFold(s, "with"):
-			return kwWith
-		case eqFold(s, "show"):
-			return kwShow
-		case eqFold(s, "from"):
-			return kwFrom
+		switch c {
+		case 'f':
+			w, k = "from", kwFrom
+		case 'i':
+			w, k = "into", kwInto
+		case 'j':
+			w, k = "join", kwJoin
+		case 'o':
+			w, k = "over", kwOver
+		case 's':
+			w, k = "show", kwShow
+		case 'w':
+			w, k = "with", kwWith
 		}
 	case 5:
-		switch {
-		case eqFold(s, "share"):
-			return kwShare
-		case eqFold(s, "merge"):
-			return kwMerge
-		case eqFold(s, "table"):
-			return kwTable
+		switch c {
+		case 'f':
+			w, k = "fetch", kwFetch
+		case 'g':
+			w, k = "group", kwGroup
+		case 'l':
+			w, k = "limit", kwLimit
+		case 'm':
+			w, k = "merge", kwMerge
+		case 'o':
+			w, k = "order", kwOrder
+		case 's':
+			w, k = "share", kwShare
+		case 't':
+			w, k = "table", kwTable
+		case 'u':
+			w, k = "union", kwUnion
+		case 'w':
+			w, k = "where", kwWhere
 		}
 	case 6:
-		switch {
-		case eqFold(s, "select"):
-			return kwSelect
-		case eqFold(s, "update"):
-			return kwUpdate
-		case eqFold(s, "insert"):
-			return kwInsert
-		case eqFold(s, "delete"):
-			return kwDelete
-		case eqFold(s, "values"):
-			return kwValues
+		switch c {
+		case 'd':
+			w, k = "delete", kwDelete
+		case 'e':
+			w, k = "except", kwExcept
+		case 'h':
+			w, k = "having", kwHaving
+		case 'i':
+			w, k = "insert", kwInsert
+		case 'o':
+			w, k = "offset", kwOffset
+		case 's':
+			w, k = "select", kwSelect
+		case 'u':
+			w, k = "update", kwUpdate
+		case 'v':
+			w, k = "values", kwValues
+		case 'w':
+			w, k = "window", kwWindow
 		}
 	case 7:
-		switch {
-		case eqFold(s, "explain"):
-			return kwExplain
-		case eqFold(s, "analyze"), eqFold(s, "analyse"):
-			return kwAnalyze
-		case eqFold(s, "verbose"):
-			return kwVerbose
+		switch c {
+		case 'a':
+			if eqFold(s, "analyse") {
+				return kwAnalyze
+			}
+			w, k = "analyze", kwAnalyze
+		case 'e':
+			w, k = "explain", kwExplain
+		case 'v':
+			w, k = "verbose", kwVerbose
 		}
+	case 8:
+		switch c {
+		case 'd':
+			w, k = "distinct", kwDistinct
+		case 'v':
+			w, k = "variadic", kwVariadic
+		}
+	case 9:
+		switch c {
+		case 'i':
+			w, k = "intersect", kwIntersect
+		case 'r':
+			w, k = "returning", kwReturning
+		}
+	case 11:
+		if c == 't' {
+			w, k = "tablesample", kwTablesample
+		}
+	}
+	if k != kwNone && eqFold(s, w) {
+		return k
 	}
 	return kwNone
 }

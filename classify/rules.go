@@ -46,6 +46,12 @@ const (
 // checks; deeper levels are not checked (the other rules still apply).
 const maxFrames = 16
 
+// What the token before the current one was, for the checks of the next.
+const (
+	pendStar uint8 = 1 << iota // a bare '*' select target: no alias, no constant after it
+	pendCast                   // "::": a type name must follow
+)
+
 var statementCounts = [...]string{
 	2: "2 statements", 3: "3 statements", 4: "4 statements", 5: "5 statements",
 	6: "6 statements", 7: "7 statements", 8: "8 statements", 9: "9 statements",
@@ -257,13 +263,14 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 	jsonDepth := 0         // depth inside the outermost JSON_OBJECT(...), 0 outside
 	main := head != kwWith // a WITH has its main statement
 	more := false
-	// frames holds the flags of each parenthesis level; closed those of the
-	// level the latest ')' closed; star that p1 is a '*' select target.
+	// cur holds the flags of the current parenthesis level, frames those
+	// of the enclosing levels while inside; closed those of the level the
+	// latest ')' closed.
 	var frames [maxFrames]uint8
-	var closed uint8
-	star := false
-	if head == kwSelect && depth < maxFrames {
-		frames[depth] = fQuery
+	var cur, closed uint8
+	var pend, next uint8 // pendStar, pendCast: what p1 (the token before t) was
+	if head == kwSelect {
+		cur = fQuery
 	}
 	for {
 		t := l.next()
@@ -278,27 +285,16 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonIncomplete)
 		}
 		n++
-		if (t.kind == tNumber || t.kind == tParam || t.kind == tString) && (p1.kind == tNumber || p1.kind == tParam) ||
-			(t.kind == tNumber || t.kind == tParam) && p1.kind == tString {
-			st.write(reasonIncomplete) // two constants side by side: "1 2"
-		}
-		if t.kind != tOp && t.kind != tIdent {
-			// A constant or a quoted name.
-			if adjacentOperand(l.src, p1, t, star) {
-				st.write(reasonSyntax)
-			}
-		} else if star && t.kind == tIdent && t.kw == kwNone && keywordCategory(l.src[t.start:t.end]) == notKeyword {
-			st.write(reasonSyntax) // "SELECT * x": a star takes no alias
-		}
-		if p1.kind == tOp && p1.op == ':' && p1.end-p1.start == 2 && !t.isName() {
-			st.write(reasonSyntax) // "::" takes a type name
-		}
-		if depth >= 0 && depth < maxFrames && frames[depth] != 0 {
-			r.frameChecks(l.src, &frames[depth], closed, brackets, p1, p2, p3, t, &st)
-		}
-		star = false
+		// The frame's checks see every token of a CAST type and of a FROM
+		// clause, the names in call arguments and the FROM of a SELECT.
 		switch t.kind {
 		case tOp:
+			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || t.op == '(' || t.op == ',' || p1.kw == kwFrom) {
+				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
+			}
+			if pend&pendCast != 0 {
+				st.write(reasonSyntax) // "::" takes a type name
+			}
 			if isOpChar(t.op) && !(p1.kind == tOp && isOpChar(p1.op)) {
 				p0 = p1
 			}
@@ -306,16 +302,28 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			case ';':
 				more = true
 			case ',':
-				if p1.kind == tEOF || p1.isOp('(') || p1.isOp(',') || p1.isOp('[') ||
-					p1.kind == tIdent && !p2.isOp('.') && !(p2.kind == tIdent && p2.kw == kwAs) &&
-						(p1.kw == kwSelect || needsMore(l.src[p1.start:p1.end])) {
-					st.write(reasonSyntax) // "(,", "SELECT ,", "FROM ,"
+				switch p1.kind {
+				case tIdent:
+					if p1.kw != kwNone && (p1.kw == kwSelect || p1.kw.isClause()) && !p2.isOp('.') && p2.kw != kwAs {
+						st.write(reasonSyntax) // "SELECT ,", "FROM ,"
+					}
+				case tOp:
+					if p1.op == '(' || p1.op == ',' || p1.op == '[' {
+						st.write(reasonSyntax) // "(,", ",,"
+					}
+				case tEOF:
+					st.write(reasonSyntax) // "SELECT ,"
 				}
 			case '*':
 				// A bare '*' target ("t.*" takes an alias, "*" does not).
-				star = p1.isOp(',') || p1.kind == tEOF && head == kwSelect ||
-					p1.kind == tIdent && p1.kw == kwSelect && !p2.isOp('.')
+				if p1.isOp(',') || p1.kind == tEOF && head == kwSelect ||
+					p1.kind == tIdent && p1.kw == kwSelect && !p2.isOp('.') {
+					next = pendStar
+				}
 			case '(':
+				if uint(depth) < maxFrames {
+					frames[depth] = cur
+				}
 				depth++
 				var f uint8
 				if p1.isName() {
@@ -329,9 +337,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 						st.write(reasonSyntax)
 					}
 				}
-				if depth < maxFrames {
-					frames[depth] = f
-				}
+				cur = f
 				if !main && depth == start+1 && p1.isOp(')') {
 					main = true // WITH ... (SELECT ...)
 				}
@@ -339,11 +345,12 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if p1.isOp(',') {
 					st.write(reasonSyntax) // "f(a,)"
 				}
-				closed = 0
-				if depth >= 0 && depth < maxFrames {
-					closed = frames[depth]
-				}
+				closed = cur
 				depth--
+				cur = 0
+				if uint(depth) < maxFrames {
+					cur = frames[depth]
+				}
 				if depth < jsonDepth {
 					jsonDepth = 0
 				}
@@ -367,6 +374,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					if !castable(l.src, p1, p2) {
 						st.write(reasonSyntax) // "SELECT ::int", "(::"
 					}
+					next = pendCast
 				} else if t.end < len(l.src) && l.src[t.end] == '=' {
 					// := of a named argument
 				} else if brackets == 0 && jsonDepth == 0 {
@@ -383,6 +391,33 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				}
 			}
 		case tIdent:
+			if cur&(fCastType|fCast) != 0 {
+				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
+			} else if t.kw != kwNone && cur != 0 && !p1.isOp('.') {
+				switch {
+				case cur&(fNamed|fQuery) == fNamed:
+					// Call arguments: no WITHIN GROUP after ORDER BY,
+					// DISTINCT or VARIADIC.
+					if t.kw == kwOrder || t.kw == kwVariadic || t.kw == kwDistinct && p1.isOp('(') {
+						cur |= fNoWithin
+					}
+				case cur&fFrom == 0:
+					if t.kw == kwFrom && cur&fQuery != 0 && p1.kw != kwAs && p1.kw != kwDistinct {
+						cur |= fFrom // not "IS DISTINCT FROM", not a label
+					}
+				case t.kw.endsFrom():
+					cur &^= fFrom | fOn
+				case t.kw == kwOn:
+					cur |= fOn // an expression, where the grammar takes a window function
+				case t.kw == kwJoin:
+					cur &^= fOn
+				case t.kw == kwTablesample:
+					r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
+				}
+			}
+			if pend&pendStar != 0 && t.kw == kwNone && keywordCategory(l.src[t.start:t.end]) == notKeyword {
+				st.write(reasonSyntax) // "SELECT * x": a star takes no alias
+			}
 			switch t.kw {
 			case kwUpdate:
 				switch {
@@ -415,21 +450,44 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if depth == start {
 					main = true
 				}
-				if t.kw == kwSelect && depth >= 0 && depth < maxFrames {
-					frames[depth] = fQuery | frames[depth]&(fNamed|fCast)
+				if t.kw == kwSelect {
+					cur = fQuery | cur&(fNamed|fCast)
 				}
 				if !startsQuery(l.src, p1, depth == start && head == kwWith) {
 					st.write(reasonIncomplete) // two statements without a semicolon
 				}
 			default:
-				if p1.isOp(',') && needsMore(l.src[t.start:t.end]) {
+				if p1.isOp(',') && t.kw.isClause() {
 					st.write(reasonIncomplete) // "a, FROM t", "PARTITION BY a, ORDER BY b"
 				}
+			}
+		default:
+			// A constant or a quoted name.
+			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || p1.kw == kwFrom) {
+				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
+			}
+			switch p1.kind {
+			case tNumber, tParam:
+				if t.kind >= tString {
+					st.write(reasonIncomplete) // two constants side by side: "1 2"
+				}
+			case tString:
+				if t.kind >= tNumber {
+					st.write(reasonIncomplete) // "'a' 1"; "int 'a'" is a typed constant
+				}
+			default:
+				if adjacentOperand(l.src, p1, t) {
+					st.write(reasonSyntax) // "SELECT a 1", "f(x) 1"
+				}
+			}
+			if pend != 0 && (pend&pendStar != 0 || t.kind >= tString) {
+				st.write(reasonSyntax) // "SELECT * 1", ":: 1"
 			}
 		}
 		if more {
 			break
 		}
+		pend, next = next, 0
 		p3, p2, p1 = p2, p1, t
 	}
 	if depth != 0 || brackets != 0 {
@@ -540,12 +598,8 @@ func cannotEnd(w string) bool {
 // adjacentOperand reports whether the constant or quoted name t cannot
 // follow p1: a number after a name that is no keyword ("SELECT a 1",
 // "SELECT _1_000.5") or after a closing parenthesis or bracket, a
-// parameter after a closing bracket, a string after a closing bracket, anything after a '*' select
-// target (star).
-func adjacentOperand(src string, p1, t token, star bool) bool {
-	if star {
-		return true
-	}
+// parameter or a string after a closing bracket.
+func adjacentOperand(src string, p1, t token) bool {
 	switch t.kind {
 	case tNumber:
 		switch p1.kind {
@@ -620,7 +674,7 @@ func openFlags(src string, p1, p2, p3 token, closed uint8) (uint8, bool) {
 		if eqFold(w, "treat") {
 			return fNamed | fCast, false
 		}
-		if eqFold(w, "group") && closed&(fNamed|fQuery|fNoWithin) == fNamed|fNoWithin && p3.isOp(')') &&
+		if p1.kw == kwGroup && closed&(fNamed|fQuery|fNoWithin) == fNamed|fNoWithin && p3.isOp(')') &&
 			p2.kind == tIdent && eqFold(src[p2.start:p2.end], "within") {
 			return fNamed, true
 		}
@@ -659,71 +713,30 @@ func (r *rules) frameChecks(src string, fr *uint8, closed uint8, brackets int, p
 		}
 		return
 	}
-	if t.kind == tIdent && p1.isOp('.') {
-		return // a qualified name: no keyword
-	}
-	if f&fCast != 0 && t.kind == tIdent && t.kw == kwAs {
-		*fr |= fCastType
-		return
-	}
-	if f&(fNamed|fQuery) == fNamed && t.kind == tIdent {
-		w := src[t.start:t.end]
-		if len(w) == 5 && eqFold(w, "order") || len(w) == 8 && (eqFold(w, "variadic") || p1.isOp('(') && eqFold(w, "distinct")) {
-			*fr |= fNoWithin
+	if f&fCast != 0 {
+		if t.kw == kwAs && !p1.isOp('.') {
+			*fr |= fCastType
 		}
 		return
 	}
-	if f&fQuery == 0 {
-		return
-	}
-	if f&fFrom == 0 {
-		if t.kind == tIdent && t.kw == kwFrom && !(p1.kind == tIdent && (p1.kw == kwAs || eqFold(src[p1.start:p1.end], "distinct"))) {
-			*fr |= fFrom
-		}
-		return
-	}
-	if p1.kind == tIdent && p1.kw == kwFrom && !(p2.kind == tIdent && eqFold(src[p2.start:p2.end], "distinct")) &&
+	// In a FROM clause.
+	if p1.kw == kwFrom && p2.kw != kwDistinct &&
 		(t.kind == tNumber || t.kind == tString || t.kind == tParam || t.kind == tOp && t.op != '(') {
 		st.write(reasonSyntax) // "FROM 1", "FROM *"
 	}
 	switch t.kind {
 	case tIdent:
-		w := src[t.start:t.end]
-		if isFromEnd(w) {
-			*fr &^= fFrom | fOn
-		} else if len(w) == 2 && eqFold(w, "on") {
-			*fr |= fOn // an expression, where the grammar takes a window function
-		} else if len(w) == 4 && eqFold(w, "join") {
-			*fr &^= fOn
-		} else if len(w) == 11 && eqFold(w, "tablesample") && closed&fOnly == 0 &&
-			(p1.isOp(')') || p1.isName() && (p2.isOp(')') || p2.kind == tIdent && p2.kw == kwAs && p3.isOp(')'))) {
+		if t.kw == kwTablesample && closed&fOnly == 0 &&
+			(p1.isOp(')') || p1.isName() && (p2.isOp(')') || p2.kw == kwAs && p3.isOp(')'))) {
 			st.write(reasonSyntax) // TABLESAMPLE after a subquery or a function
 		}
 	case tOp:
 		if t.op == ',' {
 			*fr &^= fOn
-		} else if t.op == '(' && f&fOn == 0 && p2.isOp(')') && p1.kind == tIdent && eqFold(src[p1.start:p1.end], "over") {
+		} else if t.op == '(' && f&fOn == 0 && p2.isOp(')') && p1.kw == kwOver {
 			st.write(reasonWindowFrom) // FROM rank() OVER (...)
 		}
 	}
-}
-
-// isFromEnd reports whether w is a keyword that ends a FROM clause.
-func isFromEnd(w string) bool {
-	switch len(w) {
-	case 3:
-		return eqFold(w, "for")
-	case 4:
-		return eqFold(w, "into")
-	case 5:
-		return eqFold(w, "where") || eqFold(w, "group") || eqFold(w, "order") || eqFold(w, "limit") ||
-			eqFold(w, "union") || eqFold(w, "fetch")
-	case 6:
-		return eqFold(w, "having") || eqFold(w, "window") || eqFold(w, "offset") || eqFold(w, "except")
-	case 9:
-		return eqFold(w, "intersect") || eqFold(w, "returning")
-	}
-	return false
 }
 
 // startsQuery reports whether a SELECT, VALUES or TABLE may follow p1 in
