@@ -40,6 +40,13 @@ const (
 	kwIntersect
 	kwFetch
 	kwReturning
+	// The other keywords the parenthesis levels' checks look at (kwOn to
+	// kwTablesample).
+	kwJoin
+	kwOver
+	kwDistinct
+	kwVariadic
+	kwTablesample
 	// Others.
 	kwAs
 	kwNo
@@ -57,16 +64,32 @@ const (
 	kwAnalyze
 	kwExplain
 	kwVerbose
-	kwJoin
-	kwOver
-	kwDistinct
-	kwVariadic
-	kwTablesample
+	// Operator and CASE keywords, so that the rules that look for names
+	// that are no keywords skip them without a lookup in the full list.
+	kwAnd
+	kwOr
+	kwNot
+	kwIs
+	kwIn
+	kwLike
+	kwIlike
+	kwBetween
+	kwCase
+	kwWhen
+	kwThen
+	kwElse
+	kwEnd
+	kwAsc
+	kwDesc
 )
 
 // isClause reports whether k starts a clause: it can follow neither a comma
 // nor end a statement.
 func (k keyword) isClause() bool { return k >= kwOn && k <= kwIntersect }
+
+// inFrames reports whether k is one of the keywords the checks of
+// parenthesis levels (call arguments, FROM clauses) look at.
+func (k keyword) inFrames() bool { return k-kwOn <= kwTablesample-kwOn }
 
 // endsFrom reports whether k ends the FROM clause of a SELECT.
 func (k keyword) endsFrom() bool { return k >= kwFor && k <= kwReturning }
@@ -429,32 +452,68 @@ func lookupKeyword(s string) keyword {
 		case 'n':
 			w, k = "no", kwNo
 		case 'o':
-			w, k = "on", kwOn
+			if s[1]|0x20 == 'r' {
+				w, k = "or", kwOr
+			} else {
+				w, k = "on", kwOn
+			}
+		case 'i':
+			if s[1]|0x20 == 's' {
+				w, k = "is", kwIs
+			} else {
+				w, k = "in", kwIn
+			}
 		}
 	case 3:
 		switch c {
+		case 'a':
+			if s[1]|0x20 == 's' {
+				w, k = "asc", kwAsc
+			} else {
+				w, k = "and", kwAnd
+			}
+		case 'e':
+			w, k = "end", kwEnd
 		case 'f':
 			w, k = "for", kwFor
 		case 'k':
 			w, k = "key", kwKey
+		case 'n':
+			w, k = "not", kwNot
 		}
 	case 4:
 		switch c {
+		case 'c':
+			w, k = "case", kwCase
+		case 'd':
+			w, k = "desc", kwDesc
+		case 'e':
+			w, k = "else", kwElse
 		case 'f':
 			w, k = "from", kwFrom
 		case 'i':
 			w, k = "into", kwInto
 		case 'j':
 			w, k = "join", kwJoin
+		case 'l':
+			w, k = "like", kwLike
 		case 'o':
 			w, k = "over", kwOver
 		case 's':
 			w, k = "show", kwShow
+		case 't':
+			w, k = "then", kwThen
 		case 'w':
-			w, k = "with", kwWith
+			if s[2]|0x20 == 'e' {
+				w, k = "when", kwWhen
+			} else {
+				w, k = "with", kwWith
+			}
 		}
 	case 5:
 		switch c {
+		case 'i':
+			w, k = "ilike", kwIlike
 		case 'f':
 			w, k = "fetch", kwFetch
 		case 'g':
@@ -497,6 +556,8 @@ func lookupKeyword(s string) keyword {
 		}
 	case 7:
 		switch c {
+		case 'b':
+			w, k = "between", kwBetween
 		case 'a':
 			if eqFold(s, "analyse") {
 				return kwAnalyze

@@ -48,8 +48,9 @@ const maxFrames = 16
 
 // What the token before the current one was, for the checks of the next.
 const (
-	pendStar uint8 = 1 << iota // a bare '*' select target: no alias, no constant after it
-	pendCast                   // "::": a type name must follow
+	pendStar  uint8 = 1 << iota // a bare '*' select target: no alias, no constant after it
+	pendCast                    // "::": a type name must follow
+	pendAlias                   // a name (no keyword, yet to be looked up) after an operand: no third name
 )
 
 var statementCounts = [...]string{
@@ -297,6 +298,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			if isOpChar(t.op) && !(p1.kind == tOp && isOpChar(p1.op)) {
 				p0 = p1
+				if t.op != '+' && t.op != '-' && t.op != '*' && exprStart(l.src, p1, p2) && binaryOnly(l.src, t.start) {
+					st.write(reasonSyntax) // "SELECT %0", "WHERE = 1": no operand before
+				}
 			}
 			switch t.op {
 			case ';':
@@ -393,7 +397,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		case tIdent:
 			if cur&(fCastType|fCast) != 0 {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
-			} else if t.kw != kwNone && cur != 0 && !p1.isOp('.') {
+			} else if t.kw.inFrames() && cur != 0 && !p1.isOp('.') {
 				switch {
 				case cur&(fNamed|fQuery) == fNamed:
 					// Call arguments: no WITHIN GROUP after ORDER BY,
@@ -415,8 +419,16 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 				}
 			}
-			if pend&pendStar != 0 && t.kw == kwNone && keywordCategory(l.src[t.start:t.end]) == notKeyword {
-				st.write(reasonSyntax) // "SELECT * x": a star takes no alias
+			if t.kw == kwNone {
+				if pend&(pendStar|pendAlias) != 0 && keywordCategory(l.src[t.start:t.end]) == notKeyword &&
+					(pend&pendStar != 0 || namesAfterOperand(l.src, p1, p2)) {
+					// "SELECT * x": a star takes no alias; "SELECT 0 a b":
+					// an alias takes no second name.
+					st.write(reasonSyntax)
+				}
+				if operandEnd(p1) {
+					next = pendAlias
+				}
 			}
 			switch t.kw {
 			case kwUpdate:
@@ -466,6 +478,14 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || p1.kw == kwFrom) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
+			if t.kind <= tUIdent {
+				if pend&pendAlias != 0 && namesAfterOperand(l.src, p1, p2) {
+					st.write(reasonSyntax) // "SELECT 0 a \"b\""
+				}
+				if operandEnd(p1) {
+					next = pendAlias
+				}
+			}
 			switch p1.kind {
 			case tNumber, tParam:
 				if t.kind >= tString {
@@ -480,7 +500,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "SELECT a 1", "f(x) 1"
 				}
 			}
-			if pend != 0 && (pend&pendStar != 0 || t.kind >= tString) {
+			if pend&(pendStar|pendCast) != 0 && (pend&pendStar != 0 || t.kind >= tString) {
 				st.write(reasonSyntax) // "SELECT * 1", ":: 1"
 			}
 		}
@@ -598,8 +618,11 @@ func cannotEnd(w string) bool {
 // adjacentOperand reports whether the constant or quoted name t cannot
 // follow p1: a number after a name that is no keyword ("SELECT a 1",
 // "SELECT _1_000.5") or after a closing parenthesis or bracket, a
-// parameter or a string after a closing bracket.
+// parameter or a string after a closing bracket, a constant after a dot.
 func adjacentOperand(src string, p1, t token) bool {
+	if p1.isOp('.') {
+		return t.kind >= tString // "t. 0": a name or '*' follows a dot
+	}
 	switch t.kind {
 	case tNumber:
 		switch p1.kind {
@@ -616,6 +639,88 @@ func adjacentOperand(src string, p1, t token) bool {
 		return p1.isOp(']')
 	case tString:
 		return p1.isOp(']')
+	}
+	return false
+}
+
+// isPlainName reports whether t may be a name that is no keyword: a quoted
+// name, or an identifier the lexer knows no keyword for (the caller looks
+// it up in the full list).
+func isPlainName(t token) bool {
+	return t.kind == tQIdent || t.kind == tUIdent || t.kind == tIdent && t.kw == kwNone
+}
+
+// operandEnd reports whether t may end an operand: a constant, a closing
+// parenthesis or bracket, or a plain name.
+func operandEnd(t token) bool {
+	switch t.kind {
+	case tString, tNumber, tParam:
+		return true
+	case tOp:
+		return t.op == ')' || t.op == ']'
+	}
+	return isPlainName(t)
+}
+
+// namesAfterOperand reports whether p1, a plain name after p2, an operand's
+// end, are two names that are no keywords: then p1 is an alias (or a
+// second name) and no third name may follow it ("SELECT 0 a b", "FROM t x
+// y"). A name after a dot is a column, not an alias.
+func namesAfterOperand(src string, p1, p2 token) bool {
+	if p1.kind == tIdent && keywordCategory(src[p1.start:p1.end]) != notKeyword {
+		return false
+	}
+	if p2.kind == tIdent && keywordCategory(src[p2.start:p2.end]) != notKeyword {
+		return false
+	}
+	return true
+}
+
+// binaryOnly reports whether the operator starting at i is one that
+// PostgreSQL's grammar takes only between two operands: a one-character
+// operator of scan.l's self set (% / ^ < > =) or one of <= >= <> != =>,
+// not followed by another operator character. Every other operator name
+// (made of op_chars) may be a user-defined prefix operator.
+func binaryOnly(src string, i int) bool {
+	n := 1
+	for i+n < len(src) && isOpChar(src[i+n]) {
+		n++
+		if n > 2 {
+			return false
+		}
+	}
+	switch n {
+	case 1:
+		switch src[i] {
+		case '%', '/', '^', '<', '>', '=':
+			return true
+		}
+	case 2:
+		switch src[i : i+2] {
+		case "<=", ">=", "<>", "!=", "=>":
+			return true
+		}
+	}
+	return false
+}
+
+// exprStart reports whether an expression starts after p1 (p2 before it):
+// at the start of a statement's body, after an opening parenthesis or
+// bracket or a comma, or after a clause keyword (SELECT, WHERE, ...), but
+// not in OPERATOR(=).
+func exprStart(src string, p1, p2 token) bool {
+	switch p1.kind {
+	case tEOF:
+		return true
+	case tOp:
+		switch p1.op {
+		case '(':
+			return !(p2.kind == tIdent && eqFold(src[p2.start:p2.end], "operator"))
+		case ',', '[':
+			return true
+		}
+	case tIdent:
+		return (p1.kw == kwSelect || p1.kw.isClause()) && !p2.isOp('.') && p2.kw != kwAs
 	}
 	return false
 }
