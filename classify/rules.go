@@ -282,7 +282,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if t.kind == tEOF {
 			break
 		}
-		if n == 0 && !firstOK(head, t) {
+		if n == 0 && !firstOK(l.src, head, t) {
 			st.write(reasonIncomplete)
 		}
 		n++
@@ -295,6 +295,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			if pend&pendCast != 0 {
 				st.write(reasonSyntax) // "::" takes a type name
+			}
+			if pend&pendAlias != 0 && cur&fNamed == 0 && (isOpChar(t.op) || t.op == '[' || t.op == ':') && namesAfterOperand(l.src, p1, p2) {
+				st.write(reasonSyntax) // "SELECT 0 a ! b": an alias, then an operator
 			}
 			if isOpChar(t.op) && !(p1.kind == tOp && isOpChar(p1.op)) {
 				p0 = p1
@@ -317,6 +320,18 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					}
 				case tEOF:
 					st.write(reasonSyntax) // "SELECT ,"
+				}
+			case '.':
+				switch p1.kind {
+				case tEOF, tString, tNumber:
+					st.write(reasonSyntax) // "SELECT .a", "SELECT 0 .a"
+				case tOp:
+					if p1.op != ')' && p1.op != ']' {
+						st.write(reasonSyntax) // "(.a", ", .a"
+					}
+				}
+				if pend&pendAlias != 0 && cur&fNamed == 0 && namesAfterOperand(l.src, p1, p2) {
+					st.write(reasonSyntax) // "SELECT 0 a.b"
 				}
 			case '*':
 				// A bare '*' target ("t.*" takes an alias, "*" does not).
@@ -478,10 +493,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || p1.kw == kwFrom) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
+			if pend&pendAlias != 0 && (t.kind <= tUIdent || cur&fNamed == 0) && namesAfterOperand(l.src, p1, p2) {
+				st.write(reasonSyntax) // "SELECT 0 a \"b\"", "SELECT 0 a $1"
+			}
 			if t.kind <= tUIdent {
-				if pend&pendAlias != 0 && namesAfterOperand(l.src, p1, p2) {
-					st.write(reasonSyntax) // "SELECT 0 a \"b\""
-				}
 				if operandEnd(p1) {
 					next = pendAlias
 				}
@@ -520,19 +535,22 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		st.write(reasonIncomplete) // TABLE, VALUES, SHOW, WITH alone
 	case l.junk:
 		st.write(reasonNumberJunk)
-	case dangling(l.src, p0, p1, p2):
+	case dangling(l.src, p0, p1, p2, cur&fFrom != 0 || head == kwTable):
 		st.write(reasonIncomplete)
 	}
 	return st.res, false, more
 }
 
 // firstOK reports whether t may follow the head keyword of a read.
-func firstOK(head keyword, t token) bool {
+func firstOK(src string, head keyword, t token) bool {
 	switch head {
 	case kwValues:
 		return t.isOp('(')
-	case kwTable, kwShow, kwWith:
+	case kwTable, kwShow:
 		return t.isName()
+	case kwWith:
+		// A CTE's name (or RECURSIVE), never a reserved keyword.
+		return t.isName() && !(t.kind == tIdent && keywordCategory(src[t.start:t.end]) == reservedKw)
 	}
 	return true
 }
@@ -569,14 +587,17 @@ func isJSONObject(s string) bool {
 // is whole), a comma or a dot, or a reserved keyword that needs more
 // ("FROM", "WHERE", "UNION", "ORDER BY", "UNION ALL"), unless that keyword
 // is a column label ("t.from", "AS from").
-func dangling(src string, p0, p1, p2 token) bool {
+func dangling(src string, p0, p1, p2 token, relation bool) bool {
 	switch p1.kind {
 	case tOp:
 		switch {
 		case p1.op == ',' || p1.op == '.' || p1.op == ':':
 			return true
 		case p1.op == '*':
-			return false // SELECT *, t.*, count(*)
+			// SELECT *, t.*, count(*), DISTINCT ON (a) *, FROM t * (a
+			// table and its children); not "SELECT 0 *".
+			return !relation && (p0.kind == tString || p0.kind == tNumber || p0.kind == tParam || p0.kind == tQIdent ||
+				p0.kind == tIdent && p0.kw == kwNone && keywordCategory(src[p0.start:p0.end]) == notKeyword)
 		case isOpChar(p1.op):
 			return !(p0.kind == tIdent && eqFold(src[p0.start:p0.end], "using"))
 		}
