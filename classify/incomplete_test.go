@@ -123,6 +123,17 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"SELECT 0 .A000",
 		"SELECT .A",
 		"WITH SELECT",
+		"SELECT OR",
+		"SELECT 1 WHERE AND x",
+		"SELECT U A000 OF",
+		"SELECT * name",
+		"SELECT 0!,0",
+		"SELECT a + FROM t",
+		"SELECT $00A SHARE",
+		"SELECT $1a",
+		"SELECT WHERE 0 A",
+		`SELECT 1 WHERE 0 "A"`,
+		"SELECT * FROM t JOIN u ON true x",
 	} {
 		if got := Classify(sql); got.Kind == Read {
 			t.Errorf("Classify(%q) = %v; the parser rejects it", sql, got)
@@ -194,6 +205,15 @@ func TestValidEdgesStayReads(t *testing.T) {
 		"TABLE a_star*",
 		"SELECT * FROM a_star* x, b* WHERE true",
 		"SELECT * FROM f() AS x(a pg_catalog.int4, b int4[][], c numeric(3), d mytype[])",
+		"SELECT a FROM t WHERE x OPERATOR(pg_catalog.=) y AND a IS NOT NULL ORDER BY a DESC NULLS FIRST, b USING < LIMIT 10 OFFSET 5",
+		"SELECT * FROM a JOIN b ON a.x = b.x LEFT JOIN c ON c.y = a.y AND c.z IS DISTINCT FROM a.z",
+		"SELECT count(*) FILTER (WHERE x > 1) OVER w FROM t WINDOW w AS (PARTITION BY a ORDER BY b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+		"SELECT a FROM t GROUP BY ROLLUP (a), CUBE (b) HAVING count(*) > 1 ORDER BY 1 NULLS LAST FETCH FIRST 5 ROWS WITH TIES",
+		`SELECT x FROM t WHERE d > date '2020-01-01' AND e = interval '1' day AND f COLLATE "C" = 'x' AND g AT TIME ZONE 'UTC' > now()`,
+		"SELECT a FROM t WHERE b LIKE 'x%' ESCAPE '!' AND c SIMILAR TO 'y' AND NOT d AND e IN (1, 2) AND f BETWEEN 1 AND 2",
+		"SELECT CASE WHEN a THEN b ELSE c END FROM t ORDER BY a ASC, b DESC",
+		"SELECT 1 a UNION SELECT 2 b ORDER BY a",
+		"SELECT rank(3) WITHIN GROUP (ORDER BY x) FROM (VALUES (1), (2)) v(x)",
 	} {
 		if got := Classify(sql); got.Kind != Read {
 			t.Errorf("Classify(%q) = %v, want a read", sql, got)

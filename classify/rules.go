@@ -32,14 +32,16 @@ const (
 // Flags of a parenthesis level (a frame) of a read statement, for the
 // structural checks of statements PostgreSQL's grammar rejects.
 const (
-	fQuery    uint8 = 1 << iota // a SELECT began at this level
-	fFrom                       // in that SELECT's FROM clause
-	fNamed                      // the parenthesis follows a name: a call (or IN, OVER, ...)
-	fNoWithin                   // call arguments with ORDER BY, DISTINCT or VARIADIC: no WITHIN GROUP after
-	fCast                       // CAST( or TREAT(
-	fCastType                   // after the AS of CAST(... AS: a type name only
-	fOnly                       // ONLY ( table ): a relation, TABLESAMPLE may follow
-	fOn                         // in the FROM clause, in a join condition (ON ...)
+	fQuery    uint16 = 1 << iota // a SELECT began at this level
+	fFrom                        // in that SELECT's FROM clause
+	fNamed                       // the parenthesis follows a name: a call (or IN, OVER, ...)
+	fNoWithin                    // call arguments with ORDER BY, DISTINCT or VARIADIC: no WITHIN GROUP after
+	fCast                        // CAST( or TREAT(
+	fCastType                    // after the AS of CAST(... AS: a type name only
+	fOnly                        // ONLY ( table ): a relation, TABLESAMPLE may follow
+	fOn                          // in the FROM clause, in a join condition (ON ...)
+	fExpr                        // after WHERE, GROUP BY, ORDER BY, ...: expressions, no alias
+	fOperator                    // OPERATOR(...): an operator name inside
 )
 
 // maxFrames bounds the parenthesis levels tracked for the structural
@@ -267,8 +269,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 	// cur holds the flags of the current parenthesis level, frames those
 	// of the enclosing levels while inside; closed those of the level the
 	// latest ')' closed.
-	var frames [maxFrames]uint8
-	var cur, closed uint8
+	var frames [maxFrames]uint16
+	var cur, closed uint16
 	var pend, next uint8 // pendStar, pendCast: what p1 (the token before t) was
 	if head == kwSelect {
 		cur = fQuery
@@ -303,6 +305,12 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				p0 = p1
 				if t.op != '+' && t.op != '-' && t.op != '*' && exprStart(l.src, p1, p2) && binaryOnly(l.src, t.start) {
 					st.write(reasonSyntax) // "SELECT %0", "WHERE = 1": no operand before
+				}
+			}
+			switch t.op {
+			case ',', ')', ']', ';':
+				if postfixOp(l.src, p0, p1) {
+					st.write(reasonSyntax) // "0!,": no postfix operators
 				}
 			}
 			switch t.op {
@@ -344,7 +352,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					frames[depth] = cur
 				}
 				depth++
-				var f uint8
+				var f uint16
 				if p1.isName() {
 					r.checkCall(l.src, p1, p2, p3, &st)
 					if jsonDepth == 0 && p1.kind == tIdent && isJSONObject(l.src[p1.start:p1.end]) {
@@ -420,12 +428,15 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					if t.kw == kwOrder || t.kw == kwVariadic || t.kw == kwDistinct && p1.isOp('(') {
 						cur |= fNoWithin
 					}
-				case cur&fFrom == 0:
-					if t.kw == kwFrom && cur&fQuery != 0 && p1.kw != kwAs && p1.kw != kwDistinct {
+				case t.kw.endsFrom():
+					if cur&fQuery != 0 && !(t.kw == kwGroup && p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "within")) {
+						cur = cur&^(fFrom|fOn) | fExpr
+					}
+				case t.kw == kwFrom:
+					if cur&(fQuery|fFrom|fExpr) == fQuery && p1.kw != kwAs && p1.kw != kwDistinct {
 						cur |= fFrom // not "IS DISTINCT FROM", not a label
 					}
-				case t.kw.endsFrom():
-					cur &^= fFrom | fOn
+				case cur&fFrom == 0:
 				case t.kw == kwOn:
 					cur |= fOn // an expression, where the grammar takes a window function
 				case t.kw == kwJoin:
@@ -434,16 +445,28 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 				}
 			}
-			if t.kw == kwNone {
-				if pend&(pendStar|pendAlias) != 0 && keywordCategory(l.src[t.start:t.end]) == notKeyword &&
-					(pend&pendStar != 0 || namesAfterOperand(l.src, p1, p2)) {
-					// "SELECT * x": a star takes no alias; "SELECT 0 a b":
-					// an alias takes no second name.
-					st.write(reasonSyntax)
+			switch t.kw {
+			case kwAnd, kwOr, kwIs, kwIn, kwLike, kwIlike, kwBetween, kwWhen, kwThen, kwElse, kwEnd, kwAsc, kwDesc, kwAs, kwOn:
+				if exprStart(l.src, p1, p2) {
+					st.write(reasonSyntax) // "SELECT OR", "WHERE AND": no left operand
 				}
-				if operandEnd(p1) {
-					next = pendAlias
+			}
+			if pend&(pendStar|pendAlias) != 0 && notAfterName(l.src, t) &&
+				(pend&pendStar != 0 || namesAfterOperand(l.src, p1, p2)) {
+				// "SELECT * x": a star takes no alias; "SELECT 0 a b",
+				// "SELECT 0 a of": an alias takes no second name.
+				st.write(reasonSyntax)
+			}
+			if t.kw == kwNone && operandEnd(p1) {
+				next = pendAlias
+				if cur&(fExpr|fOn) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
+					keywordCategory(l.src[t.start:t.end]) == notKeyword &&
+					(p1.kind != tIdent || keywordCategory(l.src[p1.start:p1.end]) == notKeyword) {
+					st.write(reasonSyntax) // "WHERE 0 a": no alias in WHERE, ON, ORDER BY...
 				}
+			}
+			if t.kw.isClause() && postfixOp(l.src, p0, p1) {
+				st.write(reasonSyntax) // "a + FROM"
 			}
 			switch t.kw {
 			case kwUpdate:
@@ -499,6 +522,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if t.kind <= tUIdent {
 				if operandEnd(p1) {
 					next = pendAlias
+					if cur&(fExpr|fOn) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
+						(p1.kind != tIdent || keywordCategory(l.src[p1.start:p1.end]) == notKeyword) {
+						st.write(reasonSyntax) // "WHERE 0 \"a\""
+					}
 				}
 			}
 			switch p1.kind {
@@ -697,6 +724,30 @@ func namesAfterOperand(src string, p1, p2 token) bool {
 	return true
 }
 
+// postfixOp reports whether p1 ends an operator that follows an operand
+// (p0, the token before the operator) and has no right operand: PostgreSQL
+// has no postfix operators. A '*' may end a relation (FROM t*) or a select
+// target (DISTINCT ON (a) *); ORDER BY x USING < takes an operator alone.
+func postfixOp(src string, p0, p1 token) bool {
+	return p1.kind == tOp && isOpChar(p1.op) && p1.op != '*' && operandEnd(p0) &&
+		!(p0.kind == tIdent && eqFold(src[p0.start:p0.end], "using"))
+}
+
+// notAfterName reports whether t may not follow an alias or a bare '*':
+// an unreserved or column-name keyword, or a name that is no keyword.
+// Reserved and type-or-function-name keywords (FROM, JOIN, LEFT,
+// TABLESAMPLE, ...) may.
+func notAfterName(src string, t token) bool {
+	switch t.kw {
+	case kwNone:
+		c := keywordCategory(src[t.start:t.end])
+		return c == notKeyword || c == unreservedKw || c == colNameKw
+	case kwOver, kwKey, kwNo, kwShare, kwShow, kwMerge, kwDelete, kwInsert, kwUpdate, kwExplain, kwBetween, kwValues:
+		return true
+	}
+	return false
+}
+
 // binaryOnly reports whether the operator starting at i is one that
 // PostgreSQL's grammar takes only between two operands: a one-character
 // operator of scan.l's self set (% / ^ < > =) or one of <= >= <> != =>,
@@ -783,7 +834,7 @@ func isValueKeyword(w string) bool {
 // parenthesis is one the grammar refuses: WITHIN GROUP ( after a call
 // whose arguments had ORDER BY, DISTINCT or VARIADIC (closed holds the
 // flags of the level the latest ')' closed).
-func openFlags(src string, p1, p2, p3 token, closed uint8) (uint8, bool) {
+func openFlags(src string, p1, p2, p3 token, closed uint16) (uint16, bool) {
 	if p1.kind != tIdent || p2.isOp('.') {
 		return fNamed, false
 	}
@@ -804,6 +855,10 @@ func openFlags(src string, p1, p2, p3 token, closed uint8) (uint8, bool) {
 			p2.kind == tIdent && eqFold(src[p2.start:p2.end], "within") {
 			return fNamed, true
 		}
+	case 8:
+		if eqFold(w, "operator") {
+			return fNamed | fOperator, false
+		}
 	}
 	return fNamed, false
 }
@@ -815,7 +870,7 @@ func openFlags(src string, p1, p2, p3 token, closed uint8) (uint8, bool) {
 // a SELECT (no window function, no TABLESAMPLE after a subquery or a
 // function, no constant or operator right after FROM), and the arguments
 // of a call (ORDER BY, DISTINCT, VARIADIC: no WITHIN GROUP after).
-func (r *rules) frameChecks(src string, fr *uint8, closed uint8, brackets int, p1, p2, p3, t token, st *verdict) {
+func (r *rules) frameChecks(src string, fr *uint16, closed uint16, brackets int, p1, p2, p3, t token, st *verdict) {
 	f := *fr
 	if f&fCastType != 0 {
 		switch t.kind {

@@ -229,6 +229,13 @@ func TestCorpusAgainstOracle(t *testing.T) {
 			}
 		}
 	}
+	// The oracle's reads the lexer calls Write: the two
+	// standard_conforming_strings cases (docs/classify.md). The checks of
+	// statements the parser rejects must not add any.
+	const knownConservative = 2
+	if missed > knownConservative {
+		t.Errorf("the lexer calls %d of the oracle's reads Write, more than the %d known conservative cases", missed, knownConservative)
+	}
 	if share >= 1 {
 		t.Errorf("the lexer calls %.2f%% of the oracle's reads Write; goal under 1%%", share)
 	}
