@@ -461,7 +461,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				next = pendAlias
 				if cur&(fExpr|fOn) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
 					keywordCategory(l.src[t.start:t.end]) == notKeyword &&
-					(p1.kind != tIdent || keywordCategory(l.src[p1.start:p1.end]) == notKeyword) {
+					(p1.kind != tIdent || isOperandName(l.src, p1)) {
 					st.write(reasonSyntax) // "WHERE 0 a": no alias in WHERE, ON, ORDER BY...
 				}
 			}
@@ -523,7 +523,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if operandEnd(p1) {
 					next = pendAlias
 					if cur&(fExpr|fOn) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
-						(p1.kind != tIdent || keywordCategory(l.src[p1.start:p1.end]) == notKeyword) {
+						(p1.kind != tIdent || isOperandName(l.src, p1)) {
 						st.write(reasonSyntax) // "WHERE 0 \"a\""
 					}
 				}
@@ -718,10 +718,20 @@ func namesAfterOperand(src string, p1, p2 token) bool {
 	if p1.kind == tIdent && keywordCategory(src[p1.start:p1.end]) != notKeyword {
 		return false
 	}
-	if p2.kind == tIdent && keywordCategory(src[p2.start:p2.end]) != notKeyword {
-		return false
+	return p2.kind != tIdent || isOperandName(src, p2)
+}
+
+// isOperandName reports whether the identifier t is an operand by itself: a
+// name that is no keyword, or a value keyword (TRUE, NULL, CURRENT_DATE).
+func isOperandName(src string, t token) bool {
+	w := src[t.start:t.end]
+	switch keywordCategory(w) {
+	case notKeyword:
+		return true
+	case reservedKw:
+		return isValueKeyword(w)
 	}
-	return true
+	return false
 }
 
 // postfixOp reports whether p1 ends an operator that follows an operand
