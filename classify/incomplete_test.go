@@ -134,6 +134,15 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"SELECT WHERE 0 A",
 		`SELECT 1 WHERE 0 "A"`,
 		"SELECT * FROM t JOIN u ON true x",
+		"SELECT !,0 A",
+		"SELECT (!)",
+		"WITH A00(0)(0)",
+		"WITH A SELECT",
+		"WITH a AS SELECT 1",
+		"WITH a (x) SELECT 1",
+		"WITH a AS (SELECT 1) b AS (SELECT 2) SELECT 1",
+		"SELECT WHERE 00 ,0",
+		"SELECT 1 FROM t HAVING a, b",
 	} {
 		if got := Classify(sql); got.Kind == Read {
 			t.Errorf("Classify(%q) = %v; the parser rejects it", sql, got)
@@ -214,6 +223,12 @@ func TestValidEdgesStayReads(t *testing.T) {
 		"SELECT CASE WHEN a THEN b ELSE c END FROM t ORDER BY a ASC, b DESC",
 		"SELECT 1 a UNION SELECT 2 b ORDER BY a",
 		"SELECT rank(3) WITHIN GROUP (ORDER BY x) FROM (VALUES (1), (2)) v(x)",
+		"WITH RECURSIVE r(n) AS (VALUES (1) UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r",
+		`WITH a AS MATERIALIZED (SELECT 1), b AS NOT MATERIALIZED (SELECT 2), "c" (x, y) AS (SELECT 1, 2) SELECT * FROM a, b, c`,
+		"WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM t) SEARCH DEPTH FIRST BY n SET ord SELECT * FROM t",
+		"SELECT 1 FROM t WHERE a = 1 GROUP BY a, b ORDER BY a, b LIMIT 1",
+		"SELECT a OPERATOR(+) b, a OPERATOR(pg_catalog.+) b, - a, ! b FROM t",
+		"SELECT a FROM t WHERE b = ARRAY[[1,2],[3,4]] AND c @> array[1, 999]",
 	} {
 		if got := Classify(sql); got.Kind != Read {
 			t.Errorf("Classify(%q) = %v, want a read", sql, got)

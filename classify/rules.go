@@ -42,6 +42,7 @@ const (
 	fOn                          // in the FROM clause, in a join condition (ON ...)
 	fExpr                        // after WHERE, GROUP BY, ORDER BY, ...: expressions, no alias
 	fOperator                    // OPERATOR(...): an operator name inside
+	fNoComma                     // after WHERE, HAVING, LIMIT, OFFSET, FETCH: one expression, no comma
 )
 
 // maxFrames bounds the parenthesis levels tracked for the structural
@@ -272,6 +273,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 	var frames [maxFrames]uint16
 	var cur, closed uint16
 	var pend, next uint8 // pendStar, pendCast: what p1 (the token before t) was
+	var cte uint8        // the state of a WITH's list of CTEs, 0 after it
+	if head == kwWith {
+		cte = cteFirst
+	}
 	if head == kwSelect {
 		cur = fQuery
 	}
@@ -288,6 +293,12 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonIncomplete)
 		}
 		n++
+		if cte != 0 {
+			var bad bool
+			if cte, bad = cteStep(l.src, cte, t, depth-start); bad {
+				st.write(reasonSyntax) // "WITH a SELECT", "WITH a(0)"
+			}
+		}
 		// The frame's checks see every token of a CAST type and of a FROM
 		// clause, the names in call arguments and the FROM of a SELECT.
 		switch t.kind {
@@ -309,8 +320,11 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			switch t.op {
 			case ',', ')', ']', ';':
-				if postfixOp(l.src, p0, p1) {
-					st.write(reasonSyntax) // "0!,": no postfix operators
+				if postfixOp(l.src, p0, p1) && cur&fOperator == 0 {
+					st.write(reasonSyntax) // "0!,", "(!)": no postfix operators
+				}
+				if t.op == ',' && cur&fNoComma != 0 && brackets == 0 {
+					st.write(reasonSyntax) // "WHERE a, b"
 				}
 			}
 			switch t.op {
@@ -430,7 +444,11 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					}
 				case t.kw.endsFrom():
 					if cur&fQuery != 0 && !(t.kw == kwGroup && p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "within")) {
-						cur = cur&^(fFrom|fOn) | fExpr
+						cur = cur&^(fFrom|fOn|fNoComma) | fExpr
+						switch t.kw {
+						case kwWhere, kwHaving, kwLimit, kwOffset, kwFetch:
+							cur |= fNoComma
+						}
 					}
 				case t.kw == kwFrom:
 					if cur&(fQuery|fFrom|fExpr) == fQuery && p1.kw != kwAs && p1.kw != kwDistinct {
@@ -734,12 +752,81 @@ func isOperandName(src string, t token) bool {
 	return false
 }
 
-// postfixOp reports whether p1 ends an operator that follows an operand
-// (p0, the token before the operator) and has no right operand: PostgreSQL
-// has no postfix operators. A '*' may end a relation (FROM t*) or a select
+// The states of the CTE list of a WITH: WITH [RECURSIVE] name [(col, ...)]
+// AS [NOT] [MATERIALIZED] ( query ) [, ...].
+const (
+	cteFirst     uint8 = iota + 1 // after WITH: RECURSIVE or a name
+	cteAfterRec                   // after RECURSIVE: a name (or RECURSIVE was the name)
+	cteName                       // after a comma: a name
+	cteAfterName                  // ( or AS
+	cteCols                       // in the column list: names and commas
+	cteAfterCols                  // AS
+	cteAs                         // NOT, MATERIALIZED or (
+	cteBody                       // in the query, to its closing parenthesis
+	cteAfterBody                  // a comma, or the rest of the statement
+)
+
+// cteStep advances the CTE list state by the token t at the relative
+// parenthesis depth d (the CTE list's level is 0; a ')' closing a level-1
+// parenthesis comes at 1) and reports whether t is out of place. It returns
+// 0 once the list is over.
+func cteStep(src string, state uint8, t token, d int) (uint8, bool) {
+	switch state {
+	case cteFirst, cteName, cteAfterRec:
+		if state == cteFirst && t.kind == tIdent && t.kw == kwNone && eqFold(src[t.start:t.end], "recursive") {
+			return cteAfterRec, false
+		}
+		if t.isName() && !(t.kind == tIdent && keywordCategory(src[t.start:t.end]) == reservedKw) {
+			return cteAfterName, false
+		}
+		if state == cteAfterRec {
+			// WITH recursive AS ...: "recursive" was the name.
+			return cteStep(src, cteAfterName, t, d)
+		}
+	case cteAfterName:
+		if t.isOp('(') {
+			return cteCols, false
+		}
+		if t.kw == kwAs {
+			return cteAs, false
+		}
+	case cteCols:
+		if t.isOp(')') && d == 1 {
+			return cteAfterCols, false
+		}
+		if t.isName() || t.isOp(',') {
+			return cteCols, false
+		}
+	case cteAfterCols:
+		if t.kw == kwAs {
+			return cteAs, false
+		}
+	case cteAs:
+		if t.isOp('(') {
+			return cteBody, false
+		}
+		if t.kind == tIdent && (t.kw == kwNot || eqFold(src[t.start:t.end], "materialized")) {
+			return cteAs, false
+		}
+	case cteBody:
+		if t.isOp(')') && d == 1 {
+			return cteAfterBody, false
+		}
+		return cteBody, false
+	case cteAfterBody:
+		if t.isOp(',') {
+			return cteName, false
+		}
+		return 0, false
+	}
+	return 0, true
+}
+
+// postfixOp reports whether p1 ends an operator (p0 the token before it)
+// that has no right operand: PostgreSQL has no postfix operators. A '*' may end a relation (FROM t*) or a select
 // target (DISTINCT ON (a) *); ORDER BY x USING < takes an operator alone.
 func postfixOp(src string, p0, p1 token) bool {
-	return p1.kind == tOp && isOpChar(p1.op) && p1.op != '*' && operandEnd(p0) &&
+	return p1.kind == tOp && isOpChar(p1.op) && p1.op != '*' &&
 		!(p0.kind == tIdent && eqFold(src[p0.start:p0.end], "using"))
 }
 
