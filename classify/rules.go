@@ -817,7 +817,13 @@ func cteStep(src string, state uint8, t token, d int) (uint8, bool) {
 		if t.isOp(',') {
 			return cteName, false
 		}
-		return 0, false
+		switch t.kw {
+		case kwSelect, kwValues, kwTable, kwInsert, kwUpdate, kwDelete, kwMerge:
+			return 0, false
+		}
+		if t.isOp('(') || t.kind == tIdent && (eqFold(src[t.start:t.end], "search") || eqFold(src[t.start:t.end], "cycle")) {
+			return 0, false // the main statement, or SEARCH, CYCLE
+		}
 	}
 	return 0, true
 }
