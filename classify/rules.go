@@ -293,7 +293,11 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonIncomplete)
 		}
 		n++
-		if cte != 0 {
+		if cte == cteBody {
+			if t.kind == tOp && t.op == ')' && depth == start+1 {
+				cte = cteAfterBody
+			}
+		} else if cte != 0 {
 			var bad bool
 			if cte, bad = cteStep(l.src, cte, t, depth-start); bad {
 				st.write(reasonSyntax) // "WITH a SELECT", "WITH a(0)"
@@ -306,31 +310,33 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || t.op == '(' || t.op == ',' || p1.kw == kwFrom) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
-			if pend&pendCast != 0 {
-				st.write(reasonSyntax) // "::" takes a type name
-			}
-			if pend&pendAlias != 0 && cur&fNamed == 0 && (isOpChar(t.op) || t.op == '[' || t.op == ':') && namesAfterOperand(l.src, p1, p2) {
-				st.write(reasonSyntax) // "SELECT 0 a ! b": an alias, then an operator
-			}
-			if isOpChar(t.op) && !(p1.kind == tOp && isOpChar(p1.op)) {
-				p0 = p1
-				if t.op != '+' && t.op != '-' && t.op != '*' && exprStart(l.src, p1, p2) && binaryOnly(l.src, t.start) {
-					st.write(reasonSyntax) // "SELECT %0", "WHERE = 1": no operand before
+			if pend != 0 {
+				if pend&pendCast != 0 {
+					st.write(reasonSyntax) // "::" takes a type name
+				}
+				if pend&pendAlias != 0 && cur&fNamed == 0 && (isOpChar(t.op) || t.op == '[' || t.op == ':' || t.op == '.') &&
+					namesAfterOperand(l.src, p1, p2) {
+					st.write(reasonSyntax) // "SELECT 0 a ! b", "SELECT 0 a.b": an alias, then an operator
 				}
 			}
-			switch t.op {
-			case ',', ')', ']', ';':
-				if postfixOp(l.src, p0, p1) && cur&fOperator == 0 {
-					st.write(reasonSyntax) // "0!,", "(!)": no postfix operators
+			if isOpChar(t.op) {
+				if !(p1.kind == tOp && isOpChar(p1.op)) {
+					p0 = p1
+					if t.op != '+' && t.op != '-' && t.op != '*' && exprStart(l.src, p1, p2) && binaryOnly(l.src, t.start) {
+						st.write(reasonSyntax) // "SELECT %0", "WHERE = 1": no operand before
+					}
 				}
-				if t.op == ',' && cur&fNoComma != 0 && brackets == 0 {
-					st.write(reasonSyntax) // "WHERE a, b"
-				}
+			} else if p1.kind == tOp && (t.op == ',' || t.op == ')' || t.op == ']' || t.op == ';') &&
+				postfixOp(l.src, p0, p1) && cur&fOperator == 0 {
+				st.write(reasonSyntax) // "0!,", "(!)": no postfix operators
 			}
 			switch t.op {
 			case ';':
 				more = true
 			case ',':
+				if cur&fNoComma != 0 && brackets == 0 {
+					st.write(reasonSyntax) // "WHERE a, b"
+				}
 				switch p1.kind {
 				case tIdent:
 					if p1.kw != kwNone && (p1.kw == kwSelect || p1.kw.isClause()) && !p2.isOp('.') && p2.kw != kwAs {
@@ -351,9 +357,6 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					if p1.op != ')' && p1.op != ']' {
 						st.write(reasonSyntax) // "(.a", ", .a"
 					}
-				}
-				if pend&pendAlias != 0 && cur&fNamed == 0 && namesAfterOperand(l.src, p1, p2) {
-					st.write(reasonSyntax) // "SELECT 0 a.b"
 				}
 			case '*':
 				// A bare '*' target ("t.*" takes an alias, "*" does not).
@@ -465,7 +468,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			switch t.kw {
 			case kwAnd, kwOr, kwIs, kwIn, kwLike, kwIlike, kwBetween, kwWhen, kwThen, kwElse, kwEnd, kwAsc, kwDesc, kwAs, kwOn:
-				if exprStart(l.src, p1, p2) {
+				if (p1.kind == tEOF || p1.kind == tOp || p1.kw != kwNone) && exprStart(l.src, p1, p2) {
 					st.write(reasonSyntax) // "SELECT OR", "WHERE AND": no left operand
 				}
 			}
@@ -483,7 +486,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "WHERE 0 a": no alias in WHERE, ON, ORDER BY...
 				}
 			}
-			if t.kw.isClause() && postfixOp(l.src, p0, p1) {
+			if p1.kind == tOp && t.kw.isClause() && postfixOp(l.src, p0, p1) {
 				st.write(reasonSyntax) // "a + FROM"
 			}
 			switch t.kw {
@@ -719,13 +722,8 @@ func isPlainName(t token) bool {
 // operandEnd reports whether t may end an operand: a constant, a closing
 // parenthesis or bracket, or a plain name.
 func operandEnd(t token) bool {
-	switch t.kind {
-	case tString, tNumber, tParam:
-		return true
-	case tOp:
-		return t.op == ')' || t.op == ']'
-	}
-	return isPlainName(t)
+	const always = 1<<tString | 1<<tNumber | 1<<tParam | 1<<tQIdent | 1<<tUIdent
+	return 1<<t.kind&always != 0 || t.kind == tIdent && t.kw == kwNone || t.kind == tOp && (t.op == ')' || t.op == ']')
 }
 
 // namesAfterOperand reports whether p1, a plain name after p2, an operand's
