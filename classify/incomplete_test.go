@@ -143,6 +143,9 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"WITH a AS (SELECT 1) b AS (SELECT 2) SELECT 1",
 		"SELECT WHERE 00 ,0",
 		"SELECT 1 FROM t HAVING a, b",
+		"SELECT !OR 0",
+		"SELECT a = AND b",
+		"SELECT!*",
 	} {
 		if got := Classify(sql); got.Kind == Read {
 			t.Errorf("Classify(%q) = %v; the parser rejects it", sql, got)
@@ -223,6 +226,8 @@ func TestValidEdgesStayReads(t *testing.T) {
 		"SELECT CASE WHEN a THEN b ELSE c END FROM t ORDER BY a ASC, b DESC",
 		"SELECT 1 a UNION SELECT 2 b ORDER BY a",
 		"SELECT rank(3) WITHIN GROUP (ORDER BY x) FROM (VALUES (1), (2)) v(x)",
+		"SELECT * FROM t i WHERE i.* IN (VALUES (i.*::t))",
+		"SELECT * FROM t ORDER BY x USING < NULLS FIRST",
 		"WITH RECURSIVE r(n) AS (VALUES (1) UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r",
 		`WITH a AS MATERIALIZED (SELECT 1), b AS NOT MATERIALIZED (SELECT 2), "c" (x, y) AS (SELECT 1, 2) SELECT * FROM a, b, c`,
 		"WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM t) SEARCH DEPTH FIRST BY n SET ord SELECT * FROM t",

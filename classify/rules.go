@@ -468,7 +468,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			switch t.kw {
 			case kwAnd, kwOr, kwIs, kwIn, kwLike, kwIlike, kwBetween, kwWhen, kwThen, kwElse, kwEnd, kwAsc, kwDesc, kwAs, kwOn:
-				if (p1.kind == tEOF || p1.kind == tOp || p1.kw != kwNone) && exprStart(l.src, p1, p2) {
+				if p1.kind == tOp && isOpChar(p1.op) && p1.op != '*' || (p1.kind == tEOF || p1.kind == tOp || p1.kw != kwNone) && exprStart(l.src, p1, p2) {
 					st.write(reasonSyntax) // "SELECT OR", "WHERE AND": no left operand
 				}
 			}
@@ -643,7 +643,10 @@ func dangling(src string, p0, p1, p2 token, relation bool) bool {
 			return true
 		case p1.op == '*':
 			// SELECT *, t.*, count(*), DISTINCT ON (a) *, FROM t * (a
-			// table and its children); not "SELECT 0 *".
+			// table and its children); not "SELECT 0 *", not "SELECT !*".
+			if p2.kind == tOp && isOpChar(p2.op) {
+				return true
+			}
 			return !relation && (p0.kind == tString || p0.kind == tNumber || p0.kind == tParam || p0.kind == tQIdent ||
 				p0.kind == tIdent && p0.kw == kwNone && keywordCategory(src[p0.start:p0.end]) == notKeyword)
 		case isOpChar(p1.op):
