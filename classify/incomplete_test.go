@@ -146,6 +146,10 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"SELECT !OR 0",
 		"SELECT a = AND b",
 		"SELECT!*",
+		"WITH A()AS()SELECT",
+		"WITH a (x,) AS (SELECT 1) SELECT 1",
+		"WITH a (x y) AS (SELECT 1) SELECT 1",
+		"WITH a AS () SELECT 1",
 	} {
 		if got := Classify(sql); got.Kind == Read {
 			t.Errorf("Classify(%q) = %v; the parser rejects it", sql, got)

@@ -760,9 +760,11 @@ const (
 	cteAfterRec                   // after RECURSIVE: a name (or RECURSIVE was the name)
 	cteName                       // after a comma: a name
 	cteAfterName                  // ( or AS
-	cteCols                       // in the column list: names and commas
+	cteColsOpen                   // after ( or a comma in the column list: a name
+	cteCols                       // after a column name: a comma or )
 	cteAfterCols                  // AS
 	cteAs                         // NOT, MATERIALIZED or (
+	cteBodyOpen                   // after the query's (: not )
 	cteBody                       // in the query, to its closing parenthesis
 	cteAfterBody                  // a comma, or the rest of the statement
 )
@@ -786,17 +788,21 @@ func cteStep(src string, state uint8, t token, d int) (uint8, bool) {
 		}
 	case cteAfterName:
 		if t.isOp('(') {
-			return cteCols, false
+			return cteColsOpen, false
 		}
 		if t.kw == kwAs {
 			return cteAs, false
+		}
+	case cteColsOpen:
+		if t.isName() {
+			return cteCols, false
 		}
 	case cteCols:
 		if t.isOp(')') && d == 1 {
 			return cteAfterCols, false
 		}
-		if t.isName() || t.isOp(',') {
-			return cteCols, false
+		if t.isOp(',') {
+			return cteColsOpen, false
 		}
 	case cteAfterCols:
 		if t.kw == kwAs {
@@ -804,16 +810,15 @@ func cteStep(src string, state uint8, t token, d int) (uint8, bool) {
 		}
 	case cteAs:
 		if t.isOp('(') {
-			return cteBody, false
+			return cteBodyOpen, false
 		}
 		if t.kind == tIdent && (t.kw == kwNot || eqFold(src[t.start:t.end], "materialized")) {
 			return cteAs, false
 		}
-	case cteBody:
-		if t.isOp(')') && d == 1 {
-			return cteAfterBody, false
+	case cteBodyOpen:
+		if !t.isOp(')') {
+			return cteBody, false
 		}
-		return cteBody, false
 	case cteAfterBody:
 		if t.isOp(',') {
 			return cteName, false
