@@ -150,6 +150,11 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"WITH a (x,) AS (SELECT 1) SELECT 1",
 		"WITH a (x y) AS (SELECT 1) SELECT 1",
 		"WITH a AS () SELECT 1",
+		"WITH A(A)AS(00)SELECT",
+		"WITH a AS (1) SELECT 1",
+		"SELECT *+0 A",
+		"SELECT * + 0",
+		"SELECT *::text FROM t",
 	} {
 		if got := Classify(sql); got.Kind == Read {
 			t.Errorf("Classify(%q) = %v; the parser rejects it", sql, got)

@@ -311,8 +311,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
 			if pend != 0 {
-				if pend&pendCast != 0 {
-					st.write(reasonSyntax) // "::" takes a type name
+				if pend&pendCast != 0 || pend&pendStar != 0 && (isOpChar(t.op) || t.op == ':' || t.op == '[' || t.op == '.') {
+					st.write(reasonSyntax) // "::" takes a type name; "SELECT * + 0"
 				}
 				if pend&pendAlias != 0 && cur&fNamed == 0 && (isOpChar(t.op) || t.op == '[' || t.op == ':' || t.op == '.') &&
 					namesAfterOperand(l.src, p1, p2) {
@@ -816,7 +816,11 @@ func cteStep(src string, state uint8, t token, d int) (uint8, bool) {
 			return cteAs, false
 		}
 	case cteBodyOpen:
-		if !t.isOp(')') {
+		switch t.kw {
+		case kwSelect, kwValues, kwTable, kwWith, kwInsert, kwUpdate, kwDelete, kwMerge:
+			return cteBody, false
+		}
+		if t.isOp('(') {
 			return cteBody, false
 		}
 	case cteAfterBody:
