@@ -155,6 +155,10 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"SELECT *+0 A",
 		"SELECT * + 0",
 		"SELECT *::text FROM t",
+		"SELECT TO 0",
+		"SELECT ON",
+		"SELECT *OR 0",
+		"SELECT * AS x",
 	} {
 		if got := Classify(sql); got.Kind == Read {
 			t.Errorf("Classify(%q) = %v; the parser rejects it", sql, got)
@@ -237,6 +241,12 @@ func TestValidEdgesStayReads(t *testing.T) {
 		"SELECT rank(3) WITHIN GROUP (ORDER BY x) FROM (VALUES (1), (2)) v(x)",
 		"SELECT * FROM t i WHERE i.* IN (VALUES (i.*::t))",
 		"SELECT * FROM t ORDER BY x USING < NULLS FIRST",
+		"SELECT session_user, current_user, SYSTEM_USER, Session_User::text",
+		"SELECT CASE WHEN true THEN 1 END, NOT true, NULL, CURRENT_DATE, ARRAY[1], CAST(1 AS int)",
+		"SELECT FROM t",
+		"SELECT WHERE true",
+		"SELECT LIMIT 1",
+		"SELECT DISTINCT a FROM t",
 		"WITH RECURSIVE r(n) AS (VALUES (1) UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r",
 		`WITH a AS MATERIALIZED (SELECT 1), b AS NOT MATERIALIZED (SELECT 2), "c" (x, y) AS (SELECT 1, 2) SELECT * FROM a, b, c`,
 		"WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM t) SEARCH DEPTH FIRST BY n SET ord SELECT * FROM t",

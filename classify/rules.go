@@ -472,10 +472,11 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "SELECT OR", "WHERE AND": no left operand
 				}
 			}
-			if pend&(pendStar|pendAlias) != 0 && notAfterName(l.src, t) &&
-				(pend&pendStar != 0 || namesAfterOperand(l.src, p1, p2)) {
-				// "SELECT * x": a star takes no alias; "SELECT 0 a b",
-				// "SELECT 0 a of": an alias takes no second name.
+			if pend&pendStar != 0 && !(t.kw >= kwFrom && t.kw <= kwReturning) ||
+				pend&pendAlias != 0 && notAfterName(l.src, t) && namesAfterOperand(l.src, p1, p2) {
+				// "SELECT * x", "SELECT * OR": only a clause follows a bare
+				// star; "SELECT 0 a b", "SELECT 0 a of": an alias takes no
+				// second name.
 				st.write(reasonSyntax)
 			}
 			if t.kw == kwNone && operandEnd(p1) {
@@ -599,8 +600,30 @@ func firstOK(src string, head keyword, t token) bool {
 	case kwWith:
 		// A CTE's name (or RECURSIVE), never a reserved keyword.
 		return t.isName() && !(t.kind == tIdent && keywordCategory(src[t.start:t.end]) == reservedKw)
+	case kwSelect:
+		// A reserved keyword after SELECT starts an expression (CASE,
+		// NOT, NULL, CURRENT_DATE, ...), qualifies the list (ALL,
+		// DISTINCT) or begins a clause of an empty list (FROM, WHERE, ...).
+		if t.kind == tIdent && t.kw != kwSelect && !(t.kw >= kwFrom && t.kw <= kwReturning) {
+			w := src[t.start:t.end]
+			return keywordCategory(w) != reservedKw || startsAfterSelect(w)
+		}
 	}
 	return true
+}
+
+// startsAfterSelect reports whether the reserved keyword w may follow
+// SELECT.
+func startsAfterSelect(w string) bool {
+	if isValueKeyword(w) {
+		return true
+	}
+	switch {
+	case eqFold(w, "all"), eqFold(w, "distinct"), eqFold(w, "case"), eqFold(w, "cast"), eqFold(w, "not"),
+		eqFold(w, "array"), eqFold(w, "select"), eqFold(w, "with"):
+		return true
+	}
+	return false
 }
 
 // isSelfChar is scan.l's self: the punctuation that is a token of its own.
@@ -934,12 +957,30 @@ func castable(src string, p1, p2 token) bool {
 func isValueKeyword(w string) bool {
 	switch {
 	case eqFold(w, "null"), eqFold(w, "true"), eqFold(w, "false"), eqFold(w, "end"),
-		eqFold(w, "user"), eqFold(w, "session_user"), eqFold(w, "system_user"),
+		eqFold(w, "user"), eqFoldAny(w, "session_user"), eqFoldAny(w, "system_user"),
 		eqFold(w, "localtime"), eqFold(w, "localtimestamp"):
 		return true
 	}
 	// eqFold folds letters only: the underscore is compared apart.
 	return len(w) > 8 && eqFold(w[:7], "current") && w[7] == '_' && keywordCategory(w) == reservedKw
+}
+
+// eqFoldAny is eqFold for a keyword with characters other than letters
+// (an underscore): only ASCII letters fold.
+func eqFoldAny(s, kw string) bool {
+	if len(s) != len(kw) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != kw[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // openFlags returns the flags of the parenthesis level that an opening
