@@ -130,7 +130,6 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"SELECT 0!,0",
 		"SELECT a + FROM t",
 		"SELECT $00A SHARE",
-		"SELECT $1a",
 		"SELECT WHERE 0 A",
 		`SELECT 1 WHERE 0 "A"`,
 		"SELECT * FROM t JOIN u ON true x",
@@ -158,6 +157,8 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"SELECT TO 0",
 		"SELECT ON",
 		"SELECT *OR 0",
+		"SELECT FOR 0",
+		"SELECT 1 FROM t FOR x",
 		"SELECT * AS x",
 	} {
 		if got := Classify(sql); got.Kind == Read {
@@ -241,6 +242,10 @@ func TestValidEdgesStayReads(t *testing.T) {
 		"SELECT rank(3) WITHIN GROUP (ORDER BY x) FROM (VALUES (1), (2)) v(x)",
 		"SELECT * FROM t i WHERE i.* IN (VALUES (i.*::t))",
 		"SELECT * FROM t ORDER BY x USING < NULLS FIRST",
+		"SELECT $1a", // $1 AS a (PostgreSQL 17's scanner)
+		"SELECT 1 FROM t FOR READ ONLY",
+		"SELECT collation for ('foo')",
+		"SELECT substring('abc' FROM 1 FOR 2), EXISTS (SELECT 1 FROM t FOR READ ONLY)",
 		"SELECT session_user, current_user, SYSTEM_USER, Session_User::text",
 		"SELECT CASE WHEN true THEN 1 END, NOT true, NULL, CURRENT_DATE, ARRAY[1], CAST(1 AS int)",
 		"SELECT FROM t",

@@ -240,7 +240,6 @@ func (l *lexer) next() token {
 				j++
 			}
 			l.pos = j
-			l.checkJunk(j) // "$1a": trailing junk after parameter
 			return token{start: i, end: j, kind: tParam}
 		}
 		// Dollar quoting: $tag$ ... $tag$ with tag empty or

@@ -293,6 +293,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonIncomplete)
 		}
 		n++
+		if p1.kw == kwFor && cur&fQuery != 0 && !lockStrength(l.src, t) &&
+			!(p2.kind == tIdent && eqFold(l.src[p2.start:p2.end], "collation")) { // COLLATION FOR (x)
+			st.write(reasonSyntax) // "SELECT FOR 0": FOR UPDATE, SHARE, NO KEY, KEY, READ ONLY
+		}
 		if cte == cteBody {
 			if t.kind == tOp && t.op == ')' && depth == start+1 {
 				cte = cteAfterBody
@@ -963,6 +967,16 @@ func isValueKeyword(w string) bool {
 	}
 	// eqFold folds letters only: the underscore is compared apart.
 	return len(w) > 8 && eqFold(w[:7], "current") && w[7] == '_' && keywordCategory(w) == reservedKw
+}
+
+// lockStrength reports whether t may follow the FOR of a query's locking
+// clause: UPDATE, SHARE, NO (KEY UPDATE), KEY (SHARE), READ (ONLY).
+func lockStrength(src string, t token) bool {
+	switch t.kw {
+	case kwUpdate, kwShare, kwNo, kwKey:
+		return true
+	}
+	return t.kind == tIdent && eqFold(src[t.start:t.end], "read")
 }
 
 // eqFoldAny is eqFold for a keyword with characters other than letters
