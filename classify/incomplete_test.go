@@ -158,6 +158,9 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"SELECT ON",
 		"SELECT *OR 0",
 		"SELECT FOR 0",
+		"SELECT FOR KEY",
+		"SELECT 1 FROM t FOR NO KEY",
+		"SELECT 1 FROM t FOR READ",
 		"SELECT 1 FROM t FOR x",
 		"SELECT * AS x",
 	} {

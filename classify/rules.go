@@ -54,6 +54,7 @@ const (
 	pendStar  uint8 = 1 << iota // a bare '*' select target: no alias, no constant after it
 	pendCast                    // "::": a type name must follow
 	pendAlias                   // a name (no keyword, yet to be looked up) after an operand: no third name
+	pendFor                     // the FOR of a query's locking clause: a lock strength follows
 )
 
 var statementCounts = [...]string{
@@ -293,8 +294,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonIncomplete)
 		}
 		n++
-		if p1.kw == kwFor && cur&fQuery != 0 && !lockStrength(l.src, t) &&
-			!(p2.kind == tIdent && eqFold(l.src[p2.start:p2.end], "collation")) { // COLLATION FOR (x)
+		if pend&pendFor != 0 && !lockStrength(l.src, t) {
 			st.write(reasonSyntax) // "SELECT FOR 0": FOR UPDATE, SHARE, NO KEY, KEY, READ ONLY
 		}
 		if cte == cteBody {
@@ -482,6 +482,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				// star; "SELECT 0 a b", "SELECT 0 a of": an alias takes no
 				// second name.
 				st.write(reasonSyntax)
+			}
+			if t.kw == kwFor && cur&fQuery != 0 && !(p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "collation")) {
+				next = pendFor // not COLLATION FOR (x)
 			}
 			if t.kw == kwNone && operandEnd(p1) {
 				next = pendAlias
@@ -686,6 +689,9 @@ func dangling(src string, p0, p1, p2 token, relation bool) bool {
 	}
 	if p2.isOp('.') || p2.kind == tIdent && p2.kw == kwAs {
 		return false
+	}
+	if p2.kw == kwFor && (p1.kw == kwKey || p1.kw == kwNo || eqFold(src[p1.start:p1.end], "read")) || p2.kw == kwNo && p1.kw == kwKey {
+		return true // FOR KEY, FOR NO, FOR NO KEY, FOR READ: no lock strength
 	}
 	w := src[p1.start:p1.end]
 	switch {
