@@ -309,6 +309,16 @@ func TestMetricsSplitBrain(t *testing.T) {
 	}
 	ctx := context.Background()
 	r1, r2 := c.Replicas()[0], c.Replicas()[1]
+	// Every member probed before the kill, so that the primary's last
+	// timeline is known (1), not the 0 of a member never probed.
+	waitFor(t, "every member probed on timeline 1", func() bool {
+		for _, m := range pool.Stat().Members {
+			if m.Timeline != 1 {
+				return false
+			}
+		}
+		return true
+	})
 	if err := c.Kill(c.Primary()); err != nil {
 		t.Fatal(err)
 	}
