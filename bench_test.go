@@ -504,7 +504,8 @@ func (f *fakePG) Write(p []byte) (int, error) {
 			for _, ps := range [][2]string{{"server_version", "15.0"}, {"client_encoding", "UTF8"}, {"standard_conforming_strings", "on"}, {"DateStyle", "ISO, MDY"}, {"integer_datetimes", "on"}, {"TimeZone", "UTC"}} {
 				f.be.Send(&pgproto3.ParameterStatus{Name: ps[0], Value: ps[1]})
 			}
-			f.be.Send(&pgproto3.BackendKeyData{ProcessID: 1, SecretKey: 1})
+			// No BackendKeyData: pgx does not need one, and its SecretKey
+			// changed type in pgx v5.8 (uint32 to []byte).
 			f.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
 			continue
 		}
