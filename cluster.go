@@ -61,13 +61,15 @@ type clusterView struct {
 	sets [2]*roleSet
 }
 
-// roleSet is the members of one group that are of its role now.
+// roleSet is members of a group with a balancer over them: every member
+// (the group's own), or, following the cluster, those of its role now.
 type roleSet struct {
 	members []*member
 	bal     *balancer.Balancer
 }
 
-// setView lets the balancer ask a role set about its members.
+// setView lets the balancer ask a role set about its members without
+// allocating.
 type setView roleSet
 
 // Usable implements balancer.Nodes: the member is up and not lagging.
@@ -226,18 +228,6 @@ func computeView(prev *clusterView, obs []memberObs, now time.Time) (*clusterVie
 		}
 	}
 	return v, ch
-}
-
-// clusterOf returns the nodes that are members of the cluster in the order
-// of their indices.
-func (p *RoutedPool) clusterMembers() []*node {
-	var ms []*node
-	for _, n := range p.nodes {
-		if n.ci >= 0 {
-			ms = append(ms, n)
-		}
-	}
-	return ms
 }
 
 // publishView recomputes the cluster view from every member's health and

@@ -54,9 +54,11 @@ type member struct {
 // group is a bind group: weighted nodes and the balancer over them. It is
 // immutable after New but for atomics.
 type group struct {
-	name    string
-	members []*member
-	bal     *balancer.Balancer
+	name string
+	// roleSet holds every member of the group and the balancer over them
+	// all; a group that follows the cluster picks from the view's set of
+	// the members of its role instead (pickBy).
+	roleSet
 	// roles says which members may take the group's calls now: any (the
 	// configured members, whatever their roles), or, following the
 	// cluster, only the primary (the default group) or only replicas (the
@@ -93,29 +95,12 @@ func (g *group) qualifiesIn(v *clusterView, i int) bool {
 	return true
 }
 
-// view lets the balancer ask a group about its nodes without allocating.
-type view group
-
-// Usable implements balancer.Nodes: the node is up, not lagging, and of the
-// group's role.
-func (v *view) Usable(i int) bool {
-	n := v.members[i].node
-	return n.health.up() && !n.health.lagging.Load() && (*group)(v).qualifies(i)
+// usable reports whether member i is up, not lagging, and of the group's
+// role now.
+func (g *group) usable(i int) bool {
+	n := g.members[i].node
+	return n.health.up() && !n.health.lagging.Load() && g.qualifies(i)
 }
-
-// InFlight implements balancer.Nodes.
-func (v *view) InFlight(i int) int64 { return v.members[i].node.inflight.Load() }
-
-// upView is a view in which lagging nodes are usable too.
-type upView group
-
-// Usable implements balancer.Nodes: the node is up and of the group's role.
-func (v *upView) Usable(i int) bool {
-	return v.members[i].node.health.up() && (*group)(v).qualifies(i)
-}
-
-// InFlight implements balancer.Nodes.
-func (v *upView) InFlight(i int) int64 { return v.members[i].node.inflight.Load() }
 
 // pick chooses a usable member, or nil when none is. A group that follows
 // the cluster picks among the members of its role now (the view's set).
@@ -126,23 +111,18 @@ func (g *group) pickLagging() *member { return g.pickBy(true) }
 
 // pickBy is pick, or with lagging pickLagging.
 func (g *group) pickBy(lagging bool) *member {
-	members, bal := g.members, g.bal
-	var nodes balancer.Nodes = (*view)(g)
-	if lagging {
-		nodes = (*upView)(g)
-	}
+	s := &g.roleSet // every member qualifies (anyRole)
 	if g.roles != anyRole {
-		s := g.cl.Load().sets[g.roles-1]
-		if s == nil || s.bal == nil {
+		if s = g.cl.Load().sets[g.roles-1]; s == nil || s.bal == nil {
 			return nil
 		}
-		members, bal, nodes = s.members, s.bal, (*setView)(s)
-		if lagging {
-			nodes = (*setUpView)(s)
-		}
 	}
-	if i := bal.Pick(nodes); i >= 0 {
-		return members[i]
+	var nodes balancer.Nodes = (*setView)(s)
+	if lagging {
+		nodes = (*setUpView)(s)
+	}
+	if i := s.bal.Pick(nodes); i >= 0 {
+		return s.members[i]
 	}
 	return nil
 }
@@ -212,7 +192,7 @@ func (g *group) pickOther(m *member) *member {
 		}
 	}
 	for i, c := range g.members {
-		if c != m && (*view)(g).Usable(i) {
+		if c != m && g.usable(i) {
 			return c
 		}
 	}

@@ -240,12 +240,11 @@ func (p *RoutedPool) decideReadYourWrites(d *decision) error {
 	}
 	// The balancer's pick first, so that caught-up replicas share the load by
 	// their weights; else any usable replica that caught up.
-	v := (*view)(p.read)
 	m := p.read.pick()
 	if m == nil || !p.hasReplayed(m.node, need) {
 		m = nil
 		for i, c := range p.read.members {
-			if v.Usable(i) && p.hasReplayed(c.node, need) {
+			if p.read.usable(i) && p.hasReplayed(c.node, need) {
 				m = c
 				break
 			}
