@@ -57,21 +57,20 @@ func (p *RoutedPool) queryHedged(c *call) (pgx.Rows, error) {
 		return cancel
 	}
 	cancelFirst := launch(c.m)
+	// alone ends the call with the original attempt, no hedge sent.
+	alone := func(r attemptResult) (pgx.Rows, error) { return p.hedgeWinner(c, r, nil), r.err }
 	timer := time.NewTimer(p.hedgeAfter)
 	defer timer.Stop()
-	var first attemptResult
 	select {
-	case first = <-ch:
-		return p.hedgeWinner(c, first, nil), first.err
+	case r := <-ch:
+		return alone(r)
 	case <-timer.C:
 	case <-c.ctx.Done():
-		first = <-ch // the attempt ends with the context
-		return p.hedgeWinner(c, first, nil), first.err
+		return alone(<-ch) // the attempt ends with the context
 	}
 	m2 := c.g.pickOther(c.m)
 	if m2 == nil {
-		first = <-ch
-		return p.hedgeWinner(c, first, nil), first.err
+		return alone(<-ch)
 	}
 	m2.node.inflight.Add(1)
 	m2.calls[ReasonHedge].Add(1)
