@@ -210,9 +210,68 @@ func (r rowOf) Scan(dest ...any) error {
 // two replicas with two raw pools alternated by hand. Skipped without the
 // PostgreSQL binaries.
 func BenchmarkCostOfRouting(b *testing.B) {
+	const conns = 8
+	ctx := context.Background()
+	targets := costTargets(b, conns)
+	for _, k := range benchKinds(ctx) {
+		for _, t := range targets {
+			b.Run(k.name+"/"+t.name, func(b *testing.B) {
+				b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
+				b.ReportAllocs()
+				cpu0 := processCPU()
+				defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
+				b.RunParallel(func(pb *testing.PB) {
+					i := 0
+					for pb.Next() {
+						i++
+						if err := k.run(t.q, i); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkCostOfRoutingSerial is BenchmarkCostOfRouting from one
+// goroutine on pools of one connection: each call waits for the real
+// server's answer, so under valgrind (which slows only the client) the
+// count of the client's instructions per call, system calls and
+// scheduler included, hardly depends on timing (docs/benchmarks.md).
+func BenchmarkCostOfRoutingSerial(b *testing.B) {
+	ctx := context.Background()
+	targets := costTargets(b, 1)
+	for _, k := range benchKinds(ctx) {
+		for _, t := range targets {
+			b.Run(k.name+"/"+t.name, func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					i++
+					if err := k.run(t.q, i); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// costTarget is a target of the cost benchmarks.
+type costTarget struct {
+	name string
+	q    benchQuerier
+}
+
+// costTargets are the cost benchmarks' targets on the shared cluster, each
+// with pools of conns connections: raw pgxpool on the primary, a RoutedPool
+// with the primary as its only node, the same with Disabled, two raw pools
+// over the replicas alternated by hand, and a RoutedPool over them.
+func costTargets(b *testing.B, conns int32) []costTarget {
 	c := sharedCluster(b)
 	ctx := context.Background()
-	const conns = 8
 	poolCfg := func(conn string) *pgxpool.Config {
 		pc, err := pgxpool.ParseConfig(conn)
 		if err != nil {
@@ -240,7 +299,7 @@ func BenchmarkCostOfRouting(b *testing.B) {
 	reps := c.Replicas()
 	two := routed(pgxroute.Config{Primary: c.Primary().ConnString(), Replicas: []pgxroute.Node{
 		{Name: "r1", ConnString: reps[0].ConnString()}, {Name: "r2", ConnString: reps[1].ConnString()}}})
-	var pair benchPair
+	pair := &benchPair{}
 	for i := range pair.pools {
 		pair.pools[i], err = pgxpool.NewWithConfig(ctx, poolCfg(reps[i].ConnString()))
 		if err != nil {
@@ -248,31 +307,7 @@ func BenchmarkCostOfRouting(b *testing.B) {
 		}
 		b.Cleanup(pair.pools[i].Close)
 	}
-	kinds := benchKinds(ctx)
-	targets := []struct {
-		name string
-		q    benchQuerier
-	}{{"raw", raw}, {"routed", single}, {"disabled", disabled}, {"pair-raw", &pair}, {"pair-routed", two}}
-	for _, k := range kinds {
-		for _, t := range targets {
-			b.Run(k.name+"/"+t.name, func(b *testing.B) {
-				b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
-				b.ReportAllocs()
-				cpu0 := processCPU()
-				defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						i++
-						if err := k.run(t.q, i); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			})
-		}
-	}
+	return []costTarget{{"raw", raw}, {"routed", single}, {"disabled", disabled}, {"pair-raw", pair}, {"pair-routed", two}}
 }
 
 // benchKind is a call kind of the cost benchmarks.

@@ -23,7 +23,7 @@ import (
 
 // hedgeable reports whether c may be hedged.
 func (p *RoutedPool) hedgeable(c *call) bool {
-	return p.hedgeAfter > 0 && c.kind == callQuery && c.auto && c.g == p.read
+	return p.hedgeAfter > 0 && (c.kind == callQuery || c.kind == callQueryRow) && c.auto && c.g == p.read
 }
 
 // attemptResult is one attempt of a hedged read: its rows, positioned on

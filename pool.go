@@ -213,6 +213,7 @@ type callKind uint8
 const (
 	callExec callKind = iota
 	callQuery
+	callQueryRow
 	callBatch
 	callCopy
 	callBegin
@@ -224,30 +225,36 @@ const (
 // RoutedPool that runs something fills one and hands it to run.
 type call struct {
 	decision
-	p       *RoutedPool
-	ctx     context.Context // the caller's
-	nctx    context.Context // what the node runs with: ctx, or the tracer's
-	kind    callKind
-	attempt int
-	epoch   uint64 // the node's interruption count when the attempt started
-	args    []any
-	in      *callInput // the inputs of the rarer calls
-
-	tag  pgconn.CommandTag
-	rows pgx.Rows
-	br   pgx.BatchResults
-	n    int64
-	tx   pgx.Tx
-	conn *pgxpool.Conn
+	p    *RoutedPool
+	ctx  context.Context // the caller's
+	nctx context.Context // what the node runs with: ctx, or the tracer's
+	args []any
+	in   *callInput // the inputs and results of the rarer calls
+	// epoch is the node's interruption count when the attempt started.
+	epoch uint64
+	rows  pgx.Rows          // a query's
+	row   pgx.Row           // a QueryRow's
+	tag   pgconn.CommandTag // an Exec's
+	kind  callKind
+	// attempt is 0 for the first attempt, 1 for the one run again (at
+	// most one: next allows one).
+	attempt uint8
 }
 
-// callInput holds what a batch, a COPY or a transaction runs.
+// callInput holds what a batch, a COPY, a transaction or an Acquire runs
+// and returns, apart from the call, so that the calls that return rows
+// (whose call lives as long as the rows) stay small.
 type callInput struct {
 	batch   *pgx.Batch
 	table   pgx.Identifier
 	columns []string
 	src     pgx.CopyFromSource
 	txOpts  pgx.TxOptions
+
+	br   pgx.BatchResults
+	n    int64
+	tx   pgx.Tx
+	conn *pgxpool.Conn
 }
 
 // Route returns where sql would go in ctx, without running anything (nor
@@ -311,17 +318,26 @@ func (p *RoutedPool) run(c *call) error {
 			} else {
 				c.rows, err = be.Query(c.nctx, c.sql, c.args...)
 			}
+		case callQueryRow: // its errors show at Scan (routedRow)
+			if p.hedgeable(c) {
+				var rows pgx.Rows
+				if rows, err = p.queryHedged(c); err == nil {
+					c.row = rowsRow{rows}
+				}
+			} else {
+				c.row = be.QueryRow(c.nctx, c.sql, c.args...)
+			}
 		case callBatch:
-			c.br = be.SendBatch(c.nctx, c.in.batch)
+			c.in.br = be.SendBatch(c.nctx, c.in.batch)
 		case callCopy:
-			c.n, err = be.CopyFrom(c.nctx, c.in.table, c.in.columns, c.in.src)
+			c.in.n, err = be.CopyFrom(c.nctx, c.in.table, c.in.columns, c.in.src)
 		case callBegin:
-			c.tx, err = be.BeginTx(c.nctx, c.in.txOpts)
+			c.in.tx, err = be.BeginTx(c.nctx, c.in.txOpts)
 		case callAcquire:
 			if c.m.node.pool == nil {
 				err = ErrNoPool
 			} else {
-				c.conn, err = c.m.node.pool.Acquire(c.nctx)
+				c.in.conn, err = c.m.node.pool.Acquire(c.nctx)
 			}
 		}
 		if err == nil {
@@ -354,7 +370,7 @@ func (p *RoutedPool) start(c *call) {
 	if p.tracer != nil {
 		r := c.route()
 		c.nctx = p.tracer.TraceRouteStart(context.WithValue(c.ctx, routeKey{}, &r),
-			TraceRouteStartData{Route: r, Attempt: c.attempt})
+			TraceRouteStartData{Route: r, Attempt: int(c.attempt)})
 	}
 }
 
@@ -376,7 +392,7 @@ func (p *RoutedPool) end(c *call, err error, wrote, rerun bool) {
 	c.m.node.inflight.Add(-1)
 	c.m.node.ended.Add(1)
 	if p.tracer != nil {
-		p.tracer.TraceRouteEnd(c.nctx, TraceRouteEndData{Route: c.route(), Attempt: c.attempt, Err: err, Rerun: rerun})
+		p.tracer.TraceRouteEnd(c.nctx, TraceRouteEndData{Route: c.route(), Attempt: int(c.attempt), Err: err, Rerun: rerun})
 	}
 	if err != nil || c.scope == nil || c.g != p.def {
 		return
@@ -395,7 +411,7 @@ func (p *RoutedPool) end(c *call, err error, wrote, rerun bool) {
 // replaces err as the call's (a wait for a primary that ended).
 func (p *RoutedPool) again(c *call, err error) (bool, error) {
 	p.passive(&c.decision, err)
-	next, ok, werr := p.next(c.ctx, &c.decision, err, c.attempt)
+	next, ok, werr := p.next(c.ctx, &c.decision, err, int(c.attempt))
 	p.end(c, err, false, ok)
 	if !ok {
 		return false, werr
@@ -487,13 +503,13 @@ func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 		return be.QueryRow(ctx, sql, args...)
 	}
 	row := getRow() // zeroed by putRow: set only what the call needs
-	r := &row.rows
-	r.c.sql, r.c.p, r.c.ctx, r.c.kind, r.c.args = sql, p, ctx, callQuery, args
-	if err := p.prepare(ctx, opStatement, classify.Result{}, &r.c.decision); err != nil {
+	c := &row.c
+	c.sql, c.p, c.ctx, c.kind, c.args = sql, p, ctx, callQueryRow, args
+	if err := p.prepare(ctx, opStatement, classify.Result{}, &c.decision); err != nil {
 		putRow(row)
 		return errRow{err}
 	}
-	if err := p.run(&r.c); err != nil {
+	if err := p.run(c); err != nil {
 		putRow(row)
 		return errRow{err}
 	}
@@ -516,7 +532,7 @@ func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 		return errBatch{err}
 	}
 	p.run(&rb.c) // SendBatch reports no error: the results do
-	rb.BatchResults = rb.c.br
+	rb.BatchResults = rb.c.in.br
 	return rb
 }
 
@@ -529,7 +545,7 @@ func (p *RoutedPool) CopyFrom(ctx context.Context, tableName pgx.Identifier, col
 		return 0, err
 	}
 	err := p.run(&c)
-	return c.n, err
+	return c.in.n, err
 }
 
 // Begin starts a read-write transaction on the default group (or the
@@ -553,20 +569,20 @@ func (p *RoutedPool) BeginTx(ctx context.Context, txOptions pgx.TxOptions) (pgx.
 	if err := p.run(c); err != nil {
 		return nil, err
 	}
-	return &routedTx{Tx: c.tx, c: c, state: &txState{}}, nil
+	return &routedTx{Tx: c.in.tx, c: c, state: &txState{}}, nil
 }
 
 // Acquire returns a connection of the context's group, else of the default
 // group. The caller releases it; statements on it are not routed.
 func (p *RoutedPool) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	c := call{p: p, ctx: ctx, kind: callAcquire}
+	c := call{p: p, ctx: ctx, kind: callAcquire, in: &callInput{}}
 	if err := p.prepare(ctx, opAcquire, resAcquire, &c.decision); err != nil {
 		return nil, err
 	}
 	if err := p.run(&c); err != nil {
 		return nil, err
 	}
-	return c.conn, nil
+	return c.in.conn, nil
 }
 
 // AcquireFunc acquires a connection like Acquire, calls f with it and

@@ -35,11 +35,11 @@ const (
 type decision struct {
 	g      *group
 	m      *member
-	reason Reason
-	res    classify.Result
 	scope  *stickiness.Scope
-	auto   bool // the statement's kind chose a replica: the safety nets may reroute it
 	sql    string
+	res    classify.Result
+	reason Reason
+	auto   bool // the statement's kind chose a replica: the safety nets may reroute it
 }
 
 // route returns the decision as the exported Route.

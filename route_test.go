@@ -63,7 +63,14 @@ func (s *script) Query(context.Context, string, ...any) (pgx.Rows, error) {
 	return &scriptRows{}, nil
 }
 
-func (s *script) QueryRow(context.Context, string, ...any) pgx.Row { panic("not used by the router") }
+// QueryRow is Query as a row: its error shows at Scan, as pgxpool's does.
+func (s *script) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := s.Query(ctx, sql, args...)
+	if err != nil {
+		return errRow{err}
+	}
+	return rowsRow{rows}
+}
 
 func (s *script) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults {
 	return errBatch{s.take()}

@@ -16,9 +16,9 @@ import (
 // read whose rows fail before the first row runs again where next allows.
 type routedRows struct {
 	c    call // c.rows are the node's rows of the current attempt
+	err  error
 	seen bool // a row was returned: no re-run any more
 	done bool // finish ran
-	err  error
 }
 
 // Next advances to the next row. When the rows fail before their first row
@@ -115,65 +115,69 @@ func typeMapOf(rows pgx.Rows) *pgtype.Map {
 	return pgtype.NewMap()
 }
 
-// routedRow is QueryRow's row. Rows are recycled (as pgx recycles a
-// connection's rows): a Row is read by one Scan, as pgx's contract says.
-type routedRow struct{ rows routedRows }
+// routedRow is QueryRow's row: its call, whose row is the node's own
+// (pgxpool's QueryRow, or the rows of a hedged read as a row). Rows are
+// recycled (as pgx recycles a connection's rows): a Row is read by one
+// Scan, as pgx's contract says.
+type routedRow struct{ c call }
 
 var rowPool = sync.Pool{New: func() any { return new(routedRow) }}
 
 func getRow() *routedRow { return rowPool.Get().(*routedRow) }
 
 func putRow(r *routedRow) {
-	r.rows = routedRows{}
+	r.c = call{}
 	rowPool.Put(r)
 }
 
 // Scan reads the row's values into dest; pgx.ErrNoRows when there is none.
-//
-// A row that came before its statement failed (a server shutting down sends
-// the row, then FATAL 57P01) has not reached the caller yet: a read runs
-// again where the retry rules allow, and Scan reads the new attempt's row.
+// A row that failed runs again where the retry rules allow (a read whose
+// connection failed, or that a replica refused), and Scan reads the new
+// attempt's row. That includes a row that came before its statement failed
+// (a server shutting down sends the row, then FATAL 57P01): dest may hold
+// its values, which the new attempt's overwrite.
 func (row *routedRow) Scan(dest ...any) error {
-	r := &row.rows
-	err := row.scan(dest)
-	for !r.done {
-		r.c.rows.Close()
-		cerr := r.c.rows.Err()
-		if err != nil || cerr == nil || !r.seen {
-			r.end(cerr)
-			break
+	c := &row.c
+	for {
+		err := c.row.Scan(dest...)
+		if err == nil || errors.Is(err, pgx.ErrNoRows) {
+			c.p.finish(c, nil, c.isWrite(), false)
+			putRow(row)
+			return err
 		}
-		ok, werr := r.c.p.again(&r.c, cerr) // ends the attempt
+		ok, werr := c.p.again(c, err) // ends the attempt
 		if !ok {
-			r.done, r.err = true, r.c.p.wrapErr(&r.c, cmp.Or(werr, cerr))
-			break
+			err = c.p.wrapErr(c, cmp.Or(werr, err))
+			putRow(row)
+			return err
 		}
-		r.seen = false
-		if rerr := r.c.p.run(&r.c); rerr != nil {
-			r.done, r.err = true, rerr
-			break
+		if err := c.p.run(c); err != nil {
+			putRow(row)
+			return err
 		}
-		err = row.scan(dest)
 	}
-	if err == nil {
-		err = r.err
-	}
-	putRow(row)
-	return err
 }
 
-func (row *routedRow) scan(dest []any) error {
-	r := &row.rows
-	if !r.Next() {
-		if r.err != nil {
-			return r.err
+// rowsRow reads rows as pgx reads a QueryRow's: the first row, then the
+// rows' error once they are closed.
+type rowsRow struct{ rows pgx.Rows }
+
+// Scan reads the first row into dest; pgx.ErrNoRows when there is none.
+func (r rowsRow) Scan(dest ...any) error {
+	rows := r.rows
+	if !rows.Next() {
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
 		}
 		return pgx.ErrNoRows
 	}
-	if err := r.c.rows.Scan(dest...); err != nil {
+	err := rows.Scan(dest...)
+	rows.Close()
+	if err != nil {
 		return err
 	}
-	return nil
+	return rows.Err()
 }
 
 // errRow is a row whose call failed before it ran.
@@ -203,7 +207,7 @@ func (errRows) TypeMap() *pgtype.Map { return pgtype.NewMap() }
 // error of its statements (a failed statement rolls the batch's implicit
 // transaction back, so it marks the scope only when none failed).
 type routedBatch struct {
-	pgx.BatchResults // the node's results (c.br)
+	pgx.BatchResults // the node's results (c.in.br)
 	c                call
 	err              error // the first failure of a statement
 	done             atomic.Bool
