@@ -235,30 +235,6 @@ func BenchmarkCostOfRouting(b *testing.B) {
 	}
 }
 
-// BenchmarkCostOfRoutingSerial is BenchmarkCostOfRouting from one
-// goroutine on pools of one connection: each call waits for the real
-// server's answer, so under valgrind (which slows only the client) the
-// count of the client's instructions per call, system calls and
-// scheduler included, hardly depends on timing (docs/benchmarks.md).
-func BenchmarkCostOfRoutingSerial(b *testing.B) {
-	ctx := context.Background()
-	targets := costTargets(b, 1)
-	for _, k := range benchKinds(ctx) {
-		for _, t := range targets {
-			b.Run(k.name+"/"+t.name, func(b *testing.B) {
-				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					i++
-					if err := k.run(t.q, i); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
-	}
-}
-
 // costTarget is a target of the cost benchmarks.
 type costTarget struct {
 	name string
