@@ -79,7 +79,7 @@ func (s *setView) Usable(i int) bool {
 }
 
 // InFlight implements balancer.Nodes.
-func (s *setView) InFlight(i int) int64 { return s.members[i].node.inflight.Load() }
+func (s *setView) InFlight(i int) int64 { return s.members[i].node.inFlight() }
 
 // setUpView is a setView in which lagging members are usable too.
 type setUpView roleSet
@@ -88,7 +88,7 @@ type setUpView roleSet
 func (s *setUpView) Usable(i int) bool { return s.members[i].node.health.up() }
 
 // InFlight implements balancer.Nodes.
-func (s *setUpView) InFlight(i int) int64 { return s.members[i].node.inflight.Load() }
+func (s *setUpView) InFlight(i int) int64 { return s.members[i].node.inFlight() }
 
 // buildSets fills v's role sets for the groups that follow the cluster,
 // reusing prev's where the members did not change.

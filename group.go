@@ -26,13 +26,15 @@ type node struct {
 	// a call that sees it change while it ran was interrupted.
 	interrupts atomic.Uint64
 
-	// inflight is written by every call: on a cache line of its own, so
-	// that the read-mostly fields above are not invalidated with it.
-	_        [64]byte
-	inflight atomic.Int64  // routed calls running on the node
-	ended    atomic.Uint64 // routed calls that ended on the node (for the stall watch)
-	_        [48]byte
-	health   nodeHealth
+	// started and ended count the routed calls (attempts) that started
+	// and ended on the node: one add each per call, no more. They are
+	// written by every call: on a cache line of their own, so that the
+	// read-mostly fields above are not invalidated with them.
+	_       [64]byte
+	started atomic.Uint64
+	ended   atomic.Uint64
+	_       [48]byte
+	health  nodeHealth
 
 	ci int // the node's index among the cluster's members; -1: not one
 
@@ -40,6 +42,14 @@ type node struct {
 
 	host string // the server address its pool dials (Stat)
 	port uint16
+}
+
+// inFlight returns the count of routed calls running on the node. ended is
+// read first: every call that ended had started, so the difference is
+// never negative.
+func (n *node) inFlight() int64 {
+	e := n.ended.Load()
+	return int64(n.started.Load() - e)
 }
 
 // member is a node's place in one group: its weight there and the calls the

@@ -267,7 +267,7 @@ type stall struct {
 
 func (s *stall) stalled(n *node) bool {
 	ended := n.ended.Load()
-	if ended != s.ended || n.inflight.Load() == 0 {
+	if ended != s.ended || n.inFlight() == 0 {
 		s.ended, s.quiet, s.fired = ended, 0, false
 		return false
 	}

@@ -72,7 +72,7 @@ func (p *RoutedPool) queryHedged(c *call) (pgx.Rows, error) {
 	if m2 == nil {
 		return alone(<-ch)
 	}
-	m2.node.inflight.Add(1)
+	m2.node.started.Add(1)
 	m2.calls[ReasonHedge].Add(1)
 	m2.node.hedges.Add(1)
 	cancelHedge := launch(m2)
@@ -131,7 +131,6 @@ func (p *RoutedPool) endLoser(d *decision, r attemptResult) {
 	if r.rows != nil {
 		r.rows.Close()
 	}
-	r.m.node.inflight.Add(-1)
 	r.m.node.ended.Add(1)
 	if r.err != nil && r.m != d.m {
 		ld := *d

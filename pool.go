@@ -360,7 +360,7 @@ func (p *RoutedPool) run(c *call) error {
 // start counts an attempt as started on its node, reports its route to
 // OnRoute and starts its trace.
 func (p *RoutedPool) start(c *call) {
-	c.m.node.inflight.Add(1)
+	c.m.node.started.Add(1)
 	c.epoch = c.m.node.interrupts.Load()
 	c.m.calls[c.reason].Add(1)
 	c.nctx = c.ctx
@@ -389,7 +389,6 @@ func (p *RoutedPool) finish(c *call, err error, wrote, rerun bool) {
 
 // end is finish after the failure signal.
 func (p *RoutedPool) end(c *call, err error, wrote, rerun bool) {
-	c.m.node.inflight.Add(-1)
 	c.m.node.ended.Add(1)
 	if p.tracer != nil {
 		p.tracer.TraceRouteEnd(c.nctx, TraceRouteEndData{Route: c.route(), Attempt: int(c.attempt), Err: err, Rerun: rerun})
@@ -527,7 +526,8 @@ func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 		return be.SendBatch(ctx, b)
 	}
 	res := batchKind(p.classifier, b)
-	rb := &routedBatch{c: call{p: p, ctx: ctx, kind: callBatch, in: &callInput{batch: b}}}
+	rb := &routedBatch{c: call{p: p, ctx: ctx, kind: callBatch}, in: callInput{batch: b}}
+	rb.c.in = &rb.in // one allocation for both
 	if err := p.prepare(ctx, opKnown, res, &rb.c.decision); err != nil {
 		return errBatch{err}
 	}

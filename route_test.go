@@ -369,7 +369,7 @@ func TestCallPath(t *testing.T) {
 		}
 		p.Exec(ctx, "UPDATE t SET a = 1")
 		for _, n := range p.nodes {
-			if f := n.inflight.Load(); f != 0 {
+			if f := n.inFlight(); f != 0 {
 				t.Errorf("%s: %d calls in flight after every call ended", n.name, f)
 			}
 		}

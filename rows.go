@@ -209,7 +209,8 @@ func (errRows) TypeMap() *pgtype.Map { return pgtype.NewMap() }
 type routedBatch struct {
 	pgx.BatchResults // the node's results (c.in.br)
 	c                call
-	err              error // the first failure of a statement
+	in               callInput // c.in
+	err              error     // the first failure of a statement
 	done             atomic.Bool
 }
 

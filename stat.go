@@ -114,7 +114,7 @@ func (p *RoutedPool) Stat() *Stat {
 				Name:         n.name,
 				Weight:       m.weight,
 				Calls:        map[Reason]int64{},
-				InFlight:     n.inflight.Load(),
+				InFlight:     n.inFlight(),
 				State:        n.health.state(),
 				Role:         "unknown",
 				RoleMismatch: n.health.roleMismatch.Load(),
