@@ -278,16 +278,7 @@ func (p *RoutedPool) prepare(ctx context.Context, o op, res classify.Result, d *
 	if !p.disabled {
 		err := p.decide(ctx, o, res, d)
 		if err == errAwaitPrimary {
-			until := time.Now().Add(max(p.health.cfg.FailoverTimeout, 0))
-			var tried *clusterView // a view whose primary the call could not take
-			ok := func(v *clusterView) bool { return hasPrimary(v) && v != tried }
-			for err == errAwaitPrimary {
-				var v *clusterView
-				if v, err = p.awaitView(ctx, ok, until); err == nil {
-					tried = v
-					err = p.decide(ctx, o, res, d)
-				}
-			}
+			err = p.awaitPrimary(ctx, hasPrimary, func() error { return p.decide(ctx, o, res, d) })
 		}
 		return err
 	}

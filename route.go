@@ -289,6 +289,27 @@ func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) error {
 // is known: prepare waits for one.
 var errAwaitPrimary = errors.New("pgxroute: no primary known")
 
+// awaitPrimary waits for a cluster view for which ok holds, then routes
+// the call again (route: decide, or toGroup to the default group); when
+// route still finds no primary (the view's primary not usable), it waits
+// for another view. It waits one HealthConfig.FailoverTimeout in all,
+// within ctx; the error is awaitView's or route's.
+func (p *RoutedPool) awaitPrimary(ctx context.Context, ok func(*clusterView) bool, route func() error) error {
+	until := time.Now().Add(max(p.health.cfg.FailoverTimeout, 0))
+	var tried *clusterView // a view whose primary the call could not take
+	fresh := func(v *clusterView) bool { return ok(v) && v != tried }
+	for {
+		v, err := p.awaitView(ctx, fresh, until)
+		if err != nil {
+			return err
+		}
+		tried = v
+		if err = route(); err != errAwaitPrimary {
+			return err
+		}
+	}
+}
+
 // primary returns the node whose WAL positions read-your-writes follows:
 // following the cluster, the member that is primary now, or else the last
 // one that was; with static roles, the default group's first node.
@@ -355,12 +376,11 @@ func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt i
 				return v.primary >= 0 && (v.primary != n.ci || v.obs[n.ci].probes > seen)
 			}
 		}
-		if _, werr := p.awaitView(ctx, ok, time.Time{}); werr != nil {
-			return decision{}, false, fmt.Errorf("%w (its attempt on %q failed: %w)", werr, d.m.node.name, err)
-		}
+		// The default group follows the cluster: toGroup fails only for
+		// want of a primary, and awaitPrimary waits for one.
 		next := *d
-		if e := p.toGroup(&next, p.def, ReasonFailover); e != nil {
-			return decision{}, false, nil
+		if werr := p.awaitPrimary(ctx, ok, func() error { return p.toGroup(&next, p.def, ReasonFailover) }); werr != nil {
+			return decision{}, false, fmt.Errorf("%w (its attempt on %q failed: %w)", werr, d.m.node.name, err)
 		}
 		return next, true, nil
 	}
@@ -384,14 +404,12 @@ func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt i
 	}
 	if d.g != p.def && d.auto && p.noHealthy == FallbackToPrimary {
 		next := *d
-		err := p.toGroup(&next, p.def, ReasonRetry)
+		route := func() error { return p.toGroup(&next, p.def, ReasonRetry) }
+		err := route()
 		if err == errAwaitPrimary {
 			// A failover is under way: the read waits for the new primary
 			// rather than fail.
-			if _, werr := p.awaitView(ctx, hasPrimary, time.Time{}); werr != nil {
-				return decision{}, false, nil
-			}
-			err = p.toGroup(&next, p.def, ReasonRetry)
+			err = p.awaitPrimary(ctx, hasPrimary, route)
 		}
 		if err != nil {
 			return decision{}, false, nil
