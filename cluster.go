@@ -348,11 +348,7 @@ func (p *RoutedPool) noPrimary(v *clusterView, cause error) error {
 		case v.stale[i]:
 			b.WriteString(" (stale primary)")
 		case !o.up:
-			fmt.Fprintf(&b, " (%s", n.health.state())
-			if last, _ := n.health.lastError(); last != "" {
-				fmt.Fprintf(&b, ": %s", last)
-			}
-			b.WriteString(")")
+			fmt.Fprintf(&b, " (%s)", n.health.describe())
 		}
 	}
 	e := &noPrimaryError{errs: []error{ErrNoPrimary, ErrNoHealthyNode}}

@@ -184,8 +184,7 @@ func (g *group) noneAnswering() error {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		last, _ := m.node.health.lastError()
-		fmt.Fprintf(&b, "node %q stopped answering (%s)", m.node.name, last)
+		fmt.Fprintf(&b, "node %q stopped answering (%s)", m.node.name, m.node.health.describe())
 	}
 	return fmt.Errorf("%w in group %q: %s", ErrNoHealthyNode, g.name, b.String())
 }

@@ -118,6 +118,16 @@ func (h *nodeHealth) lastError() (string, time.Time) {
 	return h.lastErr, h.lastAt
 }
 
+// describe is the node's state and, when it has one, its last error, as an
+// error message names a node: "suspect: read tcp ...: i/o timeout".
+func (h *nodeHealth) describe() string {
+	s := h.state().String()
+	if last, _ := h.lastError(); last != "" {
+		s += ": " + last
+	}
+	return s
+}
+
 func (h *nodeHealth) setErr(err error) {
 	h.mu.Lock()
 	h.lastErr, h.lastAt = redactedError(err), time.Now()
