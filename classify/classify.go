@@ -217,9 +217,16 @@ func (c *Classifier) Classify(sql string) Result {
 		return c.decide(sql)
 	}
 	gen := c.gen.Load()
+	r := c.cache.recentSlot(sql)
+	if e := r.Load(); e != nil && e.gen == gen && same(e.sql, sql) {
+		return e.res
+	}
 	h := maphash.String(c.cache.seed, sql)
 	if e := c.cache.get(sql, h); e != nil {
 		if e.gen == gen {
+			if same(e.sql, sql) {
+				r.Store(e)
+			}
 			return e.res
 		}
 		// Statements were marked since this entry was stored.
@@ -227,12 +234,12 @@ func (c *Classifier) Classify(sql string) Result {
 		if m, ok := c.markedResult(sql); ok {
 			res = m
 		}
-		c.cache.put(sql, h, res, gen)
+		r.Store(c.cache.put(sql, h, res, gen))
 		return res
 	}
 	res := c.decide(sql)
 	if len(sql) <= MaxCachedLen {
-		c.cache.put(sql, h, res, gen)
+		r.Store(c.cache.put(sql, h, res, gen))
 	}
 	return res
 }
