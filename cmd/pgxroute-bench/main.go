@@ -89,6 +89,7 @@ func run() error {
 		percallTgt   = flag.String("target", "", "internal: the -percall-child target")
 		calls        = flag.Int64("calls", 200_000, "-percall: calls per kind per process")
 		kindsFlag    = flag.String("kinds", "", "-percall: a comma list of call kinds (default all: QueryRow, Query, Exec, Batch10)")
+		pinFlag      = flag.String("pin", "", "CLIENT/SERVER: run this tool on the CPUs CLIENT and the local cluster's servers on SERVER (taskset CPU lists, like 0/1; needs the local cluster)")
 		profileDir   = flag.String("profile-dir", "", "-percall: write each target's CPU profile per kind (first round) to this directory")
 		replicas     stringList
 	)
@@ -140,6 +141,13 @@ func run() error {
 		for _, r := range c.Replicas() {
 			s.replicas = append(s.replicas, r.ConnString())
 		}
+		if *pinFlag != "" {
+			if err := pin(*pinFlag, "postgres"); err != nil {
+				return err
+			}
+		}
+	} else if *pinFlag != "" {
+		return errors.New("-pin needs the local cluster (no -primary)")
 	}
 	if *percall {
 		return runPercall(ctx, os.Stdout, s, strings.Split(*percallT, ","), opts.workers, opts.rounds, *calls, kinds, *profileDir)
