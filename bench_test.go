@@ -215,22 +215,7 @@ func BenchmarkCostOfRouting(b *testing.B) {
 	targets := costTargets(b, conns)
 	for _, k := range benchKinds(ctx) {
 		for _, t := range targets {
-			b.Run(k.name+"/"+t.name, func(b *testing.B) {
-				b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
-				b.ReportAllocs()
-				cpu0 := processCPU()
-				defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						i++
-						if err := k.run(t.q, i); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			})
+			b.Run(k.name+"/"+t.name, func(b *testing.B) { runParallel(b, conns, k, t.q) })
 		}
 	}
 }
@@ -406,24 +391,28 @@ func BenchmarkCallPathParallel(b *testing.B) {
 	const conns = 8
 	for _, k := range benchKinds(ctx) {
 		for _, t := range fakeTargets(b, conns) {
-			b.Run(k.name+"/"+t.name, func(b *testing.B) {
-				b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
-				b.ReportAllocs()
-				cpu0 := processCPU()
-				b.RunParallel(func(pb *testing.PB) {
-					i := 0
-					for pb.Next() {
-						i++
-						if err := k.run(t.q, i); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-			})
+			b.Run(k.name+"/"+t.name, func(b *testing.B) { runParallel(b, conns, k, t.q) })
 		}
 	}
+}
+
+// runParallel runs k on q from conns goroutines in all (a pool of conns
+// connections each), reporting allocations and the process's CPU per call.
+func runParallel(b *testing.B, conns int, k benchKind, q benchQuerier) {
+	b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			if err := k.run(q, i); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // fakeTarget is a pool over fakePG servers.
