@@ -81,6 +81,7 @@ const (
 	kwEnd
 	kwAsc
 	kwDesc
+	kwSimilar
 )
 
 // isClause reports whether k starts a clause: it can follow neither a comma
@@ -565,6 +566,8 @@ func lookupKeyword(s string) keyword {
 			w, k = "analyze", kwAnalyze
 		case 'e':
 			w, k = "explain", kwExplain
+		case 's':
+			w, k = "similar", kwSimilar
 		case 'v':
 			w, k = "verbose", kwVerbose
 		}

@@ -51,10 +51,11 @@ const maxFrames = 16
 
 // What the token before the current one was, for the checks of the next.
 const (
-	pendStar  uint8 = 1 << iota // a bare '*' select target: no alias, no constant after it
-	pendCast                    // "::": a type name must follow
-	pendAlias                   // a name (no keyword, yet to be looked up) after an operand: no third name
-	pendFor                     // the FOR of a query's locking clause: a lock strength follows
+	pendStar    uint8 = 1 << iota // a bare '*' select target: no alias, no constant after it
+	pendCast                      // "::": a type name must follow
+	pendAlias                     // a name (no keyword, yet to be looked up) after an operand: no third name
+	pendFor                       // the FOR of a query's locking clause: a lock strength follows
+	pendKwAlias                   // with pendAlias: a keyword of the lexer's (KEY, THEN outside CASE) that can only be an alias there
 )
 
 var statementCounts = [...]string{
@@ -274,6 +275,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 	var frames [maxFrames]uint16
 	var cur, closed uint16
 	var pend, next uint8 // pendStar, pendCast: what p1 (the token before t) was
+	cases := 0           // CASEs opened and not yet ENDed
+	like := false        // a LIKE, ILIKE or SIMILAR was seen: ESCAPE may take a number
 	var cte uint8        // the state of a WITH's list of CTEs, 0 after it
 	if head == kwWith {
 		cte = cteFirst
@@ -294,6 +297,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonIncomplete)
 		}
 		n++
+		if p1.kind == tIdent && p1.kw != kwNone && !p2.isOp('.') && p2.kw != kwAs && afterKeyword(l.src, p1, p2, t, cur) {
+			st.write(reasonSyntax) // "SELECT 0 in x", "SELECT 0 AS 'x'", "SELECT 1 UNION 'x'"
+		}
 		if pend&pendFor != 0 && !lockStrength(l.src, t) {
 			st.write(reasonSyntax) // "SELECT FOR 0": FOR UPDATE, SHARE, NO KEY, KEY, READ ONLY
 		}
@@ -319,7 +325,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "::" takes a type name; "SELECT * + 0"
 				}
 				if pend&pendAlias != 0 && cur&fNamed == 0 && (isOpChar(t.op) || t.op == '[' || t.op == ':' || t.op == '.') &&
-					namesAfterOperand(l.src, p1, p2) {
+					namesAfterOperand(l.src, p1, p2, cur, pend, like) {
 					st.write(reasonSyntax) // "SELECT 0 a ! b", "SELECT 0 a.b": an alias, then an operator
 				}
 			}
@@ -477,7 +483,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				}
 			}
 			if pend&pendStar != 0 && !(t.kw >= kwFrom && t.kw <= kwReturning) ||
-				pend&pendAlias != 0 && notAfterName(l.src, t) && namesAfterOperand(l.src, p1, p2) {
+				pend&pendAlias != 0 && notAfterName(l.src, t) && namesAfterOperand(l.src, p1, p2, cur, pend, like) {
 				// "SELECT * x", "SELECT * OR": only a clause follows a bare
 				// star; "SELECT 0 a b", "SELECT 0 a of": an alias takes no
 				// second name.
@@ -485,6 +491,29 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			if t.kw == kwFor && cur&fQuery != 0 && !(p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "collation")) {
 				next = pendFor // not COLLATION FOR (x)
+			}
+			if t.kw == kwOn && cur&(fQuery|fFrom|fNamed) == fQuery && p1.kw != kwDistinct && !p1.isOp('.') && p1.kw != kwAs {
+				st.write(reasonSyntax) // "SELECT 0 ON x": ON outside a join, DISTINCT ON or a call
+			}
+			if p1.kind == tOp && p1.op == ',' && (t.kw == kwDistinct || t.kw == kwNone && badAfterComma(l.src[t.start:t.end])) {
+				st.write(reasonSyntax) // "SELECT ALL 1, DISTINCT": a list qualifier or a keyword that starts no item
+			}
+			if t.kw != kwNone && operandEnd(p1) && aliasOnly(t.kw, cases) {
+				// "SELECT 0 key", "SELECT 0 then" (no CASE open): a
+				// keyword that continues no operand is its alias.
+				next = pendAlias | pendKwAlias
+			}
+			switch t.kw {
+			case kwCase:
+				if !operandEnd(p1) {
+					cases++
+				}
+			case kwEnd:
+				if cases > 0 && !p1.isOp('.') && p1.kw != kwAs {
+					cases--
+				}
+			case kwLike, kwIlike, kwSimilar:
+				like = true
 			}
 			if t.kw == kwNone && operandEnd(p1) {
 				next = pendAlias
@@ -545,7 +574,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || p1.kw == kwFrom) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
-			if pend&pendAlias != 0 && (t.kind <= tUIdent || cur&fNamed == 0) && namesAfterOperand(l.src, p1, p2) {
+			if pend&pendAlias != 0 && (t.kind <= tUIdent || cur&fNamed == 0) && namesAfterOperand(l.src, p1, p2, cur, pend, like) {
 				st.write(reasonSyntax) // "SELECT 0 a \"b\"", "SELECT 0 a $1"
 			}
 			if t.kind <= tUIdent {
@@ -567,7 +596,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonIncomplete) // "'a' 1"; "int 'a'" is a typed constant
 				}
 			default:
-				if adjacentOperand(l.src, p1, t) {
+				if adjacentOperand(l.src, p1, p2, p3, t, cur, jsonDepth > 0, like) {
 					st.write(reasonSyntax) // "SELECT a 1", "f(x) 1"
 				}
 			}
@@ -721,10 +750,13 @@ func cannotEnd(w string) bool {
 }
 
 // adjacentOperand reports whether the constant or quoted name t cannot
-// follow p1: a number after a name that is no keyword ("SELECT a 1",
-// "SELECT _1_000.5") or after a closing parenthesis or bracket, a
-// parameter or a string after a closing bracket, a constant after a dot.
-func adjacentOperand(src string, p1, t token) bool {
+// follow p1 (p2, p3 before it; cur the flags of the parenthesis level;
+// inJSON inside JSON_OBJECT; like that a LIKE, ILIKE or SIMILAR was seen):
+// a number after a name or a keyword that takes none ("SELECT a 1",
+// "SELECT _1_000.5", "SELECT OF 0", see [numberMayFollow]) or after a
+// closing parenthesis or bracket, a parameter or a string after a closing
+// bracket, a constant after a dot.
+func adjacentOperand(src string, p1, p2, p3, t token, cur uint16, inJSON, like bool) bool {
 	if p1.isOp('.') {
 		return t.kind >= tString // "t. 0": a name or '*' follows a dot
 	}
@@ -734,7 +766,7 @@ func adjacentOperand(src string, p1, t token) bool {
 		case tQIdent, tUIdent:
 			return true
 		case tIdent:
-			return p1.kw == kwNone && keywordCategory(src[p1.start:p1.end]) == notKeyword
+			return !numberMayFollow(src, p1, p2, p3, cur, inJSON, like)
 		case tOp:
 			return p1.op == ')' || p1.op == ']'
 		}
@@ -744,6 +776,264 @@ func adjacentOperand(src string, p1, t token) bool {
 		return p1.isOp(']')
 	case tString:
 		return p1.isOp(']')
+	}
+	return false
+}
+
+// numberMayFollow reports whether a numeric constant may follow the
+// identifier p1 (p2, p3 before it): only a keyword of PostgreSQL 17's
+// grammar that takes an expression or a number after it, and then only
+// where it does (a number after a name, a column label or a keyword used as
+// a name is a syntax error: "SELECT a 1", "SELECT OF 0", "SELECT 0 SKIP 0",
+// "SELECT t.by 1"). cur holds the flags of the parenthesis level, inJSON
+// that t is inside JSON_OBJECT(...), like that the statement has a LIKE,
+// ILIKE or SIMILAR. Where telling needs more than the last three tokens
+// (a frame clause, the arguments of XMLTABLE, POSITION, OVERLAY), the
+// keyword takes a number in any call's parentheses.
+func numberMayFollow(src string, p1, p2, p3 token, cur uint16, inJSON, like bool) bool {
+	if p2.isOp('.') || p2.kind == tIdent && p2.kw == kwAs {
+		return false // a column label: "t.key 0", "AS by 0"
+	}
+	switch p1.kw {
+	case kwSelect, kwFrom, kwFor, kwWhere, kwHaving, kwLimit, kwOffset, kwAnd, kwOr, kwLike, kwIlike, kwBetween,
+		kwCase, kwWhen, kwThen, kwElse:
+		// FROM and FOR: substring(x FROM 1 FOR 2), IS DISTINCT FROM 1 (a
+		// FROM clause and a locking FOR are checked apart). WHEN, THEN,
+		// ELSE outside a CASE are aliases, checked as such.
+		return true
+	case kwNot:
+		return !operandName(src, p2) // "NOT 1", not "SELECT 0 NOT 1"
+	case kwIn, kwVariadic, kwSimilar:
+		return cur&fNamed != 0 // position(a IN 1), f(VARIADIC 1), substring(a SIMILAR 1 ESCAPE 1)
+	case kwOn:
+		return cur&(fFrom|fNamed) != 0 // JOIN t ON 1
+	case kwDistinct:
+		return setQuantifier(src, p2, p3)
+	case kwNone:
+	default:
+		return false
+	}
+	w := src[p1.start:p1.end]
+	switch len(w) {
+	case 2:
+		if eqFold(w, "by") {
+			return p2.kw == kwOrder || p2.kw == kwGroup || p2.kind == tIdent && eqFold(src[p2.start:p2.end], "partition")
+		}
+		if eqFold(w, "to") {
+			// SIMILAR TO 1; CYCLE c SET d TO 1
+			return p2.kw == kwSimilar || p3.kind == tIdent && eqFold(src[p3.start:p3.end], "set")
+		}
+	case 3:
+		if eqFold(w, "all") {
+			return setQuantifier(src, p2, p3)
+		}
+		if eqFold(w, "ref") {
+			return p2.kind == tIdent && eqFold(src[p2.start:p2.end], "by") // PASSING BY REF 1
+		}
+	case 4:
+		switch {
+		case eqFold(w, "next"):
+			return p2.kw == kwFetch
+		case eqFold(w, "rows"):
+			return cur&fNamed != 0 // OVER (ROWS 1 PRECEDING)
+		case eqFold(w, "zone"):
+			return p2.kind == tIdent && eqFold(src[p2.start:p2.end], "time") &&
+				p3.kind == tIdent && eqFold(src[p3.start:p3.end], "at") // AT TIME ZONE 1
+		case eqFold(w, "path"):
+			return cur&fNamed != 0 // XMLTABLE(... COLUMNS a int PATH 1)
+		case eqFold(w, "both"):
+			return cur&fNamed != 0 && p2.isOp('(') // trim(BOTH 1 FROM x)
+		}
+	case 5:
+		switch {
+		case eqFold(w, "first"):
+			return p2.kw == kwFetch
+		case eqFold(w, "range"):
+			return cur&fNamed != 0
+		case eqFold(w, "value"):
+			return inJSON || p2.kind == tIdent && eqFold(src[p2.start:p2.end], "by") // json_object(k VALUE 1), PASSING BY VALUE 1
+		}
+	case 6:
+		switch {
+		case eqFold(w, "groups"):
+			return cur&fNamed != 0
+		case eqFold(w, "escape"):
+			return like
+		}
+	case 7:
+		switch {
+		case eqFold(w, "default"):
+			// JSON and XMLTABLE: DEFAULT 1 ON ERROR; CYCLE c SET d TO 1 DEFAULT 0
+			return cur&fNamed != 0 || p3.kind == tIdent && eqFold(src[p3.start:p3.end], "to")
+		case eqFold(w, "passing"), eqFold(w, "placing"):
+			return cur&fNamed != 0 // xmlexists(x PASSING 1), overlay(x PLACING 1 FROM 1)
+		case eqFold(w, "version"):
+			return cur&fNamed != 0 && p2.isOp(',') // xmlroot(x, VERSION 1)
+		case eqFold(w, "content"), eqFold(w, "leading"):
+			return cur&fNamed != 0 && p2.isOp('(') // xmlparse(CONTENT 1), trim(LEADING 1 FROM x)
+		}
+	case 8:
+		switch {
+		case eqFold(w, "document"), eqFold(w, "trailing"):
+			return cur&fNamed != 0 && p2.isOp('(')
+		}
+	case 9:
+		return eqFold(w, "symmetric") && p2.kw == kwBetween
+	case 10:
+		return eqFold(w, "asymmetric") && p2.kw == kwBetween
+	}
+	return false
+}
+
+// setQuantifier reports whether ALL or DISTINCT after p2 (p3 before it) is
+// a set quantifier that an expression may follow: SELECT ALL, GROUP BY
+// DISTINCT, count(DISTINCT x).
+func setQuantifier(src string, p2, p3 token) bool {
+	switch p2.kind {
+	case tEOF:
+		return true // right after the SELECT
+	case tIdent:
+		return p2.kw == kwSelect || eqFold(src[p2.start:p2.end], "by")
+	case tOp:
+		return p2.op == '(' && p3.isName()
+	}
+	return false
+}
+
+// operandName reports whether t ends an operand by itself: a constant, a
+// quoted name, a closing parenthesis or bracket, or a name that is no
+// keyword or a value keyword (TRUE, NULL, CURRENT_DATE).
+func operandName(src string, t token) bool {
+	switch t.kind {
+	case tString, tNumber, tParam, tQIdent, tUIdent:
+		return true
+	case tOp:
+		return t.op == ')' || t.op == ']'
+	case tIdent:
+		return t.kw == kwNone && isOperandName(src, t)
+	}
+	return false
+}
+
+// aliasOnly reports whether the keyword k of the lexer's, right after an
+// operand, can only be that operand's alias: it continues no expression
+// there (KEY, NO, SHARE, DISTINCT, ...; WHEN, THEN, ELSE and END when no
+// CASE is open).
+func aliasOnly(k keyword, cases int) bool {
+	switch k {
+	case kwKey, kwNo, kwShare, kwShow, kwDistinct, kwVariadic, kwCase, kwAnalyze, kwExplain, kwVerbose:
+		return true
+	case kwWhen, kwThen, kwElse, kwEnd:
+		return cases == 0
+	}
+	return false
+}
+
+// continuesOperand reports whether the keyword w (one the lexer does not
+// name) may follow an operand outside a call's parentheses other than as
+// its alias: an operator (ISNULL, AT, COLLATE, ESCAPE, OPERATOR(...)), a
+// clause or a part of one (NULLS, USING, ROWS, ONLY, SKIP, NOWAIT, SEARCH,
+// CYCLE, SET, TO, DEFAULT), a join (LEFT, CROSS, ...), an interval field
+// or a part of a type name (DAY, ARRAY, VARYING, PRECISION). Every other
+// keyword there is an alias.
+func continuesOperand(w string) uint8 {
+	var buf [maxKeywordLen]byte
+	if len(w) > len(buf) {
+		return contNo
+	}
+	for i := 0; i < len(w); i++ {
+		buf[i] = w[i] | 0x20 // letters fold; the words below have no other bytes
+	}
+	switch string(buf[:len(w)]) {
+	case "isnull", "notnull", "overlaps", "at", "collate", "uescape", "operator",
+		"using", "nulls", "skip", "nowait",
+		"cross", "left", "right", "full", "inner", "natural", "outer", "repeatable", "filter", "within",
+		"year", "month", "day", "hour", "minute", "second", "array", "varying", "precision", "without":
+		return contAlways
+	case "search", "cycle", "set", "to", "default":
+		return contCTE
+	case "escape":
+		return contLike
+	case "row", "rows":
+		return contOffset
+	}
+	return contNo
+}
+
+// What continuesOperand answers: whether a keyword continues an operand,
+// always or only in some places.
+const (
+	contNo     uint8 = iota // never: after an operand, the keyword is an alias
+	contAlways              // anywhere
+	contCTE                 // in a WITH's SEARCH or CYCLE clause, not at a query's level
+	contLike                // ESCAPE: where a LIKE, ILIKE or SIMILAR was seen
+	contOffset              // ROW, ROWS: after OFFSET or FETCH (or WHERE, HAVING, LIMIT)
+)
+
+// afterKeyword reports whether t may not follow the keyword p1 of the
+// lexer's (p2 before it, not a dot nor AS: p1 is no label; cur the flags of
+// the parenthesis level): a string after AS, IN without a parenthesis,
+// SIMILAR without TO, NOT after an operand without IN, LIKE, ILIKE,
+// SIMILAR or BETWEEN, a set operation without a query.
+func afterKeyword(src string, p1, p2, t token, cur uint16) bool {
+	switch p1.kw {
+	case kwAs:
+		return t.kind == tString || t.kind == tParam // "SELECT 0 AS 'x'"
+	case kwIn:
+		return cur&fNamed == 0 && !t.isOp('(') // "SELECT 0 in x"; position(a IN b)
+	case kwSimilar:
+		return cur&fNamed == 0 && !(t.kind == tIdent && eqFold(src[t.start:t.end], "to")) // substring(a SIMILAR b)
+	case kwNot:
+		return cur&fNamed == 0 && operandName(src, p2) &&
+			!(t.kw == kwIn || t.kw == kwLike || t.kw == kwIlike || t.kw == kwSimilar || t.kw == kwBetween)
+	case kwUnion, kwExcept, kwIntersect:
+		return !setOperand(src, t) && t.kw != kwDistinct && !(t.kind == tIdent && eqFold(src[t.start:t.end], "all"))
+	case kwDistinct:
+		return p2.kw >= kwUnion && (p2.kw == kwUnion || p2.kw == kwExcept || p2.kw == kwIntersect) && !setOperand(src, t)
+	}
+	return false
+}
+
+// setOperand reports whether t may begin the right operand of a set
+// operation: SELECT, VALUES, TABLE or a parenthesis.
+func setOperand(src string, t token) bool {
+	return t.isOp('(') || t.kw == kwSelect || t.kw == kwValues || t.kw == kwTable
+}
+
+// badAfterComma reports whether the reserved keyword w cannot begin an
+// item of a list: ALL, ANY, SYMMETRIC, TO, USING, ... (unlike CASE, NOT,
+// DEFAULT, LATERAL, ONLY or a value keyword).
+func badAfterComma(w string) bool {
+	if len(w) < 2 || len(w) > 10 {
+		return false
+	}
+	switch w[0] | 0x20 {
+	case 'a':
+		return eqFold(w, "all") || eqFold(w, "any") || eqFold(w, "asymmetric")
+	case 'b':
+		return eqFold(w, "both")
+	case 'c':
+		return eqFold(w, "check") || eqFold(w, "collate") || eqFold(w, "column") || eqFold(w, "constraint") || eqFold(w, "create")
+	case 'd':
+		return eqFold(w, "do") || eqFold(w, "deferrable")
+	case 'f':
+		return eqFold(w, "foreign")
+	case 'g':
+		return eqFold(w, "grant")
+	case 'i':
+		return eqFold(w, "initially")
+	case 'l':
+		return eqFold(w, "leading")
+	case 'p':
+		return eqFold(w, "placing") || eqFold(w, "primary")
+	case 'r':
+		return eqFold(w, "references")
+	case 's':
+		return eqFold(w, "some") || eqFold(w, "symmetric")
+	case 't':
+		return eqFold(w, "to") || eqFold(w, "trailing")
+	case 'u':
+		return eqFold(w, "unique") || eqFold(w, "using")
 	}
 	return false
 }
@@ -762,13 +1052,40 @@ func operandEnd(t token) bool {
 	return 1<<t.kind&always != 0 || t.kind == tIdent && t.kw == kwNone || t.kind == tOp && (t.op == ')' || t.op == ']')
 }
 
-// namesAfterOperand reports whether p1, a plain name after p2, an operand's
-// end, are two names that are no keywords: then p1 is an alias (or a
-// second name) and no third name may follow it ("SELECT 0 a b", "FROM t x
-// y"). A name after a dot is a column, not an alias.
-func namesAfterOperand(src string, p1, p2 token) bool {
-	if p1.kind == tIdent && keywordCategory(src[p1.start:p1.end]) != notKeyword {
-		return false
+// namesAfterOperand reports whether p1, a name after p2, an operand's end,
+// is that operand's alias (or a second name), so that no other name may
+// follow it ("SELECT 0 a b", "FROM t x y"): a name that is no keyword, or
+// outside a call's parentheses (cur holds the level's flags) a keyword that
+// continues no operand ("SELECT 0 of x", "SELECT 0 key 'a'"; pend says
+// whether p1 was such a keyword of the lexer's). A name after a dot is a
+// column, not an alias.
+func namesAfterOperand(src string, p1, p2 token, cur uint16, pend uint8, like bool) bool {
+	if p1.kind == tIdent {
+		if p1.kw != kwNone {
+			if pend&pendKwAlias == 0 || cur&fNamed != 0 {
+				return false
+			}
+		} else if w := src[p1.start:p1.end]; keywordCategory(w) != notKeyword {
+			if cur&fNamed != 0 {
+				return false
+			}
+			switch continuesOperand(w) {
+			case contAlways:
+				return false
+			case contCTE:
+				if cur&fQuery == 0 {
+					return false
+				}
+			case contLike:
+				if like {
+					return false
+				}
+			case contOffset:
+				if cur&fNoComma != 0 {
+					return false
+				}
+			}
+		}
 	}
 	return p2.kind != tIdent || isOperandName(src, p2)
 }
