@@ -345,6 +345,9 @@ func (l *lexer) qident(body int) token {
 			i++
 			continue
 		}
+		if i-1 == body {
+			return l.fail("zero-length delimited identifier") // scan.l refuses ""
+		}
 		l.pos = i
 		return token{start: body, end: i - 1, kind: tQIdent}
 	}

@@ -43,6 +43,7 @@ const (
 	fExpr                        // after WHERE, GROUP BY, ORDER BY, ...: expressions, no alias
 	fOperator                    // OPERATOR(...): an operator name inside
 	fNoComma                     // after WHERE, HAVING, LIMIT, OFFSET, FETCH: one expression, no comma
+	fEmptyOK                     // the parenthesis may close at once: after a comma, or a second one after a name (GROUPING SETS ((), a))
 )
 
 // maxFrames bounds the parenthesis levels tracked for the structural
@@ -214,18 +215,43 @@ func (r *rules) explain(l *lexer) (Result, bool, bool) {
 	if t.isOp('(') {
 		peek := *l
 		if n := peek.next(); !n.isOp('(') && !(n.kind == tIdent && isReadHead(n.kw)) {
-			// An option list: skip it.
-			for depth := 1; depth > 0; {
+			// An option list: ( name [value] [, ...] ), a value being a
+			// word, a string or a signed number.
+			state := 0 // 0: a name; 1: a value, ',' or ')'; 2: ',' or ')'; 3: a number after a sign
+			for done := false; !done; {
 				t = l.next()
 				switch {
 				case t.kind == tEOF:
 					return Result{Kind: Write, Reason: reasonUnrecognized}, false, false
 				case t.isOp(';'):
 					return Result{Kind: Write, Reason: reasonUnrecognized}, false, true
-				case t.isOp('('):
-					depth++
-				case t.isOp(')'):
-					depth--
+				}
+				bad := false
+				switch state {
+				case 0:
+					bad = !t.isName() || t.kind == tIdent && t.kw != kwAnalyze && keywordCategory(l.src[t.start:t.end]) == reservedKw
+					state = 1
+				case 1, 2:
+					switch {
+					case t.isOp(')'):
+						done = true
+					case t.isOp(','):
+						state = 0
+					case state == 2:
+						bad = true
+					case t.kind == tString || t.kind == tNumber || t.isName():
+						state = 2
+					case t.isOp('+') || t.isOp('-'):
+						state = 3
+					default:
+						bad = true
+					}
+				case 3:
+					bad = t.kind != tNumber
+					state = 2
+				}
+				if bad {
+					return Result{Kind: Write, Reason: reasonSyntax}, false, l.skipStatement() // "EXPLAIN (0) SELECT"
 				}
 			}
 			t = l.next()
@@ -325,7 +351,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "::" takes a type name; "SELECT * + 0"
 				}
 				if pend&pendAlias != 0 && cur&fNamed == 0 && (isOpChar(t.op) || t.op == '[' || t.op == ':' || t.op == '.') &&
-					namesAfterOperand(l.src, p1, p2, cur, pend, like) {
+					namesAfterOperand(l.src, p1, p2, cur, pend, like, st.res.Kind == LockingRead) {
 					st.write(reasonSyntax) // "SELECT 0 a ! b", "SELECT 0 a.b": an alias, then an operator
 				}
 			}
@@ -391,13 +417,16 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 						st.write(reasonSyntax)
 					}
 				}
+				if p1.isOp(',') || p1.isOp('(') && p2.isName() && p2.kw != kwAs {
+					f |= fEmptyOK
+				}
 				cur = f
 				if !main && depth == start+1 && p1.isOp(')') {
 					main = true // WITH ... (SELECT ...)
 				}
 			case ')':
-				if p1.isOp(',') {
-					st.write(reasonSyntax) // "f(a,)"
+				if p1.isOp(',') || p1.isOp('(') && cur&(fNamed|fEmptyOK) == 0 && uint(depth) <= maxFrames {
+					st.write(reasonSyntax) // "f(a,)", "SELECT ()", "AS (())": only a call, GROUP BY and a few more take ()
 				}
 				closed = cur
 				depth--
@@ -483,7 +512,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				}
 			}
 			if pend&pendStar != 0 && !(t.kw >= kwFrom && t.kw <= kwReturning) ||
-				pend&pendAlias != 0 && notAfterName(l.src, t) && namesAfterOperand(l.src, p1, p2, cur, pend, like) {
+				pend&pendAlias != 0 && notAfterName(l.src, t) && namesAfterOperand(l.src, p1, p2, cur, pend, like, st.res.Kind == LockingRead) {
 				// "SELECT * x", "SELECT * OR": only a clause follows a bare
 				// star; "SELECT 0 a b", "SELECT 0 a of": an alias takes no
 				// second name.
@@ -574,7 +603,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || p1.kw == kwFrom) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
-			if pend&pendAlias != 0 && (t.kind <= tUIdent || cur&fNamed == 0) && namesAfterOperand(l.src, p1, p2, cur, pend, like) {
+			if pend&pendAlias != 0 && (t.kind <= tUIdent || cur&fNamed == 0) && namesAfterOperand(l.src, p1, p2, cur, pend, like, st.res.Kind == LockingRead) {
 				st.write(reasonSyntax) // "SELECT 0 a \"b\"", "SELECT 0 a $1"
 			}
 			if t.kind <= tUIdent {
@@ -707,7 +736,7 @@ func dangling(src string, p0, p1, p2 token, relation bool) bool {
 				return true
 			}
 			return !relation && (p0.kind == tString || p0.kind == tNumber || p0.kind == tParam || p0.kind == tQIdent ||
-				p0.kind == tIdent && p0.kw == kwNone && keywordCategory(src[p0.start:p0.end]) == notKeyword)
+				p0.kind == tIdent && p0.kw == kwNone && !eqFold(src[p0.start:p0.end], "all") && !eqFold(src[p0.start:p0.end], "using"))
 		case isOpChar(p1.op):
 			return !(p0.kind == tIdent && eqFold(src[p0.start:p0.end], "using"))
 		}
@@ -945,11 +974,22 @@ func continuesOperand(w string) uint8 {
 		buf[i] = w[i] | 0x20 // letters fold; the words below have no other bytes
 	}
 	switch string(buf[:len(w)]) {
-	case "isnull", "notnull", "overlaps", "at", "collate", "uescape", "operator",
-		"using", "nulls", "skip", "nowait",
-		"cross", "left", "right", "full", "inner", "natural", "outer", "repeatable", "filter", "within",
-		"year", "month", "day", "hour", "minute", "second", "array", "varying", "precision", "without":
+	case "isnull", "notnull", "overlaps", "at", "collate", "uescape", "operator":
 		return contAlways
+	case "using":
+		return contUsing
+	case "nulls":
+		return contExpr
+	case "cross", "left", "right", "full", "inner", "natural", "outer", "repeatable":
+		return contFrom
+	case "skip", "nowait":
+		return contLock
+	case "filter", "within":
+		return contParen
+	case "year", "month", "day", "hour", "minute", "second":
+		return contString
+	case "array", "varying", "precision", "without":
+		return contType
 	case "search", "cycle", "set", "to", "default":
 		return contCTE
 	case "escape":
@@ -968,6 +1008,13 @@ const (
 	contCTE                 // in a WITH's SEARCH or CYCLE clause, not at a query's level
 	contLike                // ESCAPE: where a LIKE, ILIKE or SIMILAR was seen
 	contOffset              // ROW, ROWS: after OFFSET or FETCH (or WHERE, HAVING, LIMIT)
+	contUsing               // USING: in a FROM clause, after WHERE, ORDER BY, ..., or in CYCLE
+	contExpr                // NULLS: after WHERE, ORDER BY, ...
+	contFrom                // a join, REPEATABLE: in a FROM clause
+	contLock                // SKIP, NOWAIT: in a locking clause
+	contParen               // FILTER, WITHIN: after a call's closing parenthesis
+	contString              // an interval field: after a string (interval '1' day)
+	contType                // ARRAY, VARYING, PRECISION, WITHOUT: after a type's name
 )
 
 // afterKeyword reports whether t may not follow the keyword p1 of the
@@ -988,6 +1035,10 @@ func afterKeyword(src string, p1, p2, t token, cur uint16) bool {
 			!(t.kw == kwIn || t.kw == kwLike || t.kw == kwIlike || t.kw == kwSimilar || t.kw == kwBetween)
 	case kwUnion, kwExcept, kwIntersect:
 		return !setOperand(src, t) && t.kw != kwDistinct && !(t.kind == tIdent && eqFold(src[t.start:t.end], "all"))
+	case kwNo:
+		return p2.kw == kwFor && t.kw != kwKey // FOR NO KEY UPDATE
+	case kwKey:
+		return p2.kw == kwFor && t.kw != kwShare || p2.kw == kwNo && t.kw != kwUpdate // FOR KEY SHARE, FOR NO KEY UPDATE
 	case kwDistinct:
 		return p2.kw >= kwUnion && (p2.kw == kwUnion || p2.kw == kwExcept || p2.kw == kwIntersect) && !setOperand(src, t)
 	}
@@ -1059,7 +1110,7 @@ func operandEnd(t token) bool {
 // continues no operand ("SELECT 0 of x", "SELECT 0 key 'a'"; pend says
 // whether p1 was such a keyword of the lexer's). A name after a dot is a
 // column, not an alias.
-func namesAfterOperand(src string, p1, p2 token, cur uint16, pend uint8, like bool) bool {
+func namesAfterOperand(src string, p1, p2 token, cur uint16, pend uint8, like, locking bool) bool {
 	if p1.kind == tIdent {
 		if p1.kw != kwNone {
 			if pend&pendKwAlias == 0 || cur&fNamed != 0 {
@@ -1069,21 +1120,33 @@ func namesAfterOperand(src string, p1, p2 token, cur uint16, pend uint8, like bo
 			if cur&fNamed != 0 {
 				return false
 			}
+			var cont bool
 			switch continuesOperand(w) {
 			case contAlways:
-				return false
+				cont = true
 			case contCTE:
-				if cur&fQuery == 0 {
-					return false
-				}
+				cont = cur&fQuery == 0
 			case contLike:
-				if like {
-					return false
-				}
+				cont = like
 			case contOffset:
-				if cur&fNoComma != 0 {
-					return false
-				}
+				cont = cur&fNoComma != 0
+			case contUsing:
+				cont = cur&(fFrom|fExpr) != 0 || cur&fQuery == 0
+			case contExpr:
+				cont = cur&fExpr != 0
+			case contFrom:
+				cont = cur&fFrom != 0
+			case contLock:
+				cont = locking
+			case contParen:
+				cont = p2.isOp(')')
+			case contString:
+				cont = p2.kind == tString
+			case contType:
+				cont = p2.kind == tIdent || p2.kind == tQIdent
+			}
+			if cont {
+				return false
 			}
 		}
 	}
