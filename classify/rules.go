@@ -44,6 +44,7 @@ const (
 	fOperator                    // OPERATOR(...): an operator name inside
 	fNoComma                     // after WHERE, HAVING, LIMIT, OFFSET, FETCH: one expression, no comma
 	fEmptyOK                     // the parenthesis may close at once: after a comma, or a second one after a name (GROUPING SETS ((), a))
+	fOnList                      // DISTINCT ON (...): an expression may follow it at once
 )
 
 // maxFrames bounds the parenthesis levels tracked for the structural
@@ -350,8 +351,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if pend&pendCast != 0 || pend&pendStar != 0 && (isOpChar(t.op) || t.op == ':' || t.op == '[' || t.op == '.') {
 					st.write(reasonSyntax) // "::" takes a type name; "SELECT * + 0"
 				}
-				if pend&pendAlias != 0 && cur&fNamed == 0 && (isOpChar(t.op) || t.op == '[' || t.op == ':' || t.op == '.') &&
-					namesAfterOperand(l.src, p1, p2, cur, pend, like, st.res.Kind == LockingRead) {
+				if pend&pendAlias != 0 && cur&fNamed == 0 && (isOpChar(t.op) || t.op == '[' || t.op == ':' || t.op == '.' || t.op == '(' && cur&fFrom == 0) &&
+					namesAfterOperand(l.src, p1, p2, p3, cur, pend, like, st.res.Kind == LockingRead) {
 					st.write(reasonSyntax) // "SELECT 0 a ! b", "SELECT 0 a.b": an alias, then an operator
 				}
 			}
@@ -361,10 +362,15 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					if t.op != '+' && t.op != '-' && t.op != '*' && exprStart(l.src, p1, p2) && binaryOnly(l.src, t.start) {
 						st.write(reasonSyntax) // "SELECT %0", "WHERE = 1": no operand before
 					}
+				} else if t.start != p1.end && p1.op != '*' && binaryOnly(l.src, t.start) {
+					st.write(reasonSyntax) // "SELECT ! %0": an operator after a prefix operator
 				}
 			} else if p1.kind == tOp && (t.op == ',' || t.op == ')' || t.op == ']' || t.op == ';') &&
 				postfixOp(l.src, p0, p1) && cur&fOperator == 0 {
 				st.write(reasonSyntax) // "0!,", "(!)": no postfix operators
+			}
+			if (t.op == ')' || t.op == ',') && noAlias(cur) && opKeyword(p1, p2) {
+				st.write(reasonSyntax) // "WHERE a OR)": an operator keyword without its right operand
 			}
 			switch t.op {
 			case ';':
@@ -393,6 +399,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					if p1.op != ')' && p1.op != ']' {
 						st.write(reasonSyntax) // "(.a", ", .a"
 					}
+				case tParam:
+					if p2.kind == tQIdent || p2.kind == tUIdent || p2.kind == tIdent && p2.kw == kwNone && keywordCategory(l.src[p2.start:p2.end]) == notKeyword {
+						st.write(reasonSyntax) // "a $1.f": a typed constant takes no field
+					}
 				}
 			case '*':
 				// A bare '*' target ("t.*" takes an alias, "*" does not).
@@ -417,8 +427,14 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 						st.write(reasonSyntax)
 					}
 				}
-				if p1.isOp(',') || p1.isOp('(') && p2.isName() && p2.kw != kwAs {
+				switch {
+				case p1.isOp(',') || p1.isOp('(') && p2.isName() && p2.kw != kwAs:
 					f |= fEmptyOK
+				case p1.kw == kwOn && p2.kw == kwDistinct:
+					f |= fOnList
+				case p1.isOp(')') && closed&(fOperator|fOnList) == 0 && (main || depth != start+1),
+					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam:
+					st.write(reasonSyntax) // "SELECT (1)(2)", "SELECT 0('')": no call of a parenthesis or a constant
 				}
 				cur = f
 				if !main && depth == start+1 && p1.isOp(')') {
@@ -512,7 +528,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				}
 			}
 			if pend&pendStar != 0 && !(t.kw >= kwFrom && t.kw <= kwReturning) ||
-				pend&pendAlias != 0 && notAfterName(l.src, t) && namesAfterOperand(l.src, p1, p2, cur, pend, like, st.res.Kind == LockingRead) {
+				pend&pendAlias != 0 && notAfterName(l.src, t) && namesAfterOperand(l.src, p1, p2, p3, cur, pend, like, st.res.Kind == LockingRead) {
 				// "SELECT * x", "SELECT * OR": only a clause follows a bare
 				// star; "SELECT 0 a b", "SELECT 0 a of": an alias takes no
 				// second name.
@@ -527,7 +543,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if p1.kind == tOp && p1.op == ',' && (t.kw == kwDistinct || t.kw == kwNone && badAfterComma(l.src[t.start:t.end])) {
 				st.write(reasonSyntax) // "SELECT ALL 1, DISTINCT": a list qualifier or a keyword that starts no item
 			}
-			if t.kw != kwNone && operandEnd(p1) && aliasOnly(t.kw, cases) {
+			if t.kw != kwNone && aliasOnly(t.kw, cases) && operandEnd(p1) && !listEnd(p1, closed) {
 				// "SELECT 0 key", "SELECT 0 then" (no CASE open): a
 				// keyword that continues no operand is its alias.
 				next = pendAlias | pendKwAlias
@@ -544,7 +560,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			case kwLike, kwIlike, kwSimilar:
 				like = true
 			}
-			if t.kw == kwNone && operandEnd(p1) {
+			if t.kw == kwNone && operandEnd(p1) && !listEnd(p1, closed) {
 				next = pendAlias
 				if cur&(fExpr|fOn) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
 					keywordCategory(l.src[t.start:t.end]) == notKeyword &&
@@ -603,11 +619,11 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || p1.kw == kwFrom) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
-			if pend&pendAlias != 0 && (t.kind <= tUIdent || cur&fNamed == 0) && namesAfterOperand(l.src, p1, p2, cur, pend, like, st.res.Kind == LockingRead) {
+			if pend&pendAlias != 0 && (t.kind <= tUIdent || cur&fNamed == 0) && namesAfterOperand(l.src, p1, p2, p3, cur, pend, like, st.res.Kind == LockingRead) {
 				st.write(reasonSyntax) // "SELECT 0 a \"b\"", "SELECT 0 a $1"
 			}
 			if t.kind <= tUIdent {
-				if operandEnd(p1) {
+				if operandEnd(p1) && !listEnd(p1, closed) {
 					next = pendAlias
 					if cur&(fExpr|fOn) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
 						(p1.kind != tIdent || isOperandName(l.src, p1)) {
@@ -625,7 +641,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonIncomplete) // "'a' 1"; "int 'a'" is a typed constant
 				}
 			default:
-				if adjacentOperand(l.src, p1, p2, p3, t, cur, jsonDepth > 0, like) {
+				if adjacentOperand(l.src, p1, p2, p3, t, cur, closed, jsonDepth > 0, like) {
 					st.write(reasonSyntax) // "SELECT a 1", "f(x) 1"
 				}
 			}
@@ -649,7 +665,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		st.write(reasonIncomplete) // TABLE, VALUES, SHOW, WITH alone
 	case l.junk:
 		st.write(reasonNumberJunk)
-	case dangling(l.src, p0, p1, p2, cur&fFrom != 0 || head == kwTable):
+	case dangling(l.src, p0, p1, p2, cur&fFrom != 0 || head == kwTable),
+		noAlias(cur) && opKeyword(p1, p2):
 		st.write(reasonIncomplete)
 	}
 	return st.res, false, more
@@ -785,7 +802,7 @@ func cannotEnd(w string) bool {
 // "SELECT _1_000.5", "SELECT OF 0", see [numberMayFollow]) or after a
 // closing parenthesis or bracket, a parameter or a string after a closing
 // bracket, a constant after a dot.
-func adjacentOperand(src string, p1, p2, p3, t token, cur uint16, inJSON, like bool) bool {
+func adjacentOperand(src string, p1, p2, p3, t token, cur, closed uint16, inJSON, like bool) bool {
 	if p1.isOp('.') {
 		return t.kind >= tString // "t. 0": a name or '*' follows a dot
 	}
@@ -797,7 +814,7 @@ func adjacentOperand(src string, p1, p2, p3, t token, cur uint16, inJSON, like b
 		case tIdent:
 			return !numberMayFollow(src, p1, p2, p3, cur, inJSON, like)
 		case tOp:
-			return p1.op == ')' || p1.op == ']'
+			return p1.op == ')' && !listEnd(p1, closed) || p1.op == ']'
 		}
 	case tParam:
 		// A parameter may follow a name or a typmod as a typed constant
@@ -1045,6 +1062,32 @@ func afterKeyword(src string, p1, p2, t token, cur uint16) bool {
 	return false
 }
 
+// listEnd reports whether p1 is the ')' that closes an OPERATOR(...) or a
+// DISTINCT ON (...) (closed holds the flags of the level it closed): no
+// operand ends there, one may follow.
+func listEnd(p1 token, closed uint16) bool {
+	return p1.isOp(')') && closed&(fOperator|fOnList) != 0
+}
+
+// noAlias reports whether the parenthesis level whose flags are cur takes
+// no alias: it is no query's target list (but call arguments, a WHERE
+// clause, a join condition, a parenthesised expression).
+func noAlias(cur uint16) bool { return cur&fQuery == 0 || cur&(fExpr|fOn) != 0 }
+
+// opKeyword reports whether p1 (p2 before it) is a keyword operator that
+// needs a right operand, not a column label: AND, OR, NOT, IS, IN, LIKE,
+// ILIKE, SIMILAR, BETWEEN.
+func opKeyword(p1, p2 token) bool {
+	if p1.kind != tIdent || p2.isOp('.') || p2.kind == tIdent && p2.kw == kwAs {
+		return false
+	}
+	switch p1.kw {
+	case kwAnd, kwOr, kwNot, kwIs, kwIn, kwLike, kwIlike, kwSimilar, kwBetween:
+		return true
+	}
+	return false
+}
+
 // setOperand reports whether t may begin the right operand of a set
 // operation: SELECT, VALUES, TABLE or a parenthesis.
 func setOperand(src string, t token) bool {
@@ -1110,7 +1153,8 @@ func operandEnd(t token) bool {
 // continues no operand ("SELECT 0 of x", "SELECT 0 key 'a'"; pend says
 // whether p1 was such a keyword of the lexer's). A name after a dot is a
 // column, not an alias.
-func namesAfterOperand(src string, p1, p2 token, cur uint16, pend uint8, like, locking bool) bool {
+func namesAfterOperand(src string, p1, p2, p3 token, cur uint16, pend uint8, like, locking bool) bool {
+	plain := true
 	if p1.kind == tIdent {
 		if p1.kw != kwNone {
 			if pend&pendKwAlias == 0 || cur&fNamed != 0 {
@@ -1148,9 +1192,19 @@ func namesAfterOperand(src string, p1, p2 token, cur uint16, pend uint8, like, l
 			if cont {
 				return false
 			}
+			plain = false
 		}
 	}
-	return p2.kind != tIdent || isOperandName(src, p2)
+	if p2.kind != tIdent || isOperandName(src, p2) {
+		return true
+	}
+	// "SELECT skip a b": a keyword that is no reserved one, first in a
+	// target list, is a column; then a plain name is its alias.
+	if !plain || p2.kw != kwNone || cur&fQuery == 0 || !(p3.kind == tEOF || p3.isOp(',') || p3.kind == tIdent && p3.kw == kwSelect) {
+		return false
+	}
+	c := keywordCategory(src[p2.start:p2.end])
+	return c == unreservedKw || c == colNameKw
 }
 
 // isOperandName reports whether the identifier t is an operand by itself: a
