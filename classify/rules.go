@@ -163,7 +163,7 @@ func (r *rules) dispatch(l *lexer, t token, inExplain bool) (Result, bool, bool)
 			return r.body(l, depth, t.kw)
 		case kwShow:
 			if depth == 0 && !inExplain {
-				return r.body(l, 0, kwShow)
+				return show(l)
 			}
 		case kwExplain:
 			if depth == 0 && !inExplain {
@@ -179,6 +179,60 @@ func (r *rules) dispatch(l *lexer, t token, inExplain bool) (Result, bool, bool)
 		return Result{Kind: Write, Reason: reason}, false, true
 	}
 	return Result{Kind: Write, Reason: reason}, false, l.skipStatement()
+}
+
+// show decides SHOW name: a read when what follows is a parameter's name
+// (dotted, not a reserved keyword), ALL, TIME ZONE, TRANSACTION ISOLATION
+// LEVEL or SESSION AUTHORIZATION, and nothing else.
+func show(l *lexer) (Result, bool, bool) {
+	l.junk = false
+	var words [3]token
+	n := 0
+	dotted := true // name ('.' name)* so far
+	more := false
+	for {
+		t := l.next()
+		if t.kind == tEOF {
+			break
+		}
+		if t.isOp(';') {
+			more = true
+			break
+		}
+		if n < len(words) {
+			words[n] = t
+		}
+		if n%2 == 0 {
+			dotted = dotted && t.isName() && !(t.kind == tIdent && keywordCategory(l.src[t.start:t.end]) >= typeFuncKw)
+		} else {
+			dotted = dotted && t.isOp('.')
+		}
+		n++
+	}
+	if l.err != "" {
+		return Result{Kind: Write, Reason: l.err}, false, more
+	}
+	src := l.src
+	word := func(i int, w string) bool {
+		return words[i].kind == tIdent && eqFold(src[words[i].start:words[i].end], w)
+	}
+	ok := false
+	switch n {
+	case 0:
+		return Result{Kind: Write, Reason: reasonIncomplete}, false, more
+	case 1:
+		ok = dotted || word(0, "all")
+	case 2:
+		ok = word(0, "time") && word(1, "zone") || word(0, "session") && word(1, "authorization")
+	case 3:
+		ok = word(0, "transaction") && word(1, "isolation") && word(2, "level") || dotted
+	default:
+		ok = dotted && n%2 == 1
+	}
+	if !ok || l.junk {
+		return Result{Kind: Write, Reason: reasonSyntax}, false, more
+	}
+	return Result{Kind: Read, Reason: reasonShow}, false, more
 }
 
 func readReason(k keyword) string {
@@ -324,7 +378,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonIncomplete)
 		}
 		n++
-		if p1.kind == tIdent && p1.kw != kwNone && !p2.isOp('.') && p2.kw != kwAs && afterKeyword(l.src, p1, p2, t, cur) {
+		if p1.kind == tIdent && p1.kw != kwNone && !p2.isOp('.') && p2.kw != kwAs && afterKeyword(l.src, p1, p2, p3, t, cur) {
 			st.write(reasonSyntax) // "SELECT 0 in x", "SELECT 0 AS 'x'", "SELECT 1 UNION 'x'"
 		}
 		if pend&pendFor != 0 && !lockStrength(l.src, t) {
@@ -786,7 +840,7 @@ func cannotEnd(w string) bool {
 	case 2:
 		return eqFold(w, "to")
 	case 5:
-		return eqFold(w, "array") || eqFold(w, "fetch") || eqFold(w, "grant")
+		return eqFold(w, "array") || eqFold(w, "fetch") || eqFold(w, "grant") || eqFold(w, "table")
 	case 6:
 		return eqFold(w, "create")
 	case 9:
@@ -1039,7 +1093,7 @@ const (
 // the parenthesis level): a string after AS, IN without a parenthesis,
 // SIMILAR without TO, NOT after an operand without IN, LIKE, ILIKE,
 // SIMILAR or BETWEEN, a set operation without a query.
-func afterKeyword(src string, p1, p2, t token, cur uint16) bool {
+func afterKeyword(src string, p1, p2, p3, t token, cur uint16) bool {
 	switch p1.kw {
 	case kwAs:
 		return t.kind == tString || t.kind == tParam // "SELECT 0 AS 'x'"
@@ -1052,6 +1106,13 @@ func afterKeyword(src string, p1, p2, t token, cur uint16) bool {
 			!(t.kw == kwIn || t.kw == kwLike || t.kw == kwIlike || t.kw == kwSimilar || t.kw == kwBetween)
 	case kwUnion, kwExcept, kwIntersect:
 		return !setOperand(src, t) && t.kw != kwDistinct && !(t.kind == tIdent && eqFold(src[t.start:t.end], "all"))
+	case kwTable:
+		return !t.isName() // "SELECT (TABLE)"; TABLE is reserved: never a column
+	case kwValues:
+		// VALUES may be a column ("SELECT values"), but not as a CTE's
+		// query or after a set operation.
+		return !t.isOp('(') && (p2.kw == kwUnion || p2.kw == kwExcept || p2.kw == kwIntersect ||
+			p2.isOp('(') && p3.kind == tIdent && (p3.kw == kwAs || eqFold(src[p3.start:p3.end], "materialized")))
 	case kwNo:
 		return p2.kw == kwFor && t.kw != kwKey // FOR NO KEY UPDATE
 	case kwKey:
