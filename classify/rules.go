@@ -1,6 +1,9 @@
 package classify
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // rules decides statements. The zero value holds the default rules (the
 // built-in write functions only); it is never modified after New.
@@ -25,6 +28,7 @@ const (
 	reasonColon        = "stray colon"
 	reasonNumberJunk   = "trailing junk after numeric literal"
 	reasonBadUTF8      = "invalid UTF-8"
+	reasonNUL          = "NUL byte"
 	reasonSyntax       = "syntax error"
 	reasonWindowFrom   = "window function in FROM"
 )
@@ -45,6 +49,7 @@ const (
 	fNoComma                     // after WHERE, HAVING, LIMIT, OFFSET, FETCH: one expression, no comma
 	fEmptyOK                     // the parenthesis may close at once: after a comma, or a second one after a name (GROUPING SETS ((), a))
 	fOnList                      // DISTINCT ON (...): an expression may follow it at once
+	fValues                      // a row of VALUES: no alias after it
 )
 
 // maxFrames bounds the parenthesis levels tracked for the structural
@@ -92,6 +97,11 @@ func (r *rules) classify(sql string) Result {
 		// No server decoding UTF-8 accepts it, and PostgreSQL's parser
 		// (through pg_query) rejects it.
 		return Result{Kind: Write, Reason: reasonBadUTF8}
+	}
+	if strings.IndexByte(sql, 0) >= 0 {
+		// Anywhere, also in a string or a comment: the protocol's
+		// strings end at a NUL, and pg_query refuses it.
+		return Result{Kind: Write, Reason: reasonNUL}
 	}
 	res, backslash := r.pass(sql, false)
 	if backslash && res.Kind != Write {
@@ -381,6 +391,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if p1.kind == tIdent && p1.kw != kwNone && !p2.isOp('.') && p2.kw != kwAs && afterKeyword(l.src, p1, p2, p3, t, cur) {
 			st.write(reasonSyntax) // "SELECT 0 in x", "SELECT 0 AS 'x'", "SELECT 1 UNION 'x'"
 		}
+		if p1.isOp(')') && closed&fValues != 0 && (t.kind >= tQIdent && t.kind <= tParam ||
+			t.kind == tIdent && t.kw == kwNone && keywordCategory(l.src[t.start:t.end]) == notKeyword) {
+			st.write(reasonSyntax) // "VALUES (0) a": a row takes no alias
+		}
 		if pend&pendFor != 0 && !lockStrength(l.src, t) {
 			st.write(reasonSyntax) // "SELECT FOR 0": FOR UPDATE, SHARE, NO KEY, KEY, READ ONLY
 		}
@@ -486,6 +500,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					f |= fEmptyOK
 				case p1.kw == kwOn && p2.kw == kwDistinct:
 					f |= fOnList
+				case p1.kw == kwValues:
+					f |= fValues
 				case p1.isOp(')') && closed&(fOperator|fOnList) == 0 && (main || depth != start+1),
 					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam:
 					st.write(reasonSyntax) // "SELECT (1)(2)", "SELECT 0('')": no call of a parenthesis or a constant
@@ -495,7 +511,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					main = true // WITH ... (SELECT ...)
 				}
 			case ')':
-				if p1.isOp(',') || p1.isOp('(') && cur&(fNamed|fEmptyOK) == 0 && uint(depth) <= maxFrames {
+				if p1.isOp(',') || p1.isOp('(') && (cur&(fNamed|fEmptyOK) == 0 || cur&fValues != 0) && uint(depth) <= maxFrames {
 					st.write(reasonSyntax) // "f(a,)", "SELECT ()", "AS (())": only a call, GROUP BY and a few more take ()
 				}
 				closed = cur
