@@ -29,6 +29,7 @@ const (
 	reasonNumberJunk   = "trailing junk after numeric literal"
 	reasonBadUTF8      = "invalid UTF-8"
 	reasonNUL          = "NUL byte"
+	reasonUnicode      = "invalid Unicode escape"
 	reasonSyntax       = "syntax error"
 	reasonWindowFrom   = "window function in FROM"
 )
@@ -367,6 +368,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 	var cur, closed uint16
 	var pend, next uint8 // pendStar, pendCast: what p1 (the token before t) was
 	cases := 0           // CASEs opened and not yet ENDed
+	uni := uint8(0)      // 1: p1 is a U& string or name (its escapes not yet checked); 2: p1 is the UESCAPE after one
 	like := false        // a LIKE, ILIKE or SIMILAR was seen: ESCAPE may take a number
 	var cte uint8        // the state of a WITH's list of CTEs, 0 after it
 	if head == kwWith {
@@ -394,6 +396,25 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if p1.isOp(')') && closed&fValues != 0 && (t.kind >= tQIdent && t.kind <= tParam ||
 			t.kind == tIdent && t.kw == kwNone && keywordCategory(l.src[t.start:t.end]) == notKeyword) {
 			st.write(reasonSyntax) // "VALUES (0) a": a row takes no alias
+		}
+		switch uni {
+		case 1:
+			if t.kind == tIdent && eqFold(l.src[t.start:t.end], "uescape") {
+				uni = 2
+			} else {
+				uni = 0
+				if !validUnicode(unicodeBody(l.src, p1), '\\') {
+					st.write(reasonUnicode)
+				}
+			}
+		case 2:
+			uni = 0
+			if esc, ok := uescapeChar(l.src, t); !ok || !validUnicode(unicodeBody(l.src, p2), esc) {
+				st.write(reasonUnicode)
+			}
+		}
+		if t.kind == tUIdent || t.kind == tString && l.src[t.start]|0x20 == 'u' && uni == 0 {
+			uni = 1
 		}
 		if pend&pendFor != 0 && !lockStrength(l.src, t) {
 			st.write(reasonSyntax) // "SELECT FOR 0": FOR UPDATE, SHARE, NO KEY, KEY, READ ONLY
@@ -724,6 +745,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		}
 		pend, next = next, 0
 		p3, p2, p1 = p2, p1, t
+	}
+	if uni == 2 || uni == 1 && !validUnicode(unicodeBody(l.src, p1), '\\') {
+		st.write(reasonUnicode)
 	}
 	if depth != 0 || brackets != 0 {
 		st.write(reasonParens)
@@ -1146,6 +1170,104 @@ func listEnd(p1 token, closed uint16) bool {
 	return p1.isOp(')') && closed&(fOperator|fOnList) != 0
 }
 
+// unicodeBody returns the text between the quotes of the U&'...' string or
+// the U&"..." name t.
+func unicodeBody(src string, t token) string {
+	if t.kind == tUIdent {
+		return src[t.start:t.end]
+	}
+	return src[t.start+3 : t.end-1]
+}
+
+// validUnicode reports whether the body of a U& string or name is one that
+// PostgreSQL's scanner takes with the escape character esc: every escape is
+// esc doubled, esc and 4 hex digits, or esc, '+' and 6 hex digits, of a
+// code point from 1 to 10FFFF, surrogates only in pairs.
+func validUnicode(s string, esc byte) bool {
+	high := false // the last escape was a high surrogate: a low one must follow
+	for i := 0; i < len(s); i++ {
+		if s[i] != esc {
+			if high {
+				return false
+			}
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == esc {
+			if high {
+				return false
+			}
+			i++
+			continue
+		}
+		j, n := i+1, 4
+		if j < len(s) && s[j] == '+' {
+			j, n = j+1, 6
+		}
+		if j+n > len(s) {
+			return false
+		}
+		cp := 0
+		for k := j; k < j+n; k++ {
+			c := s[k]
+			switch {
+			case isDigit(c):
+				cp = cp<<4 | int(c-'0')
+			case c|0x20 >= 'a' && c|0x20 <= 'f':
+				cp = cp<<4 | int(c|0x20-'a'+10)
+			default:
+				return false
+			}
+		}
+		i = j + n - 1
+		switch {
+		case cp == 0 || cp > 0x10FFFF:
+			return false
+		case cp >= 0xD800 && cp <= 0xDBFF:
+			if high {
+				return false
+			}
+			high = true
+		case cp >= 0xDC00 && cp <= 0xDFFF:
+			if !high {
+				return false
+			}
+			high = false
+		default:
+			if high {
+				return false
+			}
+		}
+	}
+	return !high
+}
+
+// uescapeChar returns the escape character that the string t after
+// UESCAPE names, and whether it is one PostgreSQL takes: one byte, in a
+// plain or dollar-quoted string, not a hex digit, '+', a quote or a space.
+func uescapeChar(src string, t token) (byte, bool) {
+	if t.kind != tString {
+		return 0, false
+	}
+	var body string
+	switch src[t.start] {
+	case '\'':
+		body = src[t.start+1 : t.end-1]
+	case '$':
+		d := strings.IndexByte(src[t.start+1:t.end], '$') + 2 // the length of the opening $tag$
+		body = src[t.start+d : t.end-d]
+	default:
+		return 0, false
+	}
+	if len(body) != 1 {
+		return 0, false
+	}
+	c := body[0]
+	if isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'f' || c == '+' || c == '\'' || c == '"' || isSpace(c) {
+		return 0, false
+	}
+	return c, true
+}
+
 // noAlias reports whether the parenthesis level whose flags are cur takes
 // no alias: it is no query's target list (but call arguments, a WHERE
 // clause, a join condition, a parenthesised expression).
@@ -1386,7 +1508,7 @@ func cteStep(src string, state uint8, t token, d int) (uint8, bool) {
 // that has no right operand: PostgreSQL has no postfix operators. A '*' may end a relation (FROM t*) or a select
 // target (DISTINCT ON (a) *); ORDER BY x USING < takes an operator alone.
 func postfixOp(src string, p0, p1 token) bool {
-	return p1.kind == tOp && isOpChar(p1.op) && p1.op != '*' &&
+	return p1.kind == tOp && isOpChar(p1.op) && (p1.op != '*' || p1.start > 0 && isOpChar(src[p1.start-1])) &&
 		!(p0.kind == tIdent && eqFold(src[p0.start:p0.end], "using"))
 }
 
