@@ -192,7 +192,8 @@ var lexicalCases = []tc{
 	{"SELECT 'FOR UPDATE' FROM t", r("SELECT")},
 	{"SELECT 'it''s; DELETE FROM t' FROM t", r("SELECT")},
 	{"SELECT '' FROM t FOR UPDATE", lr("FOR UPDATE")},
-	{"SELECT 'a' 'b' FROM t", r("SELECT")},
+	{"SELECT 'a'\n'b' FROM t", r("SELECT")}, // string continuation
+	{"SELECT 'a' 'b' FROM t", w("incomplete statement")}, // no newline: two constants
 	{"SELECT E'\\'' FROM t", r("SELECT")},
 	{"SELECT E'\\'; DELETE FROM t; --' FROM t", r("SELECT")},
 	{"SELECT E'\\\\' FROM t FOR UPDATE", lr("FOR UPDATE")},
@@ -485,7 +486,7 @@ func TestLinear(t *testing.T) {
 	if got := Classify(many); got.Kind != Read {
 		t.Errorf("many: %v", got)
 	}
-	dollars := "SELECT " + strings.Repeat("$a$ $b $a$ ", 20000)
+	dollars := "SELECT " + strings.Repeat("$a$ $b $a$, ", 20000) + "1"
 	if got := Classify(dollars); got.Kind != Read {
 		t.Errorf("dollars: %v", got)
 	}

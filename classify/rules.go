@@ -51,6 +51,7 @@ const (
 	fEmptyOK                     // the parenthesis may close at once: after a comma, or a second one after a name (GROUPING SETS ((), a))
 	fOnList                      // DISTINCT ON (...): an expression may follow it at once
 	fValues                      // a row of VALUES: no alias after it
+	fCall                        // the arguments of a function named by a name that is no keyword: no field after them
 )
 
 // maxFrames bounds the parenthesis levels tracked for the structural
@@ -393,7 +394,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if p1.kind == tIdent && p1.kw != kwNone && !p2.isOp('.') && p2.kw != kwAs && afterKeyword(l.src, p1, p2, p3, t, cur) {
 			st.write(reasonSyntax) // "SELECT 0 in x", "SELECT 0 AS 'x'", "SELECT 1 UNION 'x'"
 		}
-		if p1.isOp(')') && closed&fValues != 0 && (t.kind >= tQIdent && t.kind <= tParam ||
+		if p1.isOp(')') && depth < start && !(t.isOp(')') || t.isOp(';') || t.kind == tIdent && afterParenQuery(t.kw)) {
+			st.write(reasonSyntax) // "(SELECT 1) a": a parenthesised statement takes a clause, not an operand
+		}
+		if p1.isOp(')') && closed&fValues != 0 && (t.kind >= tQIdent && t.kind <= tParam || t.kind == tOp && t.op != ',' && t.op != ')' && t.op != ';' ||
 			t.kind == tIdent && t.kw == kwNone && keywordCategory(l.src[t.start:t.end]) == notKeyword) {
 			st.write(reasonSyntax) // "VALUES (0) a": a row takes no alias
 		}
@@ -485,8 +489,12 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				case tEOF, tString, tNumber:
 					st.write(reasonSyntax) // "SELECT .a", "SELECT 0 .a"
 				case tOp:
-					if p1.op != ')' && p1.op != ']' {
-						st.write(reasonSyntax) // "(.a", ", .a"
+					if p1.op != ')' && p1.op != ']' || p1.op == ')' && closed&fCall != 0 {
+						st.write(reasonSyntax) // "(.a", ", .a", "f().a" (but "(f()).a")
+					}
+				case tIdent:
+					if !p2.isOp('.') && !schemaName(l.src, p1) {
+						st.write(reasonSyntax) // "SELECT .", "WHERE .x": a reserved keyword names no table
 					}
 				case tParam:
 					if p2.kind == tQIdent || p2.kind == tUIdent || p2.kind == tIdent && p2.kw == kwNone && keywordCategory(l.src[p2.start:p2.end]) == notKeyword {
@@ -521,8 +529,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					f |= fEmptyOK
 				case p1.kw == kwOn && p2.kw == kwDistinct:
 					f |= fOnList
-				case p1.kw == kwValues:
+				case p1.kw == kwValues || p1.kind == tEOF && head == kwValues:
 					f |= fValues
+				case p1.kind == tQIdent || p1.kind == tIdent && p1.kw == kwNone && keywordCategory(l.src[p1.start:p1.end]) == notKeyword:
+					f |= fCall
 				case p1.isOp(')') && closed&(fOperator|fOnList) == 0 && (main || depth != start+1),
 					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam:
 					st.write(reasonSyntax) // "SELECT (1)(2)", "SELECT 0('')": no call of a parenthesis or a constant
@@ -697,7 +707,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if t.kw == kwSelect {
 					cur = fQuery | cur&(fNamed|fCast)
 				}
-				if !startsQuery(l.src, p1, depth == start && head == kwWith) {
+				if !startsQuery(l.src, p1, depth == start && head == kwWith) || p1.kw == kwSelect || p1.kind == tEOF && head == kwSelect {
 					st.write(reasonIncomplete) // two statements without a semicolon
 				}
 			default:
@@ -728,8 +738,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonIncomplete) // two constants side by side: "1 2"
 				}
 			case tString:
-				if t.kind >= tNumber {
-					st.write(reasonIncomplete) // "'a' 1"; "int 'a'" is a typed constant
+				if t.kind >= tNumber || t.kind == tString && !continuation(l.src, p1, t) {
+					st.write(reasonIncomplete) // "'a' 1", "$$a$$ 'b'"; "int 'a'" is a typed constant
 				}
 			default:
 				if adjacentOperand(l.src, p1, p2, p3, t, cur, closed, jsonDepth > 0, like) {
@@ -1099,7 +1109,7 @@ func continuesOperand(w string) uint8 {
 		return contParen
 	case "year", "month", "day", "hour", "minute", "second":
 		return contString
-	case "array", "varying", "precision", "without":
+	case "array", "varying", "precision", "without", "char", "character", "sets":
 		return contType
 	case "search", "cycle", "set", "to", "default":
 		return contCTE
@@ -1161,6 +1171,41 @@ func afterKeyword(src string, p1, p2, p3, t token, cur uint16) bool {
 		return p2.kw >= kwUnion && (p2.kw == kwUnion || p2.kw == kwExcept || p2.kw == kwIntersect) && !setOperand(src, t)
 	}
 	return false
+}
+
+// afterParenQuery reports whether the keyword k may follow a parenthesised
+// query at the statement's level: a set operation, ORDER BY, LIMIT,
+// OFFSET, FETCH or a locking clause.
+func afterParenQuery(k keyword) bool {
+	switch k {
+	case kwUnion, kwIntersect, kwExcept, kwOrder, kwLimit, kwOffset, kwFetch, kwFor:
+		return true
+	}
+	return false
+}
+
+// schemaName reports whether the identifier t may name a schema, a table
+// or a composite column before a dot: no keyword of the reserved or the
+// type-or-function-name category.
+func schemaName(src string, t token) bool {
+	switch t.kw {
+	case kwNone:
+		return keywordCategory(src[t.start:t.end]) < typeFuncKw
+	case kwNo, kwKey, kwShow, kwMerge, kwShare, kwDelete, kwInsert, kwUpdate, kwValues, kwOver, kwBetween, kwExplain:
+		return true
+	}
+	return false
+}
+
+// continuation reports whether the string t continues the string p1 as
+// scan.l's quotecontinue: a quoted string (not dollar-quoted), then
+// whitespace with a newline (and no block comment), then a plain quote.
+func continuation(src string, p1, t token) bool {
+	if src[p1.start] == '$' || src[t.start] != '\'' {
+		return false
+	}
+	between := src[p1.end:t.start]
+	return strings.ContainsAny(between, "\n\r") && !strings.Contains(between, "/*")
 }
 
 // listEnd reports whether p1 is the ')' that closes an OPERATOR(...) or a
@@ -1353,7 +1398,6 @@ func operandEnd(t token) bool {
 // whether p1 was such a keyword of the lexer's). A name after a dot is a
 // column, not an alias.
 func namesAfterOperand(src string, p1, p2, p3 token, cur uint16, pend uint8, like, locking bool) bool {
-	plain := true
 	if p1.kind == tIdent {
 		if p1.kw != kwNone {
 			if pend&pendKwAlias == 0 || cur&fNamed != 0 {
@@ -1391,15 +1435,18 @@ func namesAfterOperand(src string, p1, p2, p3 token, cur uint16, pend uint8, lik
 			if cont {
 				return false
 			}
-			plain = false
 		}
 	}
 	if p2.kind != tIdent || isOperandName(src, p2) {
 		return true
 	}
-	// "SELECT skip a b": a keyword that is no reserved one, first in a
-	// target list, is a column; then a plain name is its alias.
-	if !plain || p2.kw != kwNone || cur&fQuery == 0 || !(p3.kind == tEOF || p3.isOp(',') || p3.kind == tIdent && p3.kw == kwSelect) {
+	// "SELECT skip a b", "SELECT of skip a": a keyword that is no
+	// reserved one, first in a target list, is a column; then a name or
+	// a keyword that continues nothing is its alias.
+	if p2.kw != kwNone || cur&fQuery == 0 || !(p3.kind == tEOF ||
+		p3.kind == tOp && (isOpChar(p3.op) || p3.op == ',' || p3.op == '(' || p3.op == '[') ||
+		p3.kind == tIdent && (p3.kw == kwSelect || p3.kw == kwDistinct || p3.kw == kwAnd || p3.kw == kwOr || p3.kw == kwNot ||
+			p3.kw == kwCase || p3.kw == kwWhen || p3.kw == kwThen || p3.kw == kwElse)) {
 		return false
 	}
 	c := keywordCategory(src[p2.start:p2.end])
@@ -1521,7 +1568,8 @@ func notAfterName(src string, t token) bool {
 	case kwNone:
 		c := keywordCategory(src[t.start:t.end])
 		return c == notKeyword || c == unreservedKw || c == colNameKw
-	case kwOver, kwKey, kwNo, kwShare, kwShow, kwMerge, kwDelete, kwInsert, kwUpdate, kwExplain, kwBetween, kwValues:
+	case kwOver, kwKey, kwNo, kwShare, kwShow, kwMerge, kwDelete, kwInsert, kwUpdate, kwExplain, kwBetween, kwValues,
+		kwAnd, kwOr, kwIs, kwIn, kwLike, kwIlike, kwNot, kwSimilar:
 		return true
 	}
 	return false
