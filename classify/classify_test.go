@@ -192,7 +192,7 @@ var lexicalCases = []tc{
 	{"SELECT 'FOR UPDATE' FROM t", r("SELECT")},
 	{"SELECT 'it''s; DELETE FROM t' FROM t", r("SELECT")},
 	{"SELECT '' FROM t FOR UPDATE", lr("FOR UPDATE")},
-	{"SELECT 'a'\n'b' FROM t", r("SELECT")}, // string continuation
+	{"SELECT 'a'\n'b' FROM t", r("SELECT")},              // string continuation
 	{"SELECT 'a' 'b' FROM t", w("incomplete statement")}, // no newline: two constants
 	{"SELECT E'\\'' FROM t", r("SELECT")},
 	{"SELECT E'\\'; DELETE FROM t; --' FROM t", r("SELECT")},

@@ -37,21 +37,22 @@ const (
 // Flags of a parenthesis level (a frame) of a read statement, for the
 // structural checks of statements PostgreSQL's grammar rejects.
 const (
-	fQuery    uint16 = 1 << iota // a SELECT began at this level
-	fFrom                        // in that SELECT's FROM clause
-	fNamed                       // the parenthesis follows a name: a call (or IN, OVER, ...)
-	fNoWithin                    // call arguments with ORDER BY, DISTINCT or VARIADIC: no WITHIN GROUP after
-	fCast                        // CAST( or TREAT(
-	fCastType                    // after the AS of CAST(... AS: a type name only
-	fOnly                        // ONLY ( table ): a relation, TABLESAMPLE may follow
-	fOn                          // in the FROM clause, in a join condition (ON ...)
-	fExpr                        // after WHERE, GROUP BY, ORDER BY, ...: expressions, no alias
-	fOperator                    // OPERATOR(...): an operator name inside
-	fNoComma                     // after WHERE, HAVING, LIMIT, OFFSET, FETCH: one expression, no comma
-	fEmptyOK                     // the parenthesis may close at once: after a comma, or a second one after a name (GROUPING SETS ((), a))
-	fOnList                      // DISTINCT ON (...): an expression may follow it at once
-	fValues                      // a row of VALUES: no alias after it
-	fCall                        // the arguments of a function named by a name that is no keyword: no field after them
+	fQuery     uint16 = 1 << iota // a SELECT began at this level
+	fFrom                         // in that SELECT's FROM clause
+	fNamed                        // the parenthesis follows a name: a call (or IN, OVER, ...)
+	fNoWithin                     // call arguments with ORDER BY, DISTINCT or VARIADIC: no WITHIN GROUP after
+	fCast                         // CAST( or TREAT(
+	fCastType                     // after the AS of CAST(... AS: a type name only
+	fOnly                         // ONLY ( table ): a relation, TABLESAMPLE may follow
+	fOn                           // in the FROM clause, in a join condition (ON ...)
+	fExpr                         // after WHERE, GROUP BY, ORDER BY, ...: expressions, no alias
+	fOperator                     // OPERATOR(...): an operator name inside
+	fNoComma                      // after WHERE, HAVING, LIMIT, OFFSET, FETCH: one expression, no comma
+	fEmptyOK                      // the parenthesis may close at once: after a comma, or a second one after a name (GROUPING SETS ((), a))
+	fOnList                       // DISTINCT ON (...): an expression may follow it at once
+	fValues                       // a row of VALUES: no alias after it
+	fCall                         // the arguments of a function named by a name that is no keyword: no field after them
+	fQueryOnly                    // a query must begin here: a CTE's body, after a set operation
 )
 
 // maxFrames bounds the parenthesis levels tracked for the structural
@@ -65,6 +66,7 @@ const (
 	pendAlias                     // a name (no keyword, yet to be looked up) after an operand: no third name
 	pendFor                       // the FOR of a query's locking clause: a lock strength follows
 	pendKwAlias                   // with pendAlias: a keyword of the lexer's (KEY, THEN outside CASE) that can only be an alias there
+	pendRow                       // a comma after a row of VALUES: another row follows
 )
 
 var statementCounts = [...]string{
@@ -420,6 +422,12 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if t.kind == tUIdent || t.kind == tString && l.src[t.start]|0x20 == 'u' && uni == 0 {
 			uni = 1
 		}
+		if p1.isOp('(') && cur&fQueryOnly != 0 && !(t.isOp('(') || t.kind == tIdent && cteHead(t.kw)) {
+			st.write(reasonSyntax) // "AS ((0))", "UNION (0)": a query must begin there
+		}
+		if pend&pendRow != 0 && !t.isOp('(') {
+			st.write(reasonSyntax) // "VALUES (0), 0"
+		}
 		if pend&pendFor != 0 && !lockStrength(l.src, t) {
 			st.write(reasonSyntax) // "SELECT FOR 0": FOR UPDATE, SHARE, NO KEY, KEY, READ ONLY
 		}
@@ -450,6 +458,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				}
 			}
 			if isOpChar(t.op) {
+				if cur&(fFrom|fOn) == fFrom && t.op != '*' {
+					st.write(reasonSyntax) // "FROM t + 1": a FROM clause's items are no expressions
+				}
 				if !(p1.kind == tOp && isOpChar(p1.op)) {
 					p0 = p1
 					if t.op != '+' && t.op != '-' && t.op != '*' && exprStart(l.src, p1, p2) && binaryOnly(l.src, t.start) {
@@ -469,6 +480,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			case ';':
 				more = true
 			case ',':
+				if p1.isOp(')') && closed&fValues != 0 {
+					next = pendRow
+				}
 				if cur&fNoComma != 0 && brackets == 0 {
 					st.write(reasonSyntax) // "WHERE a, b"
 				}
@@ -536,6 +550,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				case p1.isOp(')') && closed&(fOperator|fOnList) == 0 && (main || depth != start+1),
 					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam:
 					st.write(reasonSyntax) // "SELECT (1)(2)", "SELECT 0('')": no call of a parenthesis or a constant
+				}
+				if cte == cteBodyOpen || p1.isOp('(') && cur&fQueryOnly != 0 || !main && depth == start+1 && p1.isOp(')') ||
+					isSetOpKw(p1.kw) || (p1.kw == kwDistinct || p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "all")) && isSetOpKw(p2.kw) {
+					f |= fQueryOnly
 				}
 				cur = f
 				if !main && depth == start+1 && p1.isOp(')') {
@@ -644,7 +662,11 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if p1.kind == tOp && p1.op == ',' && (t.kw == kwDistinct || t.kw == kwNone && badAfterComma(l.src[t.start:t.end])) {
 				st.write(reasonSyntax) // "SELECT ALL 1, DISTINCT": a list qualifier or a keyword that starts no item
 			}
-			if t.kw != kwNone && aliasOnly(t.kw, cases) && operandEnd(p1) && !listEnd(p1, closed) {
+			// After an operand (or a keyword that is a column: "SELECT key a"),
+			// a name may be its alias.
+			afterOperand := operandEnd(p1) && !listEnd(p1, closed) ||
+				p1.kind == tIdent && p1.kw != kwNone && itemStart(p2) && columnKeyword(l.src, p1)
+			if t.kw != kwNone && afterOperand && aliasOnly(t.kw, cases) {
 				// "SELECT 0 key", "SELECT 0 then" (no CASE open): a
 				// keyword that continues no operand is its alias.
 				next = pendAlias | pendKwAlias
@@ -661,7 +683,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			case kwLike, kwIlike, kwSimilar:
 				like = true
 			}
-			if t.kw == kwNone && operandEnd(p1) && !listEnd(p1, closed) {
+			if t.kw == kwNone && afterOperand {
 				next = pendAlias
 				if cur&(fExpr|fOn) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
 					keywordCategory(l.src[t.start:t.end]) == notKeyword &&
@@ -1184,6 +1206,37 @@ func afterParenQuery(k keyword) bool {
 	return false
 }
 
+// itemStart reports whether an operand begins after t: at the start of the
+// statement's body, after an operator, a comma, an opening parenthesis or
+// bracket, SELECT, DISTINCT, AND, OR, NOT, CASE, WHEN, THEN or ELSE.
+func itemStart(t token) bool {
+	switch t.kind {
+	case tEOF:
+		return true
+	case tOp:
+		return isOpChar(t.op) || t.op == ',' || t.op == '(' || t.op == '['
+	case tIdent:
+		switch t.kw {
+		case kwSelect, kwDistinct, kwAnd, kwOr, kwNot, kwCase, kwWhen, kwThen, kwElse:
+			return true
+		}
+	}
+	return false
+}
+
+// columnKeyword reports whether the keyword t may name a column: an
+// unreserved or column-name keyword.
+func columnKeyword(src string, t token) bool {
+	switch t.kw {
+	case kwNone:
+		c := keywordCategory(src[t.start:t.end])
+		return c == unreservedKw || c == colNameKw
+	case kwNo, kwKey, kwShow, kwMerge, kwShare, kwDelete, kwInsert, kwUpdate, kwValues, kwOver, kwExplain:
+		return true // not BETWEEN: "NOT BETWEEN SYMMETRIC"
+	}
+	return false
+}
+
 // schemaName reports whether the identifier t may name a schema, a table
 // or a composite column before a dot: no keyword of the reserved or the
 // type-or-function-name category.
@@ -1332,6 +1385,19 @@ func opKeyword(p1, p2 token) bool {
 	return false
 }
 
+// isSetOpKw reports whether k is UNION, INTERSECT or EXCEPT.
+func isSetOpKw(k keyword) bool { return k == kwUnion || k == kwIntersect || k == kwExcept }
+
+// cteHead reports whether k may begin a CTE's statement: a query or a
+// data-modifying statement.
+func cteHead(k keyword) bool {
+	switch k {
+	case kwSelect, kwValues, kwTable, kwWith, kwInsert, kwUpdate, kwDelete, kwMerge:
+		return true
+	}
+	return false
+}
+
 // setOperand reports whether t may begin the right operand of a set
 // operation: SELECT, VALUES, TABLE or a parenthesis.
 func setOperand(src string, t token) bool {
@@ -1443,14 +1509,10 @@ func namesAfterOperand(src string, p1, p2, p3 token, cur uint16, pend uint8, lik
 	// "SELECT skip a b", "SELECT of skip a": a keyword that is no
 	// reserved one, first in a target list, is a column; then a name or
 	// a keyword that continues nothing is its alias.
-	if p2.kw != kwNone || cur&fQuery == 0 || !(p3.kind == tEOF ||
-		p3.kind == tOp && (isOpChar(p3.op) || p3.op == ',' || p3.op == '(' || p3.op == '[') ||
-		p3.kind == tIdent && (p3.kw == kwSelect || p3.kw == kwDistinct || p3.kw == kwAnd || p3.kw == kwOr || p3.kw == kwNot ||
-			p3.kw == kwCase || p3.kw == kwWhen || p3.kw == kwThen || p3.kw == kwElse)) {
+	if cur&fQuery == 0 || !itemStart(p3) {
 		return false
 	}
-	c := keywordCategory(src[p2.start:p2.end])
-	return c == unreservedKw || c == colNameKw
+	return columnKeyword(src, p2)
 }
 
 // isOperandName reports whether the identifier t is an operand by itself: a
@@ -1789,6 +1851,10 @@ func startsQuery(src string, p1 token, afterCTE bool) bool {
 		}
 		w := src[p1.start:p1.end]
 		return isSetOp(w) || eqFold(w, "all") || eqFold(w, "distinct")
+	case tOp:
+		return p1.op == '(' || p1.op == ')' // "SELECT ! SELECT"; WITH a AS (...) SELECT, at any level
+	case tQIdent, tUIdent:
+		return false
 	}
 	return true
 }
