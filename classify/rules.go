@@ -545,8 +545,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					f |= fOnList
 				case p1.kw == kwValues || p1.kind == tEOF && head == kwValues:
 					f |= fValues
-				case p1.kind == tQIdent || p1.kind == tIdent && p1.kw == kwNone && keywordCategory(l.src[p1.start:p1.end]) == notKeyword:
-					f |= fCall
+				case (p1.kind == tQIdent || p1.kind == tIdent && p1.kw == kwNone && keywordCategory(l.src[p1.start:p1.end]) == notKeyword) &&
+					!(cur&fFrom != 0 && (p2.kw == kwAs || operandEnd(p2))):
+					f |= fCall // not a column list: FROM f() AS x(a int), FROM t x(a)
 				case p1.isOp(')') && closed&(fOperator|fOnList) == 0 && (main || depth != start+1),
 					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam:
 					st.write(reasonSyntax) // "SELECT (1)(2)", "SELECT 0('')": no call of a parenthesis or a constant
@@ -665,7 +666,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			// After an operand (or a keyword that is a column: "SELECT key a"),
 			// a name may be its alias.
 			afterOperand := operandEnd(p1) && !listEnd(p1, closed) ||
-				p1.kind == tIdent && p1.kw != kwNone && itemStart(p2) && columnKeyword(l.src, p1)
+				p1.kind == tIdent && p1.kw != kwNone && (p2.isOp('.') || itemStart(p2) && columnKeyword(l.src, p1))
 			if t.kw != kwNone && afterOperand && aliasOnly(t.kw, cases) {
 				// "SELECT 0 key", "SELECT 0 then" (no CASE open): a
 				// keyword that continues no operand is its alias.
@@ -685,7 +686,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			if t.kw == kwNone && afterOperand {
 				next = pendAlias
-				if cur&(fExpr|fOn) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
+				if cur&(fExpr|fOn|fCall) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
 					keywordCategory(l.src[t.start:t.end]) == notKeyword &&
 					(p1.kind != tIdent || isOperandName(l.src, p1)) {
 					st.write(reasonSyntax) // "WHERE 0 a": no alias in WHERE, ON, ORDER BY...
@@ -748,7 +749,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if t.kind <= tUIdent {
 				if operandEnd(p1) && !listEnd(p1, closed) {
 					next = pendAlias
-					if cur&(fExpr|fOn) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
+					if cur&(fExpr|fOn|fCall) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
 						(p1.kind != tIdent || isOperandName(l.src, p1)) {
 						st.write(reasonSyntax) // "WHERE 0 \"a\""
 					}
@@ -1509,6 +1510,9 @@ func namesAfterOperand(src string, p1, p2, p3 token, cur uint16, pend uint8, lik
 	// "SELECT skip a b", "SELECT of skip a": a keyword that is no
 	// reserved one, first in a target list, is a column; then a name or
 	// a keyword that continues nothing is its alias.
+	if p3.isOp('.') {
+		return true // "t.key a b": a name after a dot is a column
+	}
 	if cur&fQuery == 0 || !itemStart(p3) {
 		return false
 	}
