@@ -372,8 +372,12 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 	var pend, next uint8 // pendStar, pendCast: what p1 (the token before t) was
 	cases := 0           // CASEs opened and not yet ENDed
 	uni := uint8(0)      // 1: p1 is a U& string or name (its escapes not yet checked); 2: p1 is the UESCAPE after one
-	like := false        // a LIKE, ILIKE or SIMILAR was seen: ESCAPE may take a number
-	var cte uint8        // the state of a WITH's list of CTEs, 0 after it
+	tbl := uint8(0)      // TABLE [ONLY] name [*]: 1 a name is due, 2 after a name, 3 after its '*'
+	if head == kwTable {
+		tbl = 1
+	}
+	like := false // a LIKE, ILIKE or SIMILAR was seen: ESCAPE may take a number
+	var cte uint8 // the state of a WITH's list of CTEs, 0 after it
 	if head == kwWith {
 		cte = cteFirst
 	}
@@ -424,6 +428,31 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		}
 		if p1.isOp('(') && cur&fQueryOnly != 0 && !(t.isOp('(') || t.kind == tIdent && cteHead(t.kw)) {
 			st.write(reasonSyntax) // "AS ((0))", "UNION (0)": a query must begin there
+		}
+		switch tbl {
+		case 1:
+			tbl = 0
+			if t.isName() {
+				tbl = 2
+				if t.kind == tIdent && eqFold(l.src[t.start:t.end], "only") {
+					tbl = 1
+				}
+			}
+		case 2, 3:
+			switch {
+			case tbl == 2 && t.isOp('.'):
+				tbl = 1
+			case tbl == 2 && t.isOp('*'):
+				tbl = 3
+			default:
+				tbl = 0
+				if !(t.isOp(')') || t.isOp(';') || t.kind == tIdent && afterParenQuery(t.kw)) {
+					st.write(reasonSyntax) // "TABLE t x": a table takes no alias
+				}
+			}
+		}
+		if t.kw == kwTable && t.kind == tIdent && !p1.isOp('.') && p1.kw != kwAs {
+			tbl = 1
 		}
 		if pend&pendRow != 0 && !t.isOp('(') {
 			st.write(reasonSyntax) // "VALUES (0), 0"
@@ -551,6 +580,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				case p1.isOp(')') && closed&(fOperator|fOnList) == 0 && (main || depth != start+1),
 					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam:
 					st.write(reasonSyntax) // "SELECT (1)(2)", "SELECT 0('')": no call of a parenthesis or a constant
+				}
+				if pend&pendRow != 0 {
+					f = f&^fEmptyOK | fValues // the next row of VALUES
 				}
 				if cte == cteBodyOpen || p1.isOp('(') && cur&fQueryOnly != 0 || !main && depth == start+1 && p1.isOp(')') ||
 					isSetOpKw(p1.kw) || (p1.kw == kwDistinct || p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "all")) && isSetOpKw(p2.kw) {
