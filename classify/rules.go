@@ -67,6 +67,7 @@ const (
 	pendFor                       // the FOR of a query's locking clause: a lock strength follows
 	pendKwAlias                   // with pendAlias: a keyword of the lexer's (KEY, THEN outside CASE) that can only be an alias there
 	pendRow                       // a comma after a row of VALUES: another row follows
+	pendLabel                     // with pendAlias: a name after AS, a column label
 )
 
 var statementCounts = [...]string{
@@ -403,9 +404,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if p1.isOp(')') && depth < start && !(t.isOp(')') || t.isOp(';') || t.kind == tIdent && afterParenQuery(t.kw)) {
 			st.write(reasonSyntax) // "(SELECT 1) a": a parenthesised statement takes a clause, not an operand
 		}
-		if p1.isOp(')') && closed&fValues != 0 && (t.kind >= tQIdent && t.kind <= tParam || t.kind == tOp && t.op != ',' && t.op != ')' && t.op != ';' ||
-			t.kind == tIdent && t.kw == kwNone && keywordCategory(l.src[t.start:t.end]) == notKeyword) {
-			st.write(reasonSyntax) // "VALUES (0) a": a row takes no alias
+		if p1.isOp(')') && closed&fValues != 0 && !(t.isOp(',') || t.isOp(')') || t.isOp(';') ||
+			t.kind == tIdent && (afterParenQuery(t.kw) || t.kw == kwOn || t.kw == kwReturning)) {
+			st.write(reasonSyntax) // "VALUES (0) a", "VALUES (0) OR 0": a row is no operand (ON, RETURNING: INSERT)
 		}
 		switch uni {
 		case 1:
@@ -716,7 +717,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			case kwLike, kwIlike, kwSimilar:
 				like = true
 			}
-			if t.kw == kwNone && afterOperand {
+			if p1.kw == kwAs && p1.kind == tIdent && !p2.isOp('.') && cte == 0 && cur&fNamed == 0 {
+				next = pendAlias | pendLabel // "SELECT 0 AS a b": a label takes no second name
+			} else if t.kw == kwNone && afterOperand {
 				next = pendAlias
 				if cur&(fExpr|fOn|fCall) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
 					keywordCategory(l.src[t.start:t.end]) == notKeyword &&
@@ -1497,6 +1500,9 @@ func operandEnd(t token) bool {
 // whether p1 was such a keyword of the lexer's). A name after a dot is a
 // column, not an alias.
 func namesAfterOperand(src string, p1, p2, p3 token, cur uint16, pend uint8, like, locking bool) bool {
+	if pend&pendLabel != 0 {
+		return cur&fNamed == 0
+	}
 	if p1.kind == tIdent {
 		if p1.kw != kwNone {
 			if pend&pendKwAlias == 0 || cur&fNamed != 0 {
