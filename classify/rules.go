@@ -488,8 +488,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				}
 			}
 			if isOpChar(t.op) {
-				if cur&(fFrom|fOn) == fFrom && t.op != '*' {
-					st.write(reasonSyntax) // "FROM t + 1": a FROM clause's items are no expressions
+				if cur&(fFrom|fOn) == fFrom && (t.op != '*' || !relationStar(l.src, p1, p2)) {
+					st.write(reasonSyntax) // "FROM t + 1", "FROM t x*": a FROM clause's items are no expressions
 				}
 				if !(p1.kind == tOp && isOpChar(p1.op)) {
 					p0 = p1
@@ -550,6 +550,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if p1.isOp(',') || p1.kind == tEOF && head == kwSelect ||
 					p1.kind == tIdent && p1.kw == kwSelect && !p2.isOp('.') {
 					next = pendStar
+				}
+				if (p1.isOp(',') || p1.isOp('(')) && cur&fValues != 0 || p1.isOp('(') && cur&fNamed == 0 {
+					st.write(reasonSyntax) // "VALUES (*)", "SELECT (*)": '*' only as a target or in count(*)
 				}
 			case '(':
 				if uint(depth) < maxFrames {
@@ -692,6 +695,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			if t.kw == kwOn && cur&(fQuery|fFrom|fNamed) == fQuery && p1.kw != kwDistinct && !p1.isOp('.') && p1.kw != kwAs {
 				st.write(reasonSyntax) // "SELECT 0 ON x": ON outside a join, DISTINCT ON or a call
+			}
+			if p1.kind == tOp && isOpChar(p1.op) && t.kw == kwNone && badAfterComma(l.src[t.start:t.end]) && !quantifier(l.src[t.start:t.end]) {
+				st.write(reasonSyntax) // "SELECT !TO a": a reserved keyword that starts no operand
 			}
 			if p1.kind == tOp && p1.op == ',' && (t.kw == kwDistinct || t.kw == kwNone && badAfterComma(l.src[t.start:t.end])) {
 				st.write(reasonSyntax) // "SELECT ALL 1, DISTINCT": a list qualifier or a keyword that starts no item
@@ -1296,6 +1302,25 @@ func continuation(src string, p1, t token) bool {
 	between := src[p1.end:t.start]
 	return strings.ContainsAny(between, "\n\r") && !strings.Contains(between, "/*")
 }
+
+// relationStar reports whether a '*' after p1 (p2 before it) in a FROM
+// clause follows a table's name (FROM t*, JOIN s.t*), not an alias.
+func relationStar(src string, p1, p2 token) bool {
+	if !p1.isName() {
+		return false
+	}
+	switch p2.kind {
+	case tOp:
+		return p2.op == ',' || p2.op == '.' || p2.op == '('
+	case tIdent:
+		return p2.kw == kwFrom || p2.kw == kwJoin || eqFold(src[p2.start:p2.end], "only")
+	}
+	return false
+}
+
+// quantifier reports whether w is ALL, ANY or SOME, which may follow a
+// comparison operator: x = ANY (...).
+func quantifier(w string) bool { return eqFold(w, "all") || eqFold(w, "any") || eqFold(w, "some") }
 
 // listEnd reports whether p1 is the ')' that closes an OPERATOR(...) or a
 // DISTINCT ON (...) (closed holds the flags of the level it closed): no
