@@ -582,7 +582,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					!(cur&fFrom != 0 && (p2.kw == kwAs || operandEnd(p2))):
 					f |= fCall // not a column list: FROM f() AS x(a int), FROM t x(a)
 				case p1.isOp(')') && closed&(fOperator|fOnList) == 0 && (main || depth != start+1),
-					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam:
+					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam || p1.isOp('.'):
 					st.write(reasonSyntax) // "SELECT (1)(2)", "SELECT 0('')": no call of a parenthesis or a constant
 				}
 				if pend&pendRow != 0 {
@@ -1159,8 +1159,10 @@ func continuesOperand(w string) uint8 {
 		buf[i] = w[i] | 0x20 // letters fold; the words below have no other bytes
 	}
 	switch string(buf[:len(w)]) {
-	case "isnull", "notnull", "overlaps", "at", "collate", "uescape", "operator":
+	case "isnull", "notnull", "overlaps", "at", "collate", "operator":
 		return contAlways
+	case "uescape":
+		return contUnicode
 	case "using":
 		return contUsing
 	case "nulls":
@@ -1188,18 +1190,19 @@ func continuesOperand(w string) uint8 {
 // What continuesOperand answers: whether a keyword continues an operand,
 // always or only in some places.
 const (
-	contNo     uint8 = iota // never: after an operand, the keyword is an alias
-	contAlways              // anywhere
-	contCTE                 // in a WITH's SEARCH or CYCLE clause, not at a query's level
-	contLike                // ESCAPE: where a LIKE, ILIKE or SIMILAR was seen
-	contOffset              // ROW, ROWS: after OFFSET or FETCH (or WHERE, HAVING, LIMIT)
-	contUsing               // USING: in a FROM clause, after WHERE, ORDER BY, ..., or in CYCLE
-	contExpr                // NULLS: after WHERE, ORDER BY, ...
-	contFrom                // a join, REPEATABLE: in a FROM clause
-	contLock                // SKIP, NOWAIT: in a locking clause
-	contParen               // FILTER, WITHIN: after a call's closing parenthesis
-	contString              // an interval field: after a string (interval '1' day)
-	contType                // ARRAY, VARYING, PRECISION, WITHOUT: after a type's name
+	contNo      uint8 = iota // never: after an operand, the keyword is an alias
+	contAlways               // anywhere
+	contCTE                  // in a WITH's SEARCH or CYCLE clause, not at a query's level
+	contLike                 // ESCAPE: where a LIKE, ILIKE or SIMILAR was seen
+	contOffset               // ROW, ROWS: after OFFSET or FETCH (or WHERE, HAVING, LIMIT)
+	contUsing                // USING: in a FROM clause, after WHERE, ORDER BY, ..., or in CYCLE
+	contExpr                 // NULLS: after WHERE, ORDER BY, ...
+	contFrom                 // a join, REPEATABLE: in a FROM clause
+	contLock                 // SKIP, NOWAIT: in a locking clause
+	contParen                // FILTER, WITHIN: after a call's closing parenthesis
+	contString               // an interval field: after a string (interval '1' day)
+	contType                 // ARRAY, VARYING, PRECISION, WITHOUT: after a type's name
+	contUnicode              // UESCAPE: after a U& string or name
 )
 
 // afterKeyword reports whether t may not follow the keyword p1 of the
@@ -1561,6 +1564,8 @@ func namesAfterOperand(src string, p1, p2, p3 token, cur uint16, pend uint8, lik
 				cont = p2.kind == tString
 			case contType:
 				cont = p2.kind == tIdent || p2.kind == tQIdent
+			case contUnicode:
+				cont = p2.kind == tUIdent || p2.kind == tString && src[p2.start]|0x20 == 'u'
 			}
 			if cont {
 				return false
