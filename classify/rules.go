@@ -727,7 +727,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				next = pendAlias | pendLabel // "SELECT 0 AS a b": a label takes no second name
 			} else if t.kw == kwNone && afterOperand {
 				next = pendAlias
-				if cur&(fExpr|fOn|fCall) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
+				if (cur&(fExpr|fOn|fCall) != 0 || parenExpr(cur, depth, start, &frames)) && !(p1.isOp(')') && closed&fOperator != 0) &&
 					keywordCategory(l.src[t.start:t.end]) == notKeyword &&
 					(p1.kind != tIdent || isOperandName(l.src, p1)) {
 					st.write(reasonSyntax) // "WHERE 0 a": no alias in WHERE, ON, ORDER BY...
@@ -784,13 +784,16 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || p1.kw == kwFrom) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
+			if cur&(fFrom|fOn) == fFrom && t.kind >= tString {
+				st.write(reasonSyntax) // "FROM t* 0": a FROM clause holds no constant outside parentheses and ON
+			}
 			if pend&pendAlias != 0 && (t.kind <= tUIdent || cur&fNamed == 0) && namesAfterOperand(l.src, p1, p2, p3, cur, pend, like, st.res.Kind == LockingRead) {
 				st.write(reasonSyntax) // "SELECT 0 a \"b\"", "SELECT 0 a $1"
 			}
 			if t.kind <= tUIdent {
 				if operandEnd(p1) && !listEnd(p1, closed) {
 					next = pendAlias
-					if cur&(fExpr|fOn|fCall) != 0 && !(p1.isOp(')') && closed&fOperator != 0) &&
+					if (cur&(fExpr|fOn|fCall) != 0 || parenExpr(cur, depth, start, &frames)) && !(p1.isOp(')') && closed&fOperator != 0) &&
 						(p1.kind != tIdent || isOperandName(l.src, p1)) {
 						st.write(reasonSyntax) // "WHERE 0 \"a\""
 					}
@@ -1324,6 +1327,14 @@ func relationStar(src string, p1, p2 token) bool {
 // quantifier reports whether w is ALL, ANY or SOME, which may follow a
 // comparison operator: x = ANY (...).
 func quantifier(w string) bool { return eqFold(w, "all") || eqFold(w, "any") || eqFold(w, "some") }
+
+// parenExpr reports whether the parenthesis level depth (flags cur, the
+// enclosing levels' in frames; start the statement's level) is a
+// parenthesised expression, which takes no alias: no query, no call's
+// arguments, not in a FROM clause ("FROM a, (b x JOIN c y ON true)").
+func parenExpr(cur uint16, depth, start int, frames *[maxFrames]uint16) bool {
+	return cur&(fQuery|fNamed|fFrom) == 0 && depth > start && uint(depth-1) < maxFrames && frames[depth-1]&fFrom == 0
+}
 
 // listEnd reports whether p1 is the ')' that closes an OPERATOR(...) or a
 // DISTINCT ON (...) (closed holds the flags of the level it closed): no
