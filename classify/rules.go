@@ -551,7 +551,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					p1.kind == tIdent && p1.kw == kwSelect && !p2.isOp('.') {
 					next = pendStar
 				}
-				if (p1.isOp(',') || p1.isOp('(')) && cur&fValues != 0 || p1.isOp('(') && cur&fNamed == 0 {
+				if p1.isOp(',') && (cur&fQuery == 0 || cur&(fExpr|fFrom) != 0) || p1.isOp('(') && cur&fCall == 0 {
 					st.write(reasonSyntax) // "VALUES (*)", "SELECT (*)": '*' only as a target or in count(*)
 				}
 			case '(':
@@ -657,7 +657,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 						cur |= fNoWithin
 					}
 				case t.kw.endsFrom():
-					if cur&fQuery != 0 && !(t.kw == kwGroup && p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "within")) {
+					if cur&fQuery != 0 && !(t.kw == kwGroup && cur&fFrom == 0 && p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "within")) {
 						cur = cur&^(fFrom|fOn|fNoComma) | fExpr
 						switch t.kw {
 						case kwWhere, kwHaving, kwLimit, kwOffset, kwFetch:
