@@ -405,8 +405,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonSyntax) // "(SELECT 1) a": a parenthesised statement takes a clause, not an operand
 		}
 		if p1.isOp(')') && closed&fValues != 0 && !(t.isOp(',') || t.isOp(')') || t.isOp(';') ||
-			t.kind == tIdent && (afterParenQuery(t.kw) || t.kw == kwOn || t.kw == kwReturning)) {
-			st.write(reasonSyntax) // "VALUES (0) a", "VALUES (0) OR 0": a row is no operand (ON, RETURNING: INSERT)
+			t.kind == tIdent && afterParenQuery(t.kw)) {
+			st.write(reasonSyntax) // "VALUES (0) a", "VALUES (0) OR 0": a row is no operand (INSERT's ON CONFLICT is a write already)
 		}
 		switch uni {
 		case 1:
