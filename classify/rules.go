@@ -455,6 +455,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if t.kw == kwTable && t.kind == tIdent && !p1.isOp('.') && p1.kw != kwAs {
 			tbl = 1
 		}
+		if isSetOpKw(p2.kw) && p1.kind == tIdent && p1.kw == kwNone && !setOperand(l.src, t) && eqFold(l.src[p1.start:p1.end], "all") {
+			st.write(reasonSyntax) // "UNION ALL )": a query follows
+		}
 		if pend&pendRow != 0 && !t.isOp('(') {
 			st.write(reasonSyntax) // "VALUES (0), 0"
 		}
