@@ -1231,6 +1231,10 @@ func afterKeyword(src string, p1, p2, p3, t token, cur uint16) bool {
 		return !setOperand(src, t) && t.kw != kwDistinct && !(t.kind == tIdent && eqFold(src[t.start:t.end], "all"))
 	case kwTable:
 		return !t.isName() // "SELECT (TABLE)"; TABLE is reserved: never a column
+	case kwOrder, kwGroup:
+		// ORDER BY, GROUP BY; WITHIN GROUP (
+		return !(t.kind == tIdent && eqFold(src[t.start:t.end], "by") ||
+			p1.kw == kwGroup && t.isOp('(') && p2.kind == tIdent && eqFold(src[p2.start:p2.end], "within"))
 	case kwValues:
 		// VALUES may be a column ("SELECT values"), but not as a CTE's
 		// query or after a set operation.
