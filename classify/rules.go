@@ -503,8 +503,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "SELECT ! %0": an operator after a prefix operator
 				}
 			} else if p1.kind == tOp && (t.op == ',' || t.op == ')' || t.op == ']' || t.op == ';') &&
-				postfixOp(l.src, p0, p1) && cur&fOperator == 0 {
-				st.write(reasonSyntax) // "0!,", "(!)": no postfix operators
+				(postfixOp(l.src, p0, p1) || p1.op == '*' && cur&fFrom == 0 && operandName(l.src, p0) && !listEnd(p0, closed)) && cur&fOperator == 0 {
+				st.write(reasonSyntax) // "0!,", "(!)", "(a*)": no postfix operators
 			}
 			if (t.op == ')' || t.op == ',') && noAlias(cur) && opKeyword(p1, p2) {
 				st.write(reasonSyntax) // "WHERE a OR)": an operator keyword without its right operand
@@ -1234,7 +1234,8 @@ func afterKeyword(src string, p1, p2, p3, t token, cur uint16) bool {
 	case kwOrder, kwGroup:
 		// ORDER BY, GROUP BY; WITHIN GROUP (
 		return !(t.kind == tIdent && eqFold(src[t.start:t.end], "by") ||
-			p1.kw == kwGroup && t.isOp('(') && p2.kind == tIdent && eqFold(src[p2.start:p2.end], "within"))
+			p1.kw == kwGroup && p2.kind == tIdent && (t.isOp('(') && eqFold(src[p2.start:p2.end], "within") ||
+				eqFold(src[p2.start:p2.end], "exclude"))) // a frame's EXCLUDE GROUP
 	case kwValues:
 		// VALUES may be a column ("SELECT values"), but not as a CTE's
 		// query or after a set operation.
