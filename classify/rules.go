@@ -499,7 +499,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					if t.op != '+' && t.op != '-' && t.op != '*' && exprStart(l.src, p1, p2) && binaryOnly(l.src, t.start) {
 						st.write(reasonSyntax) // "SELECT %0", "WHERE = 1": no operand before
 					}
-				} else if t.start != p1.end && p1.op != '*' && (binaryOnly(l.src, t.start) ||
+				} else if t.start != p1.end && (p1.op != '*' || !p0.isOp('.')) && (binaryOnly(l.src, t.start) ||
 					t.op == '*' && !(t.end < len(l.src) && isOpChar(l.src[t.end]))) {
 					st.write(reasonSyntax) // "SELECT ! %0": an operator after a prefix operator
 				}
