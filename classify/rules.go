@@ -928,7 +928,8 @@ func dangling(src string, p0, p1, p2 token, relation bool) bool {
 				return true
 			}
 			return !relation && (p0.kind == tString || p0.kind == tNumber || p0.kind == tParam || p0.kind == tQIdent ||
-				p0.kind == tIdent && p0.kw == kwNone && !eqFold(src[p0.start:p0.end], "all") && !eqFold(src[p0.start:p0.end], "using"))
+				p0.kind == tIdent && (p0.kw == kwNone && !eqFold(src[p0.start:p0.end], "all") && !eqFold(src[p0.start:p0.end], "using") ||
+					p0.kw != kwNone && columnKeyword(src, p0)))
 		case isOpChar(p1.op):
 			return !(p0.kind == tIdent && eqFold(src[p0.start:p0.end], "using"))
 		}
