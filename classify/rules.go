@@ -458,6 +458,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if isSetOpKw(p2.kw) && p1.kind == tIdent && p1.kw == kwNone && !setOperand(l.src, t) && eqFold(l.src[p1.start:p1.end], "all") {
 			st.write(reasonSyntax) // "UNION ALL )": a query follows
 		}
+		if p1.isOp('.') && !(t.isName() || t.isOp('*')) && cur&fOperator == 0 {
+			st.write(reasonSyntax) // "(a.)": a name or '*' after a dot (but OPERATOR(s.+))
+		}
 		if pend&pendRow != 0 && !t.isOp('(') {
 			st.write(reasonSyntax) // "VALUES (0), 0"
 		}
