@@ -507,7 +507,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "SELECT ! %0": an operator after a prefix operator
 				}
 			} else if p1.kind == tOp && (t.op == ',' || t.op == ')' || t.op == ']' || t.op == ';') &&
-				(postfixOp(l.src, p0, p1) || p1.op == '*' && cur&fFrom == 0 && operandName(l.src, p0) && !listEnd(p0, closed)) && cur&fOperator == 0 {
+				danglingOp(l.src, p0, p1, cur, closed) && cur&fOperator == 0 {
 				st.write(reasonSyntax) // "0!,", "(!)", "(a*)": no postfix operators
 			}
 			if (t.op == ')' || t.op == ',') && noAlias(cur) && opKeyword(p1, p2) {
@@ -740,7 +740,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "WHERE 0 a": no alias in WHERE, ON, ORDER BY...
 				}
 			}
-			if p1.kind == tOp && t.kw.isClause() && postfixOp(l.src, p0, p1) {
+			if p1.kind == tOp && t.kw.isClause() && danglingOp(l.src, p0, p1, cur, closed) {
 				st.write(reasonSyntax) // "a + FROM"
 			}
 			switch t.kw {
@@ -1347,6 +1347,14 @@ func quantifier(w string) bool { return eqFold(w, "all") || eqFold(w, "any") || 
 // arguments, not in a FROM clause ("FROM a, (b x JOIN c y ON true)").
 func parenExpr(cur uint16, depth, start int, frames *[maxFrames]uint16) bool {
 	return cur&(fQuery|fNamed|fFrom) == 0 && depth > start && uint(depth-1) < maxFrames && frames[depth-1]&fFrom == 0
+}
+
+// danglingOp reports whether the operator ending at p1 (p0 before it) has
+// no right operand when a comma, a parenthesis or a clause follows: any
+// but ORDER BY's USING <, and a '*' only after an operand ("a*", not
+// "SELECT *", "t.*", "FROM t*", "DISTINCT ON (a) *").
+func danglingOp(src string, p0, p1 token, cur, closed uint16) bool {
+	return postfixOp(src, p0, p1) || p1.op == '*' && cur&fFrom == 0 && operandName(src, p0) && !listEnd(p0, closed)
 }
 
 // listEnd reports whether p1 is the ')' that closes an OPERATOR(...) or a
