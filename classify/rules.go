@@ -461,6 +461,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if p1.isOp('.') && !(t.isName() || t.isOp('*')) && cur&fOperator == 0 {
 			st.write(reasonSyntax) // "(a.)": a name or '*' after a dot (but OPERATOR(s.+))
 		}
+		inFrom := cur&fFrom != 0 // before t changes the flags
 		if pend&pendRow != 0 && !t.isOp('(') {
 			st.write(reasonSyntax) // "VALUES (0), 0"
 		}
@@ -507,7 +508,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "SELECT ! %0": an operator after a prefix operator
 				}
 			} else if p1.kind == tOp && (t.op == ',' || t.op == ')' || t.op == ']' || t.op == ';') &&
-				danglingOp(l.src, p0, p1, cur, closed) && cur&fOperator == 0 {
+				danglingOp(l.src, p0, p1, inFrom, closed) && cur&fOperator == 0 {
 				st.write(reasonSyntax) // "0!,", "(!)", "(a*)": no postfix operators
 			}
 			if (t.op == ')' || t.op == ',') && noAlias(cur) && opKeyword(p1, p2) {
@@ -740,7 +741,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "WHERE 0 a": no alias in WHERE, ON, ORDER BY...
 				}
 			}
-			if p1.kind == tOp && t.kw.isClause() && danglingOp(l.src, p0, p1, cur, closed) {
+			if p1.kind == tOp && t.kw.isClause() && danglingOp(l.src, p0, p1, inFrom, closed) {
 				st.write(reasonSyntax) // "a + FROM"
 			}
 			switch t.kw {
@@ -1353,8 +1354,8 @@ func parenExpr(cur uint16, depth, start int, frames *[maxFrames]uint16) bool {
 // no right operand when a comma, a parenthesis or a clause follows: any
 // but ORDER BY's USING <, and a '*' only after an operand ("a*", not
 // "SELECT *", "t.*", "FROM t*", "DISTINCT ON (a) *").
-func danglingOp(src string, p0, p1 token, cur, closed uint16) bool {
-	return postfixOp(src, p0, p1) || p1.op == '*' && cur&fFrom == 0 && operandName(src, p0) && !listEnd(p0, closed)
+func danglingOp(src string, p0, p1 token, inFrom bool, closed uint16) bool {
+	return postfixOp(src, p0, p1) || p1.op == '*' && !inFrom && operandName(src, p0) && !listEnd(p0, closed)
 }
 
 // listEnd reports whether p1 is the ')' that closes an OPERATOR(...) or a
@@ -1733,7 +1734,8 @@ func notAfterName(src string, t token) bool {
 	switch t.kw {
 	case kwNone:
 		c := keywordCategory(src[t.start:t.end])
-		return c == notKeyword || c == unreservedKw || c == colNameKw
+		// Reserved ones but JOIN's USING begin nothing after a name: "SELECT 0 a ALL".
+		return c != typeFuncKw && !(c == reservedKw && eqFold(src[t.start:t.end], "using"))
 	case kwOver, kwKey, kwNo, kwShare, kwShow, kwMerge, kwDelete, kwInsert, kwUpdate, kwExplain, kwBetween, kwValues,
 		kwAnd, kwOr, kwIs, kwIn, kwLike, kwIlike, kwNot, kwSimilar:
 		return true
