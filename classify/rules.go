@@ -1001,6 +1001,11 @@ func adjacentOperand(src string, p1, p2, p3, t token, cur, closed uint16, inJSON
 		// ("int $1", "numeric(10, 2) $1") in pg_query's grammar.
 		return p1.isOp(']')
 	case tString:
+		if c := src[t.start] | 0x20; c == 'b' || c == 'x' {
+			// A bit string is no typed literal's text: "f(a B'1')".
+			return p1.kind == tQIdent || p1.kind == tUIdent || p1.isOp(')') || p1.isOp(']') ||
+				p1.kind == tIdent && p1.kw == kwNone && keywordCategory(src[p1.start:p1.end]) == notKeyword
+		}
 		return p1.isOp(']')
 	}
 	return false
