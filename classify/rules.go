@@ -433,7 +433,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		switch tbl {
 		case 1:
 			tbl = 0
-			if t.isName() {
+			if !colID(l.src, t) {
+				st.write(reasonSyntax) // "TABLE TABLE": a reserved keyword names no table
+			} else {
 				tbl = 2
 				if t.kind == tIdent && eqFold(l.src[t.start:t.end], "only") {
 					tbl = 1
@@ -1287,6 +1289,22 @@ func itemStart(t token) bool {
 		case kwSelect, kwDistinct, kwAnd, kwOr, kwNot, kwCase, kwWhen, kwThen, kwElse:
 			return true
 		}
+	}
+	return false
+}
+
+// colID reports whether t may be a ColId, a table's or a column's name: a
+// quoted name, a name that is no keyword, an unreserved or column-name
+// keyword.
+func colID(src string, t token) bool {
+	switch t.kind {
+	case tQIdent, tUIdent:
+		return true
+	case tIdent:
+		if t.kw == kwNone {
+			return keywordCategory(src[t.start:t.end]) <= colNameKw
+		}
+		return columnKeyword(src, t)
 	}
 	return false
 }
