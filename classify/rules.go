@@ -689,7 +689,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			switch t.kw {
 			case kwAnd, kwOr, kwIs, kwIn, kwLike, kwIlike, kwBetween, kwWhen, kwThen, kwElse, kwEnd, kwAsc, kwDesc, kwAs, kwOn:
-				if p1.kind == tOp && isOpChar(p1.op) && p1.op != '*' || (p1.kind == tEOF || p1.kind == tOp || p1.kw != kwNone) && exprStart(l.src, p1, p2) {
+				if p1.kind == tOp && isOpChar(p1.op) && (p1.op != '*' || operandName(l.src, p0) && !listEnd(p0, closed)) || (p1.kind == tEOF || p1.kind == tOp || p1.kw != kwNone) && exprStart(l.src, p1, p2) {
 					st.write(reasonSyntax) // "SELECT OR", "WHERE AND": no left operand
 				}
 			}
