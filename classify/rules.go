@@ -463,6 +463,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		if p1.isOp('.') && !(t.isName() || t.isOp('*')) && cur&fOperator == 0 {
 			st.write(reasonSyntax) // "(a.)": a name or '*' after a dot (but OPERATOR(s.+))
 		}
+		if p1.isOp('*') && p2.isOp('(') && cur&fCall != 0 && !t.isOp(')') {
+			st.write(reasonSyntax) // "f(*a)": count(*) takes the star alone
+		}
 		inFrom := cur&fFrom != 0 // before t changes the flags
 		if pend&pendRow != 0 && !t.isOp('(') {
 			st.write(reasonSyntax) // "VALUES (0), 0"
