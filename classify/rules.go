@@ -585,8 +585,8 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					}
 				}
 				switch {
-				case p1.isOp(',') || p1.isOp('(') && p2.isName() && p2.kw != kwAs:
-					f |= fEmptyOK
+				case p1.isOp(',') && cur&(fExpr|fNamed) != 0 || p1.isOp('(') && p2.isName() && p2.kw != kwAs:
+					f |= fEmptyOK // GROUP BY a, (), GROUPING SETS ((), a)
 				case p1.kw == kwOn && p2.kw == kwDistinct:
 					f |= fOnList
 				case p1.kw == kwValues || p1.kind == tEOF && head == kwValues:
