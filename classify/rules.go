@@ -782,7 +782,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					main = true
 				}
 				if t.kw == kwSelect {
-					cur = fQuery | cur&(fNamed|fCast)
+					cur = fQuery | cur&fCast
 				}
 				if !startsQuery(l.src, p1, depth == start && head == kwWith) || p1.kw == kwSelect || p1.kind == tEOF && head == kwSelect {
 					st.write(reasonIncomplete) // two statements without a semicolon
