@@ -791,6 +791,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if p1.isOp(',') && t.kw.isClause() {
 					st.write(reasonIncomplete) // "a, FROM t", "PARTITION BY a, ORDER BY b"
 				}
+				if p1.isOp('(') && (t.kw.isClause() || t.kw == kwFetch || t.kw == kwReturning) && (cur&fCall != 0 || parenExpr(cur, depth, start, &frames)) {
+					st.write(reasonSyntax) // "f(FOR)", "(WHERE)"
+				}
 			}
 		default:
 			// A constant or a quoted name.
