@@ -791,8 +791,10 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if p1.isOp(',') && t.kw.isClause() {
 					st.write(reasonIncomplete) // "a, FROM t", "PARTITION BY a, ORDER BY b"
 				}
-				if p1.isOp('(') && (t.kw.isClause() || t.kw == kwFetch || t.kw == kwReturning) && (cur&fCall != 0 || parenExpr(cur, depth, start, &frames)) {
-					st.write(reasonSyntax) // "f(FOR)", "(WHERE)"
+				if (t.kw.isClause() || t.kw == kwFetch || t.kw == kwReturning) && !p1.isOp(')') && !(t.kw == kwFrom && p1.kw == kwDistinct) &&
+					!(t.kw == kwGroup && p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "within")) &&
+					(cur&fCall != 0 && t.kw != kwOrder || parenExpr(cur, depth, start, &frames)) {
+					st.write(reasonSyntax) // "f(FOR)", "(0 WHERE)": no clause in a call (but ORDER BY) or an expression
 				}
 			}
 		default:
