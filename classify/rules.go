@@ -706,6 +706,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if t.kw == kwFor && cur&fQuery != 0 && !(p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "collation")) {
 				next = pendFor // not COLLATION FOR (x)
 			}
+			if cur&(fFrom|fOn) == fFrom && opKeyword(t, p1) {
+				st.write(reasonSyntax) // "FROM a OR b": a FROM clause's items are no expressions
+			}
 			if t.kw == kwOn && cur&(fQuery|fFrom|fNamed) == fQuery && p1.kw != kwDistinct && !p1.isOp('.') && p1.kw != kwAs {
 				st.write(reasonSyntax) // "SELECT 0 ON x": ON outside a join, DISTINCT ON or a call
 			}
