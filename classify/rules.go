@@ -1165,7 +1165,7 @@ func operandName(src string, t token) bool {
 // CASE is open).
 func aliasOnly(k keyword, cases int) bool {
 	switch k {
-	case kwKey, kwNo, kwShare, kwShow, kwDistinct, kwVariadic, kwCase, kwAnalyze, kwExplain, kwVerbose:
+	case kwKey, kwNo, kwShare, kwShow, kwDistinct, kwVariadic, kwCase, kwAnalyze, kwExplain, kwVerbose, kwInsert, kwUpdate, kwDelete, kwMerge:
 		return true
 	case kwWhen, kwThen, kwElse, kwEnd:
 		return cases == 0
