@@ -595,8 +595,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					!(cur&fFrom != 0 && (p2.kw == kwAs || operandEnd(p2))):
 					f |= fCall // not a column list: FROM f() AS x(a int), FROM t x(a)
 				case p1.isOp(')') && closed&(fOperator|fOnList) == 0 && (main || depth != start+1),
-					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam || p1.isOp('.'):
-					st.write(reasonSyntax) // "SELECT (1)(2)", "SELECT 0('')": no call of a parenthesis or a constant
+					p1.kind == tNumber || p1.kind == tString || p1.kind == tParam || p1.isOp('.'),
+					p1.kw == kwAs && cur&(fQuery|fFrom|fExpr) == fQuery:
+					st.write(reasonSyntax) // "SELECT (1)(2)", "SELECT 0('')", "SELECT 0 AS (": no call of a parenthesis or a constant
 				}
 				if pend&pendRow != 0 {
 					f = f&^fEmptyOK | fValues // the next row of VALUES
