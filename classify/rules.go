@@ -1244,7 +1244,7 @@ const (
 func afterKeyword(src string, p1, p2, p3, t token, cur uint16) bool {
 	switch p1.kw {
 	case kwAs:
-		return t.kind == tString || t.kind == tParam // "SELECT 0 AS 'x'"
+		return !(t.isName() || t.isOp('(')) // "SELECT 0 AS 'x'", "SELECT 0 AS !0"
 	case kwIn:
 		return cur&fNamed == 0 && !t.isOp('(') // "SELECT 0 in x"; position(a IN b)
 	case kwSimilar:
