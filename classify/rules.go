@@ -591,7 +591,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					f |= fOnList
 				case p1.kw == kwValues || p1.kind == tEOF && head == kwValues:
 					f |= fValues
-				case (p1.kind == tQIdent || p1.kind == tIdent && p1.kw == kwNone && keywordCategory(l.src[p1.start:p1.end]) == notKeyword) &&
+				case (p1.kind == tQIdent || p1.kind == tIdent && p1.kw == kwNone && callName(l.src[p1.start:p1.end])) &&
 					!(cur&fFrom != 0 && (p2.kw == kwAs || operandEnd(p2))):
 					f |= fCall // not a column list: FROM f() AS x(a int), FROM t x(a)
 				case p1.isOp(')') && closed&(fOperator|fOnList) == 0 && (main || depth != start+1),
@@ -1301,6 +1301,20 @@ func itemStart(t token) bool {
 		case kwSelect, kwDistinct, kwAnd, kwOr, kwNot, kwCase, kwWhen, kwThen, kwElse:
 			return true
 		}
+	}
+	return false
+}
+
+// callName reports whether the name w before a parenthesis calls an
+// ordinary function, whose arguments are expressions: a name that is no
+// keyword or an unreserved one ("string(x)"), not FILTER (WHERE ...) or
+// COLUMNS (...), nor a keyword with its own syntax (EXTRACT, TRIM, ...).
+func callName(w string) bool {
+	switch keywordCategory(w) {
+	case notKeyword:
+		return true
+	case unreservedKw:
+		return !eqFold(w, "filter") && !eqFold(w, "columns")
 	}
 	return false
 }
