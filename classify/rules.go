@@ -788,7 +788,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if t.kw == kwSelect {
 					cur = fQuery | cur&fCast
 				}
-				if !startsQuery(l.src, p1, depth == start && head == kwWith) || p1.kw == kwSelect || p1.kind == tEOF && head == kwSelect {
+				if !startsQuery(l.src, p1, depth == start && head == kwWith) || t.kw == kwSelect && (p1.kw == kwSelect || p1.kind == tEOF && head == kwSelect) {
 					st.write(reasonIncomplete) // two statements without a semicolon
 				}
 			default:
@@ -1289,7 +1289,8 @@ func afterParenQuery(k keyword) bool {
 
 // itemStart reports whether an operand begins after t: at the start of the
 // statement's body, after an operator, a comma, an opening parenthesis or
-// bracket, SELECT, DISTINCT, AND, OR, NOT, CASE, WHEN, THEN or ELSE.
+// bracket, SELECT, DISTINCT, AND, OR, NOT, CASE, WHEN, THEN, ELSE; a table
+// after FROM or JOIN.
 func itemStart(t token) bool {
 	switch t.kind {
 	case tEOF:
@@ -1298,7 +1299,7 @@ func itemStart(t token) bool {
 		return isOpChar(t.op) || t.op == ',' || t.op == '(' || t.op == '['
 	case tIdent:
 		switch t.kw {
-		case kwSelect, kwDistinct, kwAnd, kwOr, kwNot, kwCase, kwWhen, kwThen, kwElse:
+		case kwSelect, kwDistinct, kwAnd, kwOr, kwNot, kwCase, kwWhen, kwThen, kwElse, kwFrom, kwJoin:
 			return true
 		}
 	}
