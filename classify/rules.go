@@ -1787,7 +1787,7 @@ func notAfterName(src string, t token) bool {
 		// Reserved ones but JOIN's USING begin nothing after a name: "SELECT 0 a ALL".
 		return c != typeFuncKw && !(c == reservedKw && eqFold(src[t.start:t.end], "using"))
 	case kwOver, kwKey, kwNo, kwShare, kwShow, kwMerge, kwDelete, kwInsert, kwUpdate, kwExplain, kwBetween, kwValues,
-		kwAnd, kwOr, kwIs, kwIn, kwLike, kwIlike, kwNot, kwSimilar:
+		kwAnd, kwOr, kwIs, kwIn, kwLike, kwIlike, kwNot, kwSimilar, kwAs:
 		return true
 	}
 	return false
