@@ -398,51 +398,71 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			st.write(reasonIncomplete)
 		}
 		n++
-		if p1.kind == tIdent && p1.kw != kwNone && !p2.isOp('.') && p2.kw != kwAs && afterKeyword(l.src, p1, p2, p3, t, cur) {
-			st.write(reasonSyntax) // "SELECT 0 in x", "SELECT 0 AS 'x'", "SELECT 1 UNION 'x'"
-		}
-		if p1.isOp(')') && depth < start && !(t.isOp(')') || t.isOp(';') || t.kind == tIdent && afterParenQuery(t.kw)) {
-			st.write(reasonSyntax) // "(SELECT 1) a": a parenthesised statement takes a clause, not an operand
-		}
-		if p1.isOp(')') && closed&fValues != 0 && !(t.isOp(',') || t.isOp(')') || t.isOp(';') ||
-			t.kind == tIdent && afterParenQuery(t.kw)) {
-			st.write(reasonSyntax) // "VALUES (0) a", "VALUES (0) OR 0": a row is no operand (INSERT's ON CONFLICT is a write already)
-		}
-		switch uni {
-		case 1:
-			if t.kind == tIdent && eqFold(l.src[t.start:t.end], "uescape") {
-				uni = 2
-			} else {
-				uni = 0
-				if !validUnicode(unicodeBody(l.src, p1), '\\') {
-					st.write(reasonUnicode)
+		// What may follow the token before: one switch on its class.
+		switch p1.kind {
+		case tIdent:
+			if p1.kw != kwNone {
+				if !p2.isOp('.') && p2.kw != kwAs && afterKeyword(l.src, p1, p2, p3, t, cur) {
+					st.write(reasonSyntax) // "SELECT 0 in x", "SELECT 0 AS 'x'", "SELECT 1 UNION 'x'"
+				}
+			} else if isSetOpKw(p2.kw) && !setOperand(l.src, t) && eqFold(l.src[p1.start:p1.end], "all") {
+				st.write(reasonSyntax) // "UNION ALL )": a query follows
+			}
+		case tOp:
+			switch p1.op {
+			case ')':
+				if depth < start && !(t.isOp(')') || t.isOp(';') || t.kind == tIdent && afterParenQuery(t.kw)) {
+					st.write(reasonSyntax) // "(SELECT 1) a": a parenthesised statement takes a clause, not an operand
+				}
+				if closed&fValues != 0 && !(t.isOp(',') || t.isOp(')') || t.isOp(';') || t.kind == tIdent && afterParenQuery(t.kw)) {
+					st.write(reasonSyntax) // "VALUES (0) a", "VALUES (0) OR 0": a row is no operand (INSERT's ON CONFLICT is a write already)
+				}
+			case '(':
+				if cur&fQueryOnly != 0 && !(t.isOp('(') || t.kind == tIdent && cteHead(t.kw)) {
+					st.write(reasonSyntax) // "AS ((0))", "UNION (0)": a query must begin there
+				}
+			case '.':
+				if !(t.isName() || t.isOp('*')) && cur&fOperator == 0 {
+					st.write(reasonSyntax) // "(a.)": a name or '*' after a dot (but OPERATOR(s.+))
+				}
+			case '*':
+				if p2.isOp('(') && cur&fCall != 0 && !t.isOp(')') {
+					st.write(reasonSyntax) // "f(*a)": count(*) takes the star alone
 				}
 			}
-		case 2:
-			uni = 0
-			if esc, ok := uescapeChar(l.src, t); !ok || !validUnicode(unicodeBody(l.src, p2), esc) {
-				st.write(reasonUnicode)
+		}
+		if uni != 0 {
+			if uni == 1 {
+				if t.kind == tIdent && eqFold(l.src[t.start:t.end], "uescape") {
+					uni = 2
+				} else {
+					uni = 0
+					if !validUnicode(unicodeBody(l.src, p1), '\\') {
+						st.write(reasonUnicode)
+					}
+				}
+			} else {
+				uni = 0
+				if esc, ok := uescapeChar(l.src, t); !ok || !validUnicode(unicodeBody(l.src, p2), esc) {
+					st.write(reasonUnicode)
+				}
 			}
 		}
 		if t.kind == tUIdent || t.kind == tString && l.src[t.start]|0x20 == 'u' && uni == 0 {
 			uni = 1
 		}
-		if p1.isOp('(') && cur&fQueryOnly != 0 && !(t.isOp('(') || t.kind == tIdent && cteHead(t.kw)) {
-			st.write(reasonSyntax) // "AS ((0))", "UNION (0)": a query must begin there
-		}
-		switch tbl {
-		case 1:
-			tbl = 0
-			if !colID(l.src, t) {
-				st.write(reasonSyntax) // "TABLE TABLE": a reserved keyword names no table
-			} else {
-				tbl = 2
-				if t.kind == tIdent && eqFold(l.src[t.start:t.end], "only") {
-					tbl = 1
-				}
-			}
-		case 2, 3:
+		if tbl != 0 {
 			switch {
+			case tbl == 1:
+				tbl = 0
+				if !colID(l.src, t) {
+					st.write(reasonSyntax) // "TABLE TABLE": a reserved keyword names no table
+				} else {
+					tbl = 2
+					if t.kind == tIdent && eqFold(l.src[t.start:t.end], "only") {
+						tbl = 1
+					}
+				}
 			case tbl == 2 && t.isOp('.'):
 				tbl = 1
 			case tbl == 2 && t.isOp('*'):
@@ -456,15 +476,6 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		}
 		if t.kw == kwTable && t.kind == tIdent && !p1.isOp('.') && p1.kw != kwAs {
 			tbl = 1
-		}
-		if isSetOpKw(p2.kw) && p1.kind == tIdent && p1.kw == kwNone && !setOperand(l.src, t) && eqFold(l.src[p1.start:p1.end], "all") {
-			st.write(reasonSyntax) // "UNION ALL )": a query follows
-		}
-		if p1.isOp('.') && !(t.isName() || t.isOp('*')) && cur&fOperator == 0 {
-			st.write(reasonSyntax) // "(a.)": a name or '*' after a dot (but OPERATOR(s.+))
-		}
-		if p1.isOp('*') && p2.isOp('(') && cur&fCall != 0 && !t.isOp(')') {
-			st.write(reasonSyntax) // "f(*a)": count(*) takes the star alone
 		}
 		inFrom := cur&fFrom != 0 // before t changes the flags
 		if pend&pendRow != 0 && !t.isOp('(') {
