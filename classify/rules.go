@@ -402,7 +402,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		switch p1.kind {
 		case tIdent:
 			if p1.kw != kwNone {
-				if !p2.isOp('.') && p2.kw != kwAs && afterKeyword(l.src, p1, p2, p3, t, cur) {
+				if afterKeywordMask&(1<<p1.kw) != 0 && !p2.isOp('.') && p2.kw != kwAs && afterKeyword(l.src, p1, p2, p3, t, cur) {
 					st.write(reasonSyntax) // "SELECT 0 in x", "SELECT 0 AS 'x'", "SELECT 1 UNION 'x'"
 				}
 			} else if isSetOpKw(p2.kw) && !setOperand(l.src, t) && eqFold(l.src[p1.start:p1.end], "all") {
@@ -448,9 +448,6 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				}
 			}
 		}
-		if t.kind == tUIdent || t.kind == tString && l.src[t.start]|0x20 == 'u' && uni == 0 {
-			uni = 1
-		}
 		if tbl != 0 {
 			switch {
 			case tbl == 1:
@@ -473,9 +470,6 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					st.write(reasonSyntax) // "TABLE t x": a table takes no alias
 				}
 			}
-		}
-		if t.kw == kwTable && t.kind == tIdent && !p1.isOp('.') && p1.kw != kwAs {
-			tbl = 1
 		}
 		inFrom := cur&fFrom != 0 // before t changes the flags
 		if pend&pendRow != 0 && !t.isOp('(') {
@@ -724,7 +718,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if t.kw == kwOn && cur&(fQuery|fFrom|fNamed) == fQuery && p1.kw != kwDistinct && !p1.isOp('.') && p1.kw != kwAs {
 				st.write(reasonSyntax) // "SELECT 0 ON x": ON outside a join, DISTINCT ON or a call
 			}
-			if p1.kind == tOp && isOpChar(p1.op) && t.kw == kwNone && badAfterComma(l.src[t.start:t.end]) && !quantifier(l.src[t.start:t.end]) {
+			if t.kw == kwNone && p1.kind == tOp && isOpChar(p1.op) && badAfterComma(l.src[t.start:t.end]) && !quantifier(l.src[t.start:t.end]) {
 				st.write(reasonSyntax) // "SELECT !TO a": a reserved keyword that starts no operand
 			}
 			if p1.kind == tOp && p1.op == ',' && (t.kw == kwDistinct || t.kw == kwNone && badAfterComma(l.src[t.start:t.end])) {
@@ -793,6 +787,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if p1.isOp('.') || p1.kind == tIdent && p1.kw == kwAs {
 					break // a column label
 				}
+				if t.kw == kwTable {
+					tbl = 1
+				}
 				if depth == start {
 					main = true
 				}
@@ -814,6 +811,9 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 		default:
 			// A constant or a quoted name.
+			if t.kind == tUIdent || t.kind == tString && l.src[t.start]|0x20 == 'u' && uni == 0 {
+				uni = 1 // its escapes are checked with the next token (UESCAPE or not)
+			}
 			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || p1.kw == kwFrom) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
@@ -1247,6 +1247,10 @@ const (
 	contUnicode              // UESCAPE: after a U& string or name
 )
 
+// afterKeywordMask has a bit for each keyword afterKeyword looks at.
+const afterKeywordMask = 1<<kwAs | 1<<kwIn | 1<<kwSimilar | 1<<kwNot | 1<<kwUnion | 1<<kwExcept | 1<<kwIntersect |
+	1<<kwDistinct | 1<<kwTable | 1<<kwValues | 1<<kwNo | 1<<kwKey | 1<<kwOrder | 1<<kwGroup
+
 // afterKeyword reports whether t may not follow the keyword p1 of the
 // lexer's (p2 before it, not a dot nor AS: p1 is no label; cur the flags of
 // the parenthesis level): a string after AS, IN without a parenthesis,
@@ -1322,6 +1326,9 @@ func itemStart(t token) bool {
 // keyword or an unreserved one ("string(x)"), not FILTER (WHERE ...) or
 // COLUMNS (...), nor a keyword with its own syntax (EXTRACT, TRIM, ...).
 func callName(w string) bool {
+	if len(w) < 2 {
+		return true // no keyword has one letter
+	}
 	switch keywordCategory(w) {
 	case notKeyword:
 		return true
@@ -1366,7 +1373,7 @@ func columnKeyword(src string, t token) bool {
 func schemaName(src string, t token) bool {
 	switch t.kw {
 	case kwNone:
-		return keywordCategory(src[t.start:t.end]) < typeFuncKw
+		return t.end-t.start < 2 || keywordCategory(src[t.start:t.end]) < typeFuncKw // no keyword has one letter
 	case kwNo, kwKey, kwShow, kwMerge, kwShare, kwDelete, kwInsert, kwUpdate, kwValues, kwOver, kwBetween, kwExplain:
 		return true
 	}
