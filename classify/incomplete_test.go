@@ -400,6 +400,7 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"SELECT('')\"0\"()",
 		"SELECT FOR NO A",
 		"TABLE A A",
+		"SELECt FROM F*A0 A",
 	} {
 		if got := Classify(sql); got.Kind == Read {
 			t.Errorf("Classify(%q) = %v; the parser rejects it", sql, got)

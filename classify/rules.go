@@ -726,7 +726,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			}
 			// After an operand (or a keyword that is a column: "SELECT key a"),
 			// a name may be its alias.
-			afterOperand := operandEnd(p1) && !listEnd(p1, closed) ||
+			afterOperand := operandEnd(p1) && !listEnd(p1, closed) || p1.isOp('*') && cur&fFrom != 0 ||
 				p1.kind == tIdent && p1.kw != kwNone && (p2.isOp('.') || itemStart(p2) && columnKeyword(l.src, p1))
 			if t.kw != kwNone && afterOperand && aliasOnly(t.kw, cases) {
 				// "SELECT 0 key", "SELECT 0 then" (no CASE open): a
