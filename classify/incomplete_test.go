@@ -401,6 +401,7 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"SELECT FOR NO A",
 		"TABLE A A",
 		"SELECt FROM F*A0 A",
+		"SELECT JSON_OBJECT(:)",
 	} {
 		if got := Classify(sql); got.Kind == Read {
 			t.Errorf("Classify(%q) = %v; the parser rejects it", sql, got)

@@ -651,7 +651,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 					next = pendCast
 				} else if t.end < len(l.src) && l.src[t.end] == '=' {
 					// := of a named argument
-				} else if brackets == 0 && jsonDepth == 0 {
+				} else if brackets == 0 && (jsonDepth == 0 || p1.isOp('(') || p1.isOp(',')) {
 					// Only array slices and JSON_OBJECT's key : value
 					// take a lone colon; psql variables (:name) are not
 					// SQL.
