@@ -402,6 +402,7 @@ func TestIncompleteStatementsAreWrites(t *testing.T) {
 		"TABLE A A",
 		"SELECt FROM F*A0 A",
 		"SELECT JSON_OBJECT(:)",
+		"SELECT AT*,A0000",
 	} {
 		if got := Classify(sql); got.Kind == Read {
 			t.Errorf("Classify(%q) = %v; the parser rejects it", sql, got)

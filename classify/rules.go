@@ -1423,7 +1423,9 @@ func parenExpr(cur uint16, depth, start int, frames *[maxFrames]uint16) bool {
 // but ORDER BY's USING <, and a '*' only after an operand ("a*", not
 // "SELECT *", "t.*", "FROM t*", "DISTINCT ON (a) *").
 func danglingOp(src string, p0, p1 token, inFrom bool, closed uint16) bool {
-	return postfixOp(src, p0, p1) || p1.op == '*' && !inFrom && operandName(src, p0) && !listEnd(p0, closed)
+	return postfixOp(src, p0, p1) || p1.op == '*' && !inFrom && (operandName(src, p0) && !listEnd(p0, closed) ||
+		p0.kind == tIdent && (p0.kw == kwNone && !eqFold(src[p0.start:p0.end], "all") && !eqFold(src[p0.start:p0.end], "using") ||
+			p0.kw != kwNone && columnKeyword(src, p0))) // "SELECT at*,": a keyword column
 }
 
 // listEnd reports whether p1 is the ')' that closes an OPERATOR(...) or a
