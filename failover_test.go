@@ -163,20 +163,32 @@ func (l *load) waitWrites(t *testing.T, port, n int) {
 	waitFor(t, "writes on the new primary", func() bool { return len(l.writesOn(port)) >= base+n })
 }
 
-// rowsOn counts the rows of ids that node n holds, asking it directly.
-func rowsOn(t *testing.T, n *routingtest.Node, ids []int64) int {
+// server is a server the tests ask directly: a harness node or a Patroni
+// member.
+type server interface{ ConnString() string }
+
+// ask runs sql on s itself, on a connection of its own, and scans its one
+// row into dest, failing the test when s does not answer within 10 s.
+func ask(t *testing.T, s server, dest any, sql string, args ...any) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, n.ConnString())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.ConnString())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	var got int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM items WHERE id = ANY($1)", ids).Scan(&got); err != nil {
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(ctx, sql, args...).Scan(dest); err != nil {
 		t.Fatal(err)
 	}
-	return got
+}
+
+// rowsOn counts the rows of ids that s holds, asking it directly.
+func rowsOn(t *testing.T, s server, ids []int64) int {
+	t.Helper()
+	var n int
+	ask(t, s, &n, "SELECT count(*) FROM items WHERE id = ANY($1)", ids)
+	return n
 }
 
 // failoverPool is a RoutedPool over c's primary and replicas, named p, r1,

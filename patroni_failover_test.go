@@ -179,17 +179,8 @@ func acceptsWrites(ctx context.Context, m *routingtest.PatroniMember) bool {
 // the test when it does not answer.
 func memberInRecovery(t *testing.T, m *routingtest.PatroniMember) bool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, m.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
 	var rec bool
-	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&rec); err != nil {
-		t.Fatal(err)
-	}
+	ask(t, m, &rec, "SELECT pg_is_in_recovery()")
 	return rec
 }
 
@@ -221,23 +212,6 @@ func memberState(pool *pgxroute.RoutedPool, name string) pgxroute.NodeState {
 		}
 	}
 	return pgxroute.StateDown
-}
-
-// rowsOnMember counts the rows of ids that m holds, asking it directly.
-func rowsOnMember(t *testing.T, m *routingtest.PatroniMember, ids []int64) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, m.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var n int
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM items WHERE id = ANY($1)", ids).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // patroniLoad starts the load of failover_test.go (16 readers, 4 writers)
@@ -358,8 +332,8 @@ func TestPatroniFailover(t *testing.T) {
 	if n := l.writesAfter(old.Port(), restarted); n != 0 {
 		t.Errorf("%d writes were acknowledged by the old leader %s after it was started again as a replica", n, old)
 	}
-	if ids := l.writesOn(leader.Port()); rowsOnMember(t, leader, ids) != len(ids) {
-		t.Errorf("the new leader acknowledged %d writes but holds %d of them", len(ids), rowsOnMember(t, leader, ids))
+	if ids := l.writesOn(leader.Port()); rowsOn(t, leader, ids) != len(ids) {
+		t.Errorf("the new leader acknowledged %d writes but holds %d of them", len(ids), rowsOn(t, leader, ids))
 	}
 	st := pool.Stat()
 	if st.Primary != leader.Name() || st.PrimaryChanges != 1 {
@@ -428,11 +402,11 @@ func TestPatroniSwitchover(t *testing.T) {
 	}
 	// A clean switchover loses nothing: every write the old leader
 	// acknowledged is on the new one.
-	if ids := l.writesOn(old.Port()); rowsOnMember(t, leader, ids) != len(ids) {
-		t.Errorf("the old leader acknowledged %d writes; the new one holds %d of them", len(ids), rowsOnMember(t, leader, ids))
+	if ids := l.writesOn(old.Port()); rowsOn(t, leader, ids) != len(ids) {
+		t.Errorf("the old leader acknowledged %d writes; the new one holds %d of them", len(ids), rowsOn(t, leader, ids))
 	}
-	if ids := l.writesOn(leader.Port()); rowsOnMember(t, leader, ids) != len(ids) {
-		t.Errorf("the new leader acknowledged %d writes but holds %d of them", len(ids), rowsOnMember(t, leader, ids))
+	if ids := l.writesOn(leader.Port()); rowsOn(t, leader, ids) != len(ids) {
+		t.Errorf("the new leader acknowledged %d writes but holds %d of them", len(ids), rowsOn(t, leader, ids))
 	}
 	if st := pool.Stat(); st.Primary != leader.Name() || st.PrimaryChanges != 1 {
 		t.Errorf("Stat: primary %q after %d changes, want %q after 1", st.Primary, st.PrimaryChanges, leader.Name())

@@ -79,6 +79,12 @@ const (
 	helpTimeline = `# HELP pgxroute_member_timeline The member's timeline as of its last probe (a primary's current WAL timeline, the timeline a replica streams), 0 when unknown.
 # TYPE pgxroute_member_timeline gauge
 `
+	helpStale = `# HELP pgxroute_member_stale_primary 1 when the member reports being a primary on a lower timeline than the primary (split brain; it takes no calls), else 0.
+# TYPE pgxroute_member_stale_primary gauge
+`
+	helpSplit = `# HELP pgxroute_member_split_brain 1 when the member is one of the members that report being a primary on the same, highest, timeline (split brain; writes fail while it lasts), else 0.
+# TYPE pgxroute_member_split_brain gauge
+`
 	helpChanges = `# HELP pgxroute_primary_changes_total Times another member became the primary (failovers and switchovers the router followed).
 # TYPE pgxroute_primary_changes_total counter
 `
@@ -135,13 +141,9 @@ pgxroute_member_timeline{node="replica1"} 1
 pgxroute_member_primary{node="replica1"} 1
 `+helpTimeline+`pgxroute_member_timeline{node="primary"} 1
 pgxroute_member_timeline{node="replica1"} 2
-# HELP pgxroute_member_stale_primary 1 when the member reports being a primary on a lower timeline than the primary (split brain; it takes no calls), else 0.
-# TYPE pgxroute_member_stale_primary gauge
-pgxroute_member_stale_primary{node="primary"} 0
+`+helpStale+`pgxroute_member_stale_primary{node="primary"} 0
 pgxroute_member_stale_primary{node="replica1"} 0
-# HELP pgxroute_member_split_brain 1 when the member is one of the members that report being a primary on the same, highest, timeline (split brain; writes fail while it lasts), else 0.
-# TYPE pgxroute_member_split_brain gauge
-pgxroute_member_split_brain{node="primary"} 0
+`+helpSplit+`pgxroute_member_split_brain{node="primary"} 0
 pgxroute_member_split_brain{node="replica1"} 0
 # HELP pgxroute_calls_total Routed calls (attempts) by bind group, node and routing reason.
 # TYPE pgxroute_calls_total counter
@@ -226,13 +228,9 @@ func TestCollectorStalePrimary(t *testing.T) {
 pgxroute_member_primary{node="replica1"} 1
 `+helpTimeline+`pgxroute_member_timeline{node="primary"} 1
 pgxroute_member_timeline{node="replica1"} 2
-# HELP pgxroute_member_stale_primary 1 when the member reports being a primary on a lower timeline than the primary (split brain; it takes no calls), else 0.
-# TYPE pgxroute_member_stale_primary gauge
-pgxroute_member_stale_primary{node="primary"} 1
+`+helpStale+`pgxroute_member_stale_primary{node="primary"} 1
 pgxroute_member_stale_primary{node="replica1"} 0
-# HELP pgxroute_member_split_brain 1 when the member is one of the members that report being a primary on the same, highest, timeline (split brain; writes fail while it lasts), else 0.
-# TYPE pgxroute_member_split_brain gauge
-pgxroute_member_split_brain{node="primary"} 0
+`+helpSplit+`pgxroute_member_split_brain{node="primary"} 0
 pgxroute_member_split_brain{node="replica1"} 0
 `), "pgxroute_primary_changes_total", "pgxroute_member_primary", "pgxroute_member_timeline", "pgxroute_member_stale_primary",
 		"pgxroute_member_split_brain"); err != nil {
