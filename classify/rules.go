@@ -141,15 +141,23 @@ func (r *rules) pass(sql string, scsOff bool) (Result, bool) {
 			break
 		}
 	}
+	var res Result
 	switch {
 	case n == 0:
 		return Result{Kind: Write, Reason: reasonEmpty}, l.backslash
 	case n == 1:
-		return first, l.backslash
+		res = first
 	case allRead:
-		return Result{Kind: Read, Reason: statementsReason(n)}, l.backslash
+		res = Result{Kind: Read, Reason: statementsReason(n)}
+	default:
+		return Result{Kind: Write, Reason: statementsReason(n)}, l.backslash
 	}
-	return Result{Kind: Write, Reason: statementsReason(n)}, l.backslash
+	if res.Kind == Read && !grammarAccepts(sql, scsOff) {
+		// The token rules found nothing wrong; the read grammar decides
+		// whether the statement is one PostgreSQL's parser accepts.
+		res = Result{Kind: Write, Reason: reasonSyntax}
+	}
+	return res, l.backslash
 }
 
 // statement decides the next statement. empty reports that there was none
