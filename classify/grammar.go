@@ -1,5 +1,7 @@
 package classify
 
+import "strings"
+
 // The read grammar: a recursive-descent recognizer for the part of
 // PostgreSQL 17's grammar (src/backend/parser/gram.y) that reads are
 // written in. A statement the rules call Read is a Read only if this
@@ -40,6 +42,7 @@ type syn struct {
 	w     [maxKeywordLen]byte
 	wn    int // length of w; 0 when t is no unquoted identifier of keyword length
 	cat   kwCategory
+	la    bool // a keyword that scan.l's lookahead filter turns into a *_LA token: no name
 	depth int
 }
 
@@ -68,7 +71,7 @@ func grammarAccepts(sql string, scsOff bool) bool {
 // next moves to the next token.
 func (p *syn) next() {
 	t := p.l.next()
-	p.t, p.op, p.ch, p.wn, p.cat = t, 0, 0, 0, notKeyword
+	p.t, p.op, p.ch, p.wn, p.cat, p.la = t, 0, 0, 0, notKeyword, false
 	switch t.kind {
 	case tIdent:
 		s := p.l.src[t.start:t.end]
@@ -82,10 +85,190 @@ func (p *syn) next() {
 			}
 			p.wn = len(s)
 			p.cat = keywordCategory(s)
+			if p.cat != notKeyword {
+				p.lookahead()
+			}
 		}
 	case tOp:
 		p.operator()
+	case tString:
+		src := p.l.src
+		if c := src[t.start] | 0x20; c == 'e' || p.l.scsOff && (c == '\'' || c == 'n') {
+			if !validEscapes(src[t.start:t.end]) {
+				p.t.kind, p.op = tOp, opBad // no rule takes it
+			}
+		}
 	}
+}
+
+// validEscapes reports whether a string constant with backslash escapes
+// (E'...', or any '...' with standard_conforming_strings off) stands for
+// text the server accepts: valid UTF-8 without NUL, counting what octal
+// (\101), hexadecimal (\x41) and Unicode (\u0041, \U00000041) escapes
+// make, with Unicode escapes valid code points and surrogates in pairs.
+func validEscapes(tok string) bool {
+	i := strings.IndexByte(tok, '\'')
+	body := tok[i+1 : len(tok)-1]
+	var u utf8State
+	high := 0
+	for k := 0; k < len(body); k++ {
+		c := body[k]
+		if c != '\\' {
+			if high != 0 || !u.feed(c) {
+				return false
+			}
+			if c == '\'' {
+				k++ // a doubled quote
+			}
+			continue
+		}
+		k++
+		if k >= len(body) {
+			return false
+		}
+		c = body[k]
+		switch {
+		case c >= '0' && c <= '7':
+			v := int(c - '0')
+			for n := 1; n < 3 && k+1 < len(body) && body[k+1] >= '0' && body[k+1] <= '7'; n++ {
+				k++
+				v = v<<3 | int(body[k]-'0')
+			}
+			if high != 0 || !u.feed(byte(v)) {
+				return false
+			}
+		case c == 'x' && k+1 < len(body) && isHex(body[k+1]):
+			k++
+			v := hexVal(body[k])
+			if k+1 < len(body) && isHex(body[k+1]) {
+				k++
+				v = v<<4 | hexVal(body[k])
+			}
+			if high != 0 || !u.feed(byte(v)) {
+				return false
+			}
+		case c == 'u' || c == 'U':
+			n := 4
+			if c == 'U' {
+				n = 8
+			}
+			cp := 0
+			for j := k + 1; j <= k+n; j++ {
+				if j >= len(body) || !isHex(body[j]) {
+					return false
+				}
+				cp = cp<<4 | hexVal(body[j])
+			}
+			k += n
+			if u.need != 0 {
+				return false
+			}
+			switch {
+			case cp == 0 || cp > 0x10FFFF:
+				return false
+			case cp >= 0xD800 && cp <= 0xDBFF:
+				if high != 0 {
+					return false
+				}
+				high = cp
+			case cp >= 0xDC00 && cp <= 0xDFFF:
+				if high == 0 {
+					return false
+				}
+				high = 0
+			default:
+				if high != 0 {
+					return false
+				}
+			}
+		default:
+			// Any other escaped byte stands for itself (\n, \', \\, or a
+			// byte of a multi-byte character).
+			if high != 0 {
+				return false
+			}
+			switch c {
+			case 'b', 'f', 'n', 'r', 't':
+				c = ' '
+			}
+			if !u.feed(c) {
+				return false
+			}
+		}
+	}
+	return high == 0 && u.need == 0
+}
+
+func isHex(c byte) bool { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'f' }
+
+func hexVal(c byte) int {
+	if isDigit(c) {
+		return int(c - '0')
+	}
+	return int(c|0x20-'a') + 10
+}
+
+// utf8State validates UTF-8 one byte at a time; NUL is refused.
+type utf8State struct {
+	need   int
+	lo, hi byte
+}
+
+func (u *utf8State) feed(b byte) bool {
+	if u.need > 0 {
+		if b < u.lo || b > u.hi {
+			return false
+		}
+		u.need--
+		u.lo, u.hi = 0x80, 0xBF
+		return true
+	}
+	u.lo, u.hi = 0x80, 0xBF
+	switch {
+	case b == 0:
+		return false
+	case b < 0x80:
+	case b >= 0xC2 && b <= 0xDF:
+		u.need = 1
+	case b == 0xE0:
+		u.need, u.lo = 2, 0xA0
+	case b == 0xED:
+		u.need, u.hi = 2, 0x9F
+	case b >= 0xE1 && b <= 0xEF:
+		u.need = 2
+	case b == 0xF0:
+		u.need, u.lo = 3, 0x90
+	case b == 0xF4:
+		u.need, u.hi = 3, 0x8F
+	case b >= 0xF1 && b <= 0xF3:
+		u.need = 3
+	default:
+		return false
+	}
+	return true
+}
+
+// lookahead sets la as parser.c's base_yylex does: FORMAT before JSON,
+// NULLS before FIRST or LAST, WITH before TIME or ORDINALITY, WITHOUT
+// before TIME (and NOT before BETWEEN, IN, LIKE, ILIKE, SIMILAR, but NOT
+// is reserved) become tokens of their own that no rule takes as a name.
+func (p *syn) lookahead() {
+	var follow func(q *syn) bool
+	switch string(p.w[:p.wn]) {
+	case "format":
+		follow = func(q *syn) bool { return q.is("json") }
+	case "nulls":
+		follow = func(q *syn) bool { return q.is("first") || q.is("last") }
+	case "with":
+		follow = func(q *syn) bool { return q.is("time") || q.is("ordinality") }
+	case "without":
+		follow = func(q *syn) bool { return q.is("time") }
+	default:
+		return
+	}
+	q := syn{l: p.l}
+	q.next()
+	p.la = follow(&q)
 }
 
 // isOperatorChar is scan.l's op_chars.
@@ -215,24 +398,28 @@ func (p *syn) leave() { p.depth-- }
 
 func (p *syn) quoted() bool { return p.t.kind == tQIdent || p.t.kind == tUIdent }
 
+// word reports whether the current token is an unquoted identifier or
+// keyword that can be a name.
+func (p *syn) word() bool { return p.t.kind == tIdent && !p.la }
+
 // colID is gram.y's ColId: an identifier, an unreserved or a column-name
 // keyword.
 func (p *syn) colID() bool {
-	return p.quoted() || p.t.kind == tIdent && (p.cat == notKeyword || p.cat == unreservedKw || p.cat == colNameKw)
+	return p.quoted() || p.word() && (p.cat == notKeyword || p.cat == unreservedKw || p.cat == colNameKw)
 }
 
 // typeFuncName is type_function_name: an identifier, an unreserved or a
 // type-or-function-name keyword.
 func (p *syn) typeFuncName() bool {
-	return p.quoted() || p.t.kind == tIdent && (p.cat == notKeyword || p.cat == unreservedKw || p.cat == typeFuncKw)
+	return p.quoted() || p.word() && (p.cat == notKeyword || p.cat == unreservedKw || p.cat == typeFuncKw)
 }
 
 // colLabel is ColLabel: any identifier or keyword.
-func (p *syn) colLabel() bool { return p.quoted() || p.t.kind == tIdent }
+func (p *syn) colLabel() bool { return p.quoted() || p.word() }
 
 // nonReservedWord is NonReservedWord: anything but a reserved keyword.
 func (p *syn) nonReservedWord() bool {
-	return p.quoted() || p.t.kind == tIdent && p.cat != reservedKw
+	return p.quoted() || p.word() && p.cat != reservedKw
 }
 
 // bareLabel is BareColLabel: an identifier or a keyword that kwlist.h
@@ -241,7 +428,7 @@ func (p *syn) bareLabel() bool {
 	if p.quoted() {
 		return true
 	}
-	if p.t.kind != tIdent {
+	if !p.word() {
 		return false
 	}
 	if p.cat == notKeyword {
@@ -886,7 +1073,9 @@ func (p *syn) allOp() bool {
 // operatorCall consumes OPERATOR '(' [schema .] op ')'.
 func (p *syn) operatorCall() bool {
 	p.next()
-	p.next()
+	if !p.expectSelf('(') {
+		return false
+	}
 	for p.colID() {
 		p.next()
 		if !p.expectSelf('.') {
@@ -1504,9 +1693,9 @@ func (p *syn) infix(ctx uint8) int {
 	case tIdent:
 		switch string(p.w[:p.wn]) {
 		case "operator":
-			if p.peekSelf('(') {
-				return pOp
-			}
+			// OPERATOR has Op's precedence whatever follows: gram.y
+			// shifts it, and then needs its '('.
+			return pOp
 		case "is":
 			return pIs
 		case "isnull", "notnull":
@@ -2130,13 +2319,12 @@ func (p *syn) colNameExpr(ctx uint8) bool {
 	case "int", "integer", "smallint", "bigint", "real", "float", "decimal", "dec",
 		"numeric", "boolean", "char", "character", "varchar", "nchar", "national",
 		"bit", "timestamp", "time", "interval", "json":
-		return p.typedConst()
+		if p.typedConst() {
+			return true
+		}
 	}
 	if !p.peekSelf('(') {
-		switch string(p.w[:p.wn]) {
-		case "between", "precision", "setof", "values", "row", "exists":
-			return false
-		}
+		// A column-name keyword is a ColId: a column's name.
 		p.next()
 		return p.indirection()
 	}
