@@ -43,6 +43,7 @@ type syn struct {
 	wn    int // length of w; 0 when t is no unquoted identifier of keyword length
 	cat   kwCategory
 	la    bool // a keyword that scan.l's lookahead filter turns into a *_LA token: no name
+	noLA  bool // a lookahead's own scanner: no lookahead of its own
 	depth int
 }
 
@@ -85,7 +86,7 @@ func (p *syn) next() {
 			}
 			p.wn = len(s)
 			p.cat = keywordCategory(s)
-			if p.cat != notKeyword {
+			if p.cat != notKeyword && !p.noLA {
 				p.lookahead()
 			}
 		}
@@ -93,9 +94,18 @@ func (p *syn) next() {
 		p.operator()
 	case tString:
 		src := p.l.src
-		if c := src[t.start] | 0x20; c == 'e' || p.l.scsOff && (c == '\'' || c == 'n') {
+		switch src[t.start] | 0x20 {
+		case 'e':
+			// (Plain strings, which escape too on a server with
+			// standard_conforming_strings off, are not checked: the
+			// parser the classifier answers for has it on.)
 			if !validEscapes(src[t.start:t.end]) {
 				p.t.kind, p.op = tOp, opBad // no rule takes it
+			}
+		case 'b', 'x':
+			// A bit string has no doubled quote: B'''' is B'' then ''.
+			if strings.IndexByte(src[t.start+2:t.end-1], '\'') >= 0 {
+				p.t.kind, p.op = tOp, opBad
 			}
 		}
 	}
@@ -253,22 +263,22 @@ func (u *utf8State) feed(b byte) bool {
 // before TIME (and NOT before BETWEEN, IN, LIKE, ILIKE, SIMILAR, but NOT
 // is reserved) become tokens of their own that no rule takes as a name.
 func (p *syn) lookahead() {
-	var follow func(q *syn) bool
-	switch string(p.w[:p.wn]) {
-	case "format":
-		follow = func(q *syn) bool { return q.is("json") }
-	case "nulls":
-		follow = func(q *syn) bool { return q.is("first") || q.is("last") }
-	case "with":
-		follow = func(q *syn) bool { return q.is("time") || q.is("ordinality") }
-	case "without":
-		follow = func(q *syn) bool { return q.is("time") }
-	default:
+	w := string(p.w[:p.wn])
+	if w != "format" && w != "nulls" && w != "with" && w != "without" {
 		return
 	}
-	q := syn{l: p.l}
+	q := syn{l: p.l, noLA: true}
 	q.next()
-	p.la = follow(&q)
+	switch w {
+	case "format":
+		p.la = q.is("json")
+	case "nulls":
+		p.la = q.is("first") || q.is("last")
+	case "with":
+		p.la = q.is("time") || q.is("ordinality")
+	case "without":
+		p.la = q.is("time")
+	}
 }
 
 // isOperatorChar is scan.l's op_chars.
@@ -545,7 +555,7 @@ func (p *syn) explain() bool {
 	case p.self('(') && !p.startsQueryAfterParen():
 		p.next()
 		for {
-			if !p.nonReservedWord() && !p.is("analyze") && !p.is("analyse") {
+			if !p.nonReservedWord() && !p.is("analyze") && !p.is("analyse") && !p.is("format") {
 				return false
 			}
 			p.next()
