@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -207,7 +208,7 @@ func runCost(ctx context.Context, w io.Writer, s servers, workers, rounds int, d
 		{"disabled / raw", "raw", "disabled", 0.99},
 		{"pair-routed / pair-raw", "pair-raw", "pair-routed", 0.97},
 	}
-	fmt.Fprintf(w, "\n### Cost of routing\n\n%d workers, pools of %d, %d paired rounds of %s (ABBA), pools open for the whole run.\n\n", workers, workers, rounds, d)
+	fmt.Fprintf(w, "\n### Cost of routing\n\n%d workers, pools of %d, %d paired rounds of %s (ABBA), pools open for the whole run, GOMAXPROCS %d.\n\n", workers, workers, rounds, d, runtime.GOMAXPROCS(0))
 	fmt.Fprintln(w, "| call | comparison | median throughput ratio | per-round range | rounds below goal | goal | result | client CPU per call (A, B) | CPU ratio |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|")
 	for _, k := range costKinds {

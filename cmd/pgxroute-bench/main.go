@@ -91,11 +91,18 @@ func run() error {
 		kindsFlag    = flag.String("kinds", "", "-percall: a comma list of call kinds (default all: QueryRow, Query, Exec, Batch10)")
 		pinFlag      = flag.String("pin", "", "CLIENT/SERVER: run this tool on the CPUs CLIENT and the local cluster's servers on SERVER (taskset CPU lists, like 0/1; needs the local cluster)")
 		profileDir   = flag.String("profile-dir", "", "-percall: write each target's CPU profile per kind (first round) to this directory")
+		clientProcs  = flag.Int("client-procs", 0, "set GOMAXPROCS of this tool and of its -percall children to N (0: Go's default, or the GOMAXPROCS environment variable, which the children inherit too)")
 		replicas     stringList
 	)
 	flag.Var(&replicas, "replica", "a replica's connection string (repeat; needs -primary)")
 	flag.Parse()
 
+	if *clientProcs < 0 {
+		return errors.New("-client-procs must not be negative")
+	}
+	if *clientProcs > 0 {
+		runtime.GOMAXPROCS(*clientProcs)
+	}
 	if *fromJSON != "" {
 		return render(*fromJSON, *svgOut)
 	}
@@ -150,7 +157,7 @@ func run() error {
 		return errors.New("-pin needs the local cluster (no -primary)")
 	}
 	if *percall {
-		return runPercall(ctx, os.Stdout, s, strings.Split(*percallT, ","), opts.workers, opts.rounds, *calls, kinds, *profileDir)
+		return runPercall(ctx, os.Stdout, s, strings.Split(*percallT, ","), opts.workers, opts.rounds, *calls, kinds, *profileDir, *clientProcs)
 	}
 	if *cost {
 		return runCost(ctx, os.Stdout, s, opts.workers, opts.rounds, opts.duration)

@@ -55,6 +55,7 @@ type percallResult struct {
 	Secs   float64 `json:"secs"`
 	Allocs uint64  `json:"allocs"`
 	Bytes  uint64  `json:"bytes"`
+	Procs  int     `json:"procs"` // GOMAXPROCS during the calls
 }
 
 // percallOpen opens target name over the primary with pools of conns.
@@ -176,7 +177,7 @@ func runPercallChild(ctx context.Context, w io.Writer, target, primary string, w
 			return fmt.Errorf("%s %s: %w", target, k.name, err)
 		}
 		if err := enc.Encode(percallResult{Target: target, Kind: k.name, Calls: n, CPUNs: cpu, UserNs: user, Secs: secs,
-			Allocs: m1.Mallocs - m0.Mallocs, Bytes: m1.TotalAlloc - m0.TotalAlloc}); err != nil {
+			Allocs: m1.Mallocs - m0.Mallocs, Bytes: m1.TotalAlloc - m0.TotalAlloc, Procs: runtime.GOMAXPROCS(0)}); err != nil {
 			return err
 		}
 	}
@@ -213,7 +214,7 @@ func percallRun(ctx context.Context, q costQuerier, run func(context.Context, co
 
 // runPercall runs every target in a child process per round, in rotating
 // order, and prints the table of CPU per call to w.
-func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, workers, rounds int, calls int64, kinds []string, profileDir string) error {
+func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, workers, rounds int, calls int64, kinds []string, profileDir string, procs int) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -234,6 +235,9 @@ func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, w
 				"-workers", strconv.Itoa(workers), "-calls", strconv.FormatInt(calls, 10)}
 			if len(kinds) > 0 {
 				args = append(args, "-kinds", strings.Join(kinds, ","))
+			}
+			if procs > 0 {
+				args = append(args, "-client-procs", strconv.Itoa(procs))
 			}
 			if profileDir != "" && r == 0 {
 				args = append(args, "-profile-dir", profileDir)
@@ -257,15 +261,16 @@ func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, w
 					results[res.Kind] = map[string][]percallResult{}
 				}
 				results[res.Kind][t] = append(results[res.Kind][t], res)
-				fmt.Fprintf(os.Stderr, "round %d %-18s %-8s %8.0f ns CPU/call (user %6.0f) %6.1f allocs/call\n", r+1, t, res.Kind,
-					float64(res.CPUNs)/float64(res.Calls), float64(res.UserNs)/float64(res.Calls), float64(res.Allocs)/float64(res.Calls))
+				fmt.Fprintf(os.Stderr, "round %d %-18s %-8s %8.0f ns CPU/call (user %6.0f) %6.1f allocs/call %6.0f calls/s GOMAXPROCS %d\n", r+1, t, res.Kind,
+					float64(res.CPUNs)/float64(res.Calls), float64(res.UserNs)/float64(res.Calls), float64(res.Allocs)/float64(res.Calls),
+					float64(res.Calls)/res.Secs, res.Procs)
 			}
 			if err := cmd.Wait(); err != nil {
 				return fmt.Errorf("child %s: %w", t, err)
 			}
 		}
 	}
-	fmt.Fprintf(w, "\n### Client CPU per call\n\n%d workers, pools of %d, %d calls per kind per process, %d rounds (one process per target per round, rotating order); CPU is the process's getrusage user+system time over the calls.\n\n", workers, workers, calls, rounds)
+	fmt.Fprintf(w, "\n### Client CPU per call\n\n%d workers, pools of %d, %d calls per kind per process, %d rounds (one process per target per round, rotating order); CPU is the process's getrusage user+system time over the calls; children's GOMAXPROCS %s.\n\n", workers, workers, calls, rounds, childProcs(results))
 	fmt.Fprintln(w, "| call | target | CPU per call: median (range) | ratio to raw: median of rounds (range) | allocs/call | bytes/call |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|")
 	for _, k := range costKinds {
@@ -296,6 +301,22 @@ func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, w
 		}
 	}
 	return nil
+}
+
+// childProcs lists the GOMAXPROCS values the children reported.
+func childProcs(results map[string]map[string][]percallResult) string {
+	var ps []int
+	for _, byT := range results {
+		for _, rs := range byT {
+			for _, r := range rs {
+				if !slices.Contains(ps, r.Procs) {
+					ps = append(ps, r.Procs)
+				}
+			}
+		}
+	}
+	slices.Sort(ps)
+	return strings.Trim(fmt.Sprint(ps), "[]")
 }
 
 // userCPU returns the user CPU time this process used so far, in
