@@ -32,19 +32,27 @@ const (
 	opBad                      // what no statement of the read grammar contains: .., $, \, {, ...
 )
 
-// syn is the recognizer's state: the lexer, the current token and its
-// lower-cased spelling when it is an unquoted identifier.
+// tokInfo is a token as the recognizer sees it.
+type tokInfo struct {
+	t   token
+	op  uint8 // for tOp: the operator class
+	ch  byte  // for opSelf: the character; for tString: its first byte
+	w   [maxKeywordLen]byte
+	wn  int // length of w; 0 when t is no unquoted identifier of keyword length
+	cat kwCategory
+	la  bool // a keyword that scan.l's lookahead filter turns into a *_LA token: no name
+}
+
+// syn is the recognizer's state: the lexer, the current token and, once
+// asked for, the next one.
 type syn struct {
-	l     lexer
-	t     token
-	op    uint8 // for tOp: the operator class
-	ch    byte  // for opSelf: the character
-	w     [maxKeywordLen]byte
-	wn    int // length of w; 0 when t is no unquoted identifier of keyword length
-	cat   kwCategory
-	la    bool // a keyword that scan.l's lookahead filter turns into a *_LA token: no name
-	noLA  bool // a lookahead's own scanner: no lookahead of its own
-	depth int
+	tokInfo
+	l        lexer
+	noLA     bool // a lookahead's own scanner: no lookahead of its own
+	depth    int
+	hasAhead bool
+	ahead    tokInfo // the next token, when hasAhead
+	aheadL   lexer   // the lexer after it
 }
 
 // grammarAccepts reports whether every statement of sql is one the read
@@ -71,6 +79,15 @@ func grammarAccepts(sql string, scsOff bool) bool {
 
 // next moves to the next token.
 func (p *syn) next() {
+	if p.hasAhead {
+		p.tokInfo, p.l, p.hasAhead = p.ahead, p.aheadL, false
+		return
+	}
+	p.scan()
+}
+
+// scan lexes the next token into p.tokInfo.
+func (p *syn) scan() {
 	t := p.l.next()
 	p.t, p.op, p.ch, p.wn, p.cat, p.la = t, 0, 0, 0, notKeyword, false
 	switch t.kind {
@@ -94,6 +111,7 @@ func (p *syn) next() {
 		p.operator()
 	case tString:
 		src := p.l.src
+		p.ch = src[t.start]
 		switch src[t.start] | 0x20 {
 		case 'e':
 			// (Plain strings, which escape too on a server with
@@ -268,7 +286,7 @@ func (p *syn) lookahead() {
 		return
 	}
 	q := syn{l: p.l, noLA: true}
-	q.next()
+	q.scan()
 	switch w {
 	case "format":
 		p.la = q.is("json")
@@ -364,19 +382,21 @@ func (p *syn) operator() {
 	}
 }
 
-// peek returns the state after the next token, leaving p as it is.
-func (p *syn) peek() syn {
-	q := *p
-	q.next()
-	return q
+// peek returns the next token, lexing it once.
+func (p *syn) peek() *tokInfo {
+	if !p.hasAhead {
+		q := syn{l: p.l, noLA: p.noLA}
+		q.scan()
+		p.ahead, p.aheadL, p.hasAhead = q.tokInfo, q.l, true
+	}
+	return &p.ahead
 }
 
-// self reports whether the current token is the self character c.
-func (p *syn) self(c byte) bool { return p.t.kind == tOp && p.op == opSelf && p.ch == c }
+// self reports whether the token is the self character c.
+func (k *tokInfo) self(c byte) bool { return k.t.kind == tOp && k.op == opSelf && k.ch == c }
 
-// is reports whether the current token is the unquoted keyword kw (lower
-// case).
-func (p *syn) is(kw string) bool { return p.wn == len(kw) && string(p.w[:p.wn]) == kw }
+// is reports whether the token is the unquoted keyword kw (lower case).
+func (k *tokInfo) is(kw string) bool { return k.wn == len(kw) && string(k.w[:k.wn]) == kw }
 
 // expectSelf consumes the self character c.
 func (p *syn) expectSelf(c byte) bool {
@@ -422,6 +442,12 @@ func (p *syn) colID() bool {
 // type-or-function-name keyword.
 func (p *syn) typeFuncName() bool {
 	return p.quoted() || p.word() && (p.cat == notKeyword || p.cat == unreservedKw || p.cat == typeFuncKw)
+}
+
+// label reports whether the token is a ColLabel: any identifier or
+// keyword.
+func (k *tokInfo) label() bool {
+	return k.t.kind == tQIdent || k.t.kind == tUIdent || k.t.kind == tIdent && !k.la
 }
 
 // colLabel is ColLabel: any identifier or keyword.
@@ -470,11 +496,11 @@ func (p *syn) iconst() bool {
 
 // sconst reports whether the current token is a Sconst: a string that is
 // no bit string, hexadecimal string or national character string.
-func (p *syn) sconst() bool {
-	if p.t.kind != tString {
+func (k *tokInfo) sconst() bool {
+	if k.t.kind != tString {
 		return false
 	}
-	switch p.l.src[p.t.start] | 0x20 {
+	switch k.ch | 0x20 {
 	case 'b', 'x', 'n':
 		return false
 	}
@@ -484,14 +510,14 @@ func (p *syn) sconst() bool {
 // afterTarget reports whether the current token can follow an item of a
 // SELECT's target list: where a keyword after an expression is its bare
 // label rather than an operator.
-func (p *syn) afterTarget() bool {
-	switch p.t.kind {
+func (k *tokInfo) afterTarget() bool {
+	switch k.t.kind {
 	case tEOF:
 		return true
 	case tOp:
-		return p.op == opSelf && (p.ch == ',' || p.ch == ')' || p.ch == ';')
+		return k.op == opSelf && (k.ch == ',' || k.ch == ')' || k.ch == ';')
 	case tIdent:
-		switch string(p.w[:p.wn]) {
+		switch string(k.w[:k.wn]) {
 		case "from", "into", "where", "group", "having", "window", "union",
 			"intersect", "except", "order", "limit", "offset", "fetch", "for":
 			return true
@@ -593,7 +619,8 @@ func (p *syn) explain() bool {
 // startsQueryAfterParen reports whether the '(' at hand opens a query
 // (EXPLAIN (SELECT 1)) rather than an option list.
 func (p *syn) startsQueryAfterParen() bool {
-	q := p.peek()
+	q := *p
+	q.next()
 	for q.self('(') {
 		q.next()
 	}
@@ -1394,17 +1421,28 @@ func (p *syn) tableRef() bool {
 	if !p.colID() && !p.typeFuncName() {
 		return false
 	}
-	q := *p
-	if q.funcName() && q.self('(') {
-		*p = q
+	fn, parts, isCol := p.typeFuncName(), 1, p.colID()
+	if !isCol {
+		if !fn {
+			return false
+		}
+		p.next() // a type_function_name keyword: only a function
+	} else {
+		for p.next(); p.self('.') && p.peek().label(); parts++ {
+			p.next()
+			p.next()
+		}
+		fn = fn || parts > 1
+	}
+	if fn && p.self('(') {
 		p.next()
 		if _, ok := p.callArgs(); !ok {
 			return false
 		}
 		return p.ordinality() && p.funcAlias()
 	}
-	if lateral || !p.qualifiedName() {
-		return false
+	if lateral || !isCol || parts > 3 {
+		return false // "improper qualified name (too many dotted names)"
 	}
 	if p.self('*') {
 		p.next()
@@ -2217,19 +2255,37 @@ func (p *syn) caseExpr() bool {
 // call (with WITHIN GROUP, FILTER and OVER), or a typed constant
 // (name 'string').
 func (p *syn) nameExpr(ctx uint8) bool {
-	q := *p
-	if q.funcName() && (q.self('(') || q.sconst()) {
-		*p = q
-		if p.sconst() {
-			return p.stringConst()
+	// func_name is type_function_name or ColId with dotted labels; a
+	// column reference is ColId with an indirection.
+	fn := p.typeFuncName()
+	if !p.colID() {
+		if !fn {
+			return false
 		}
+		p.next()
+	} else {
+		fn = p.qualified() || fn
+	}
+	if fn && p.self('(') {
 		return p.callRest()
 	}
-	if !p.colID() {
-		return false
+	if fn && p.sconst() {
+		return p.stringConst()
 	}
-	p.next()
 	return p.indirection()
+}
+
+// qualified consumes a ColId and the dotted labels after it, reporting
+// whether there was one at least; it stops before .* and subscripts.
+func (p *syn) qualified() bool {
+	p.next()
+	n := 0
+	for p.self('.') && p.peek().label() {
+		p.next()
+		p.next()
+		n++
+	}
+	return n > 0
 }
 
 // Flags of a call's argument list.
