@@ -94,15 +94,8 @@ func (p *syn) scan() {
 	case tIdent:
 		s := p.l.src[t.start:t.end]
 		if len(s) <= maxKeywordLen {
-			for i := 0; i < len(s); i++ {
-				c := s[i]
-				if c >= 'A' && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				p.w[i] = c
-			}
-			p.wn = len(s)
-			p.cat = keywordCategory(s)
+			p.wn = len(lowerWord(&p.w, s))
+			p.cat = lowerKeywordCategory(p.w[:p.wn])
 			if p.cat != notKeyword && !p.noLA {
 				p.lookahead()
 			}
@@ -138,11 +131,11 @@ func validEscapes(tok string) bool {
 	i := strings.IndexByte(tok, '\'')
 	body := tok[i+1 : len(tok)-1]
 	var u utf8State
-	high := 0
+	high := false // the last escape was a high surrogate
 	for k := 0; k < len(body); k++ {
 		c := body[k]
 		if c != '\\' {
-			if high != 0 || !u.feed(c) {
+			if high || !u.feed(c) {
 				return false
 			}
 			if c == '\'' {
@@ -162,7 +155,7 @@ func validEscapes(tok string) bool {
 				k++
 				v = v<<3 | int(body[k]-'0')
 			}
-			if high != 0 || !u.feed(byte(v)) {
+			if high || !u.feed(byte(v)) {
 				return false
 			}
 		case c == 'x' && k+1 < len(body) && isHex(body[k+1]):
@@ -172,7 +165,7 @@ func validEscapes(tok string) bool {
 				k++
 				v = v<<4 | hexVal(body[k])
 			}
-			if high != 0 || !u.feed(byte(v)) {
+			if high || !u.feed(byte(v)) {
 				return false
 			}
 		case c == 'u' || c == 'U':
@@ -191,28 +184,14 @@ func validEscapes(tok string) bool {
 			if u.need != 0 {
 				return false
 			}
-			switch {
-			case cp == 0 || cp > 0x10FFFF:
+			var ok bool
+			if high, ok = unicodeEscape(cp, high); !ok {
 				return false
-			case cp >= 0xD800 && cp <= 0xDBFF:
-				if high != 0 {
-					return false
-				}
-				high = cp
-			case cp >= 0xDC00 && cp <= 0xDFFF:
-				if high == 0 {
-					return false
-				}
-				high = 0
-			default:
-				if high != 0 {
-					return false
-				}
 			}
 		default:
 			// Any other escaped byte stands for itself (\n, \', \\, or a
 			// byte of a multi-byte character).
-			if high != 0 {
+			if high {
 				return false
 			}
 			switch c {
@@ -224,7 +203,7 @@ func validEscapes(tok string) bool {
 			}
 		}
 	}
-	return high == 0 && u.need == 0
+	return !high && u.need == 0
 }
 
 func isHex(c byte) bool { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'f' }
@@ -547,15 +526,15 @@ func (p *syn) show() bool {
 	case p.is("all"):
 		p.next()
 		return true
-	case p.is("time") && p.peekIs("zone"):
+	case p.is("time") && p.peek().is("zone"):
 		p.next()
 		p.next()
 		return true
-	case p.is("transaction") && p.peekIs("isolation"):
+	case p.is("transaction") && p.peek().is("isolation"):
 		p.next()
 		p.next()
 		return p.expect("level")
-	case p.is("session") && p.peekIs("authorization"):
+	case p.is("session") && p.peek().is("authorization"):
 		p.next()
 		p.next()
 		return true
@@ -910,26 +889,14 @@ func (p *syn) plainConst() bool {
 // nameList is '(' ColId [, ...] ')'.
 func (p *syn) nameList() bool {
 	p.next()
-	for {
-		if !p.colID() {
-			return false
-		}
-		p.next()
-		if p.self(')') {
-			p.next()
-			return true
-		}
-		if !p.expectSelf(',') {
-			return false
-		}
-	}
+	return p.columnList() && p.expectSelf(')')
 }
 
 // values is VALUES (expr [, ...]) [, ...].
 func (p *syn) values() bool {
 	p.next()
 	for {
-		if !p.expectSelf('(') || !p.exprList() || !p.expectSelf(')') {
+		if !p.parenExprList() {
 			return false
 		}
 		if !p.self(',') {
@@ -952,7 +919,7 @@ func (p *syn) simpleSelect() bool {
 		distinct = true
 		if p.is("on") {
 			p.next()
-			if !p.expectSelf('(') || !p.exprList() || !p.expectSelf(')') {
+			if !p.parenExprList() {
 				return false
 			}
 		}
@@ -1041,6 +1008,11 @@ func (p *syn) targetList() bool {
 	}
 }
 
+// parenExprList is '(' a_expr [, ...] ')'.
+func (p *syn) parenExprList() bool {
+	return p.expectSelf('(') && p.exprList() && p.expectSelf(')')
+}
+
 // exprList is a_expr [, ...].
 func (p *syn) exprList() bool {
 	for {
@@ -1087,21 +1059,9 @@ func (p *syn) sortList() bool {
 // allOp consumes qual_all_Op: an operator or OPERATOR(name).
 func (p *syn) allOp() bool {
 	if p.t.kind == tOp {
-		switch p.op {
-		case opSelf:
-			switch p.ch {
-			case '+', '-', '*', '/', '%', '^', '<', '>', '=':
-				p.next()
-				return true
-			}
-			return false
-		case opLE, opGE, opNE, opGeneric:
-			p.next()
-			return true
-		}
-		return false
+		return p.mathOrOp()
 	}
-	if p.is("operator") && p.peekSelf('(') {
+	if p.is("operator") && p.peek().self('(') {
 		return p.operatorCall()
 	}
 	return false
@@ -1154,16 +1114,16 @@ func (p *syn) groupList() bool {
 	defer p.leave()
 	for {
 		switch {
-		case p.self('(') && p.peekSelf(')'):
+		case p.self('(') && p.peek().self(')'):
 			p.next()
 			p.next()
-		case (p.is("cube") || p.is("rollup")) && p.peekSelf('('):
+		case (p.is("cube") || p.is("rollup")) && p.peek().self('('):
 			p.next()
 			p.next()
 			if !p.exprList() || !p.expectSelf(')') {
 				return false
 			}
-		case p.is("grouping") && p.peekIs("sets"):
+		case p.is("grouping") && p.peek().is("sets"):
 			p.next()
 			p.next()
 			if !p.expectSelf('(') || !p.groupList() || !p.expectSelf(')') {
@@ -1414,7 +1374,7 @@ func (p *syn) tableRef() bool {
 			return false
 		}
 		return p.aliasOpt() && p.tablesample()
-	case p.is("rows") && p.peekIs("from"):
+	case p.is("rows") && p.peek().is("from"):
 		return p.rowsFrom()
 	}
 	// A function or a table.
@@ -1498,7 +1458,7 @@ func (p *syn) tablesample() bool {
 		return true
 	}
 	p.next()
-	if !p.funcName() || !p.expectSelf('(') || !p.exprList() || !p.expectSelf(')') {
+	if !p.funcName() || !p.parenExprList() {
 		return false
 	}
 	if p.is("repeatable") {
@@ -1511,7 +1471,7 @@ func (p *syn) tablesample() bool {
 // funcAlias is a function's alias: [AS] name [(names)], or column
 // definitions: AS (a int, ...), [AS] name (a int, ...).
 func (p *syn) funcAlias() bool {
-	if p.is("as") && p.peekSelf('(') {
+	if p.is("as") && p.peek().self('(') {
 		p.next()
 		return p.columnDefs(true)
 	}
@@ -1564,6 +1524,20 @@ func (p *syn) columnDefs(typed bool) bool {
 	}
 }
 
+// parenQueryTail continues a parenthesised query that follows a '(' of a
+// FROM item or an expression, as in ((SELECT 1) UNION SELECT 2): more
+// reports that a set operation, ORDER BY or a limit clause follows, ok that
+// it and the closing parenthesis parsed. The inner query's flags are not
+// known there, so it is strict: no ORDER BY or limit clause unless a set
+// operation makes a new statement node.
+func (p *syn) parenQueryTail() (more, ok bool) {
+	if !p.is("union") && !p.is("intersect") && !p.is("except") && !p.is("order") && !p.is("limit") && !p.is("offset") && !p.is("fetch") {
+		return false, false
+	}
+	_, ok = p.queryRest(qflags{sort: true, limit: true, offset: true}, false)
+	return true, ok && p.expectSelf(')')
+}
+
 // fromParen parses what follows a '(' in FROM: a query, or a joined
 // table, through the closing parenthesis.
 func (p *syn) fromParen() int {
@@ -1585,9 +1559,8 @@ func (p *syn) fromParen() int {
 				p.next()
 				return fromQuery
 			}
-			if p.is("union") || p.is("intersect") || p.is("except") || p.is("order") || p.is("limit") || p.is("offset") || p.is("fetch") {
-				// The inner flags are not known here: be strict.
-				if _, ok := p.queryRest(qflags{sort: true, limit: true, offset: true}, false); !ok || !p.expectSelf(')') {
+			if more, ok := p.parenQueryTail(); more {
+				if !ok {
 					return 0
 				}
 				return fromQuery
@@ -1633,17 +1606,8 @@ func (p *syn) qualifiedName() bool {
 		return false
 	}
 	p.next()
-	for n := 1; p.self('.'); n++ {
-		if n == 3 {
-			return false // "improper qualified name (too many dotted names)"
-		}
-		p.next()
-		if !p.colLabel() {
-			return false
-		}
-		p.next()
-	}
-	return true
+	n, ok := p.labels()
+	return ok && n <= 2 // "improper qualified name (too many dotted names)"
 }
 
 // relationExpr is TABLE's name: [ONLY] name [*], or ONLY (name).
@@ -1668,16 +1632,10 @@ func (p *syn) relationExpr() bool {
 // funcName consumes func_name: type_function_name, or ColId followed by
 // dotted labels.
 func (p *syn) funcName() bool {
-	if p.colID() && p.peekSelf('.') {
+	if p.colID() && p.peek().self('.') {
 		p.next()
-		for p.self('.') {
-			p.next()
-			if !p.colLabel() {
-				return false
-			}
-			p.next()
-		}
-		return true
+		_, ok := p.labels()
+		return ok
 	}
 	if !p.typeFuncName() {
 		return false
@@ -1951,14 +1909,22 @@ func (p *syn) anyName() bool {
 		return false
 	}
 	p.next()
-	for p.self('.') {
+	_, ok := p.labels()
+	return ok
+}
+
+// labels consumes . ColLabel [...]: the dotted parts after a first name.
+// It returns how many, and false when a dot is followed by no label.
+func (p *syn) labels() (int, bool) {
+	n := 0
+	for ; p.self('.'); n++ {
 		p.next()
 		if !p.colLabel() {
-			return false
+			return n, false
 		}
 		p.next()
 	}
-	return true
+	return n, true
 }
 
 // prefix parses an operand with its prefix operators.
@@ -1981,7 +1947,7 @@ func (p *syn) prefix(ctx uint8) bool {
 	case p.t.kind == tOp && p.op == opGeneric:
 		p.next()
 		return p.expr(pOp+1, inner)
-	case p.is("operator") && p.peekSelf('('):
+	case p.is("operator") && p.peek().self('('):
 		if !p.operatorCall() {
 			return false
 		}
@@ -2021,8 +1987,8 @@ func (p *syn) parenBody() (int, bool) {
 				p.next()
 				return parenQuery, true
 			}
-			if p.is("union") || p.is("intersect") || p.is("except") || p.is("order") || p.is("limit") || p.is("offset") || p.is("fetch") {
-				if _, ok := p.queryRest(qflags{sort: true, limit: true, offset: true}, false); !ok || !p.expectSelf(')') {
+			if more, ok := p.parenQueryTail(); more {
+				if !ok {
 					return 0, false
 				}
 				return parenQuery, true
@@ -2139,12 +2105,12 @@ func (p *syn) primary(ctx uint8) bool {
 	}
 	switch p.cat {
 	case notKeyword, unreservedKw:
-		if p.is("double") && p.peekIs("precision") {
+		if p.is("double") && p.peek().is("precision") {
 			return p.typedConst()
 		}
 		return p.nameExpr(ctx)
 	case typeFuncKw:
-		if p.is("collation") && p.peekIs("for") {
+		if p.is("collation") && p.peek().is("for") {
 			p.next()
 			p.next()
 			return p.expectSelf('(') && p.expr(0, 0) && p.expectSelf(')')
@@ -2381,15 +2347,10 @@ func (p *syn) callRest() bool {
 // gram.y's special functions, a typed constant (int '1'), or the keyword
 // as a column name.
 func (p *syn) colNameExpr(ctx uint8) bool {
-	switch string(p.w[:p.wn]) {
-	case "int", "integer", "smallint", "bigint", "real", "float", "decimal", "dec",
-		"numeric", "boolean", "char", "character", "varchar", "nchar", "national",
-		"bit", "timestamp", "time", "interval", "json":
-		if p.typedConst() {
-			return true
-		}
+	if p.typedConst() { // the type keywords: int '1', timestamp(3) '...'
+		return true
 	}
-	if !p.peekSelf('(') {
+	if !p.peek().self('(') {
 		// A column-name keyword is a ColId: a column's name.
 		p.next()
 		return p.indirection()
@@ -2597,7 +2558,7 @@ func (p *syn) simpleType() bool {
 			p.next()
 			return p.optIntMod()
 		case "double":
-			if p.peekIs("precision") {
+			if p.peek().is("precision") {
 				p.next()
 				p.next()
 				return true
@@ -2632,7 +2593,7 @@ func (p *syn) simpleType() bool {
 			if !p.optIntMod() {
 				return false
 			}
-			if (p.is("with") || p.is("without")) && p.peekIs("time") {
+			if (p.is("with") || p.is("without")) && p.peek().is("time") {
 				p.next()
 				p.next()
 				return p.expect("zone")
@@ -2647,12 +2608,8 @@ func (p *syn) simpleType() bool {
 		return false
 	}
 	p.next()
-	for p.self('.') {
-		p.next()
-		if !p.colLabel() {
-			return false
-		}
-		p.next()
+	if _, ok := p.labels(); !ok {
+		return false
 	}
 	return p.optExprMod()
 }
@@ -2677,18 +2634,4 @@ func (p *syn) optExprMod() bool {
 	}
 	p.next()
 	return p.exprList() && p.expectSelf(')')
-}
-
-// peekIs reports whether the token after the current one is the keyword
-// kw.
-func (p *syn) peekIs(kw string) bool {
-	q := p.peek()
-	return q.is(kw)
-}
-
-// peekSelf reports whether the token after the current one is the self
-// character c.
-func (p *syn) peekSelf(c byte) bool {
-	q := p.peek()
-	return q.self(c)
 }

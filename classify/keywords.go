@@ -24,6 +24,12 @@ func keywordCategory(s string) kwCategory {
 		return notKeyword
 	}
 	var buf [maxKeywordLen]byte
+	return lowerKeywordCategory(lowerWord(&buf, s))
+}
+
+// lowerWord writes s, of at most maxKeywordLen bytes, in ASCII lower case
+// into buf and returns that part of buf.
+func lowerWord(buf *[maxKeywordLen]byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 'A' && c <= 'Z' {
@@ -31,7 +37,12 @@ func keywordCategory(s string) kwCategory {
 		}
 		buf[i] = c
 	}
-	switch string(buf[:len(s)]) {
+	return buf[:len(s)]
+}
+
+// lowerKeywordCategory is keywordCategory of a word already in lower case.
+func lowerKeywordCategory(w []byte) kwCategory {
+	switch string(w) {
 	case "abort", "absent", "absolute", "access", "action", "add", "admin",
 		"after", "aggregate", "also", "alter", "always", "asensitive", "assertion",
 		"assignment", "at", "atomic", "attach", "attribute", "backward", "before",

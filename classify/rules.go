@@ -1481,37 +1481,34 @@ func validUnicode(s string, esc byte) bool {
 		}
 		cp := 0
 		for k := j; k < j+n; k++ {
-			c := s[k]
-			switch {
-			case isDigit(c):
-				cp = cp<<4 | int(c-'0')
-			case c|0x20 >= 'a' && c|0x20 <= 'f':
-				cp = cp<<4 | int(c|0x20-'a'+10)
-			default:
+			if !isHex(s[k]) {
 				return false
 			}
+			cp = cp<<4 | hexVal(s[k])
 		}
 		i = j + n - 1
-		switch {
-		case cp == 0 || cp > 0x10FFFF:
+		var ok bool
+		if high, ok = unicodeEscape(cp, high); !ok {
 			return false
-		case cp >= 0xD800 && cp <= 0xDBFF:
-			if high {
-				return false
-			}
-			high = true
-		case cp >= 0xDC00 && cp <= 0xDFFF:
-			if !high {
-				return false
-			}
-			high = false
-		default:
-			if high {
-				return false
-			}
 		}
 	}
 	return !high
+}
+
+// unicodeEscape checks the code point cp of a Unicode escape, high telling
+// that the escape before it was a high surrogate. It returns whether cp is
+// one (a low surrogate must follow) and whether cp may stand here: scan.l
+// refuses 0, what is beyond U+10FFFF, and surrogates out of pairs.
+func unicodeEscape(cp int, high bool) (isHigh, ok bool) {
+	switch {
+	case cp == 0 || cp > 0x10FFFF:
+		return false, false
+	case cp >= 0xD800 && cp <= 0xDBFF:
+		return true, !high
+	case cp >= 0xDC00 && cp <= 0xDFFF:
+		return false, high
+	}
+	return false, !high
 }
 
 // uescapeChar returns the escape character that the string t after
