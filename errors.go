@@ -51,6 +51,10 @@ var (
 	ErrOutcomeUnknown = errors.New("pgxroute: outcome unknown: the connection failed after the statement was sent")
 )
 
+// errScannedTwice is the error of a QueryRow's Scan called again: pgx's
+// Row is read by one Scan.
+var errScannedTwice = errors.New("pgxroute: Scan called again on a QueryRow's row that was already scanned")
+
 // NodeError is the error of a call that failed on a node: it names the group
 // and node and wraps the node's error (a *pgconn.PgError carries the
 // server's detail).

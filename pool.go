@@ -52,6 +52,11 @@ type RoutedPool struct {
 	// index (node.ci); cluster is their current view (cluster.go).
 	members []*node
 	cluster atomic.Pointer[clusterView]
+	// rowSlabs, rowsSlabs and batchSlabs hand out the wrappers of
+	// QueryRow, Query and SendBatch.
+	rowSlabs   slabs[routedRow]
+	rowsSlabs  slabs[routedRows]
+	batchSlabs slabs[routedBatch]
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -348,13 +353,21 @@ func (p *RoutedPool) run(c *call) error {
 	}
 }
 
-// start counts an attempt as started on its node, reports its route to
-// OnRoute and starts its trace.
+// start counts an attempt as started on its node and, when the pool has
+// an OnRoute or a Tracer, reports it (report).
 func (p *RoutedPool) start(c *call) {
-	c.m.node.started.Add(1)
-	c.epoch = c.m.node.interrupts.Load()
+	n := c.m.node
+	n.started.Add(1)
+	c.epoch = n.interrupts.Load()
 	c.m.calls[c.reason].Add(1)
 	c.nctx = c.ctx
+	if p.onRoute != nil || p.tracer != nil {
+		p.report(c)
+	}
+}
+
+// report reports an attempt's route to OnRoute and starts its trace.
+func (p *RoutedPool) report(c *call) {
 	if p.onRoute != nil {
 		p.onRoute(c.ctx, c.route())
 	}
@@ -378,9 +391,18 @@ func (p *RoutedPool) finish(c *call, err error, wrote, rerun bool) {
 	p.end(c, err, wrote, rerun)
 }
 
-// end is finish after the failure signal.
+// end is finish after the failure signal. Most calls only count here: the
+// trace and the scope are settle's.
 func (p *RoutedPool) end(c *call, err error, wrote, rerun bool) {
 	c.m.node.ended.Add(1)
+	if p.tracer != nil || (err == nil && c.scope != nil && c.g == p.def) {
+		p.settle(c, err, wrote, rerun)
+	}
+}
+
+// settle ends an attempt's trace and, after a success on the default
+// group, updates its scope.
+func (p *RoutedPool) settle(c *call, err error, wrote, rerun bool) {
 	if p.tracer != nil {
 		p.tracer.TraceRouteEnd(c.nctx, TraceRouteEndData{Route: c.route(), Attempt: int(c.attempt), Err: err, Rerun: rerun})
 	}
@@ -473,11 +495,15 @@ func (p *RoutedPool) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 		}
 		return be.Query(ctx, sql, args...)
 	}
-	r := &routedRows{c: call{decision: decision{sql: sql}, p: p, ctx: ctx, kind: callQuery, args: args}}
-	if err := p.prepare(ctx, opStatement, classify.Result{}, &r.c.decision); err != nil {
+	r := p.rowsSlabs.get() // zeroed: set only what the call needs
+	c := &r.c
+	c.sql, c.p, c.ctx, c.kind, c.args = sql, p, ctx, callQuery, args
+	if err := p.prepare(ctx, opStatement, classify.Result{}, &c.decision); err != nil {
+		*r = routedRows{}
 		return errRows{err: err}, err
 	}
-	if err := p.run(&r.c); err != nil {
+	if err := p.run(c); err != nil {
+		*r = routedRows{}
 		return errRows{err: err}, err
 	}
 	return r, nil
@@ -492,15 +518,15 @@ func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 		}
 		return be.QueryRow(ctx, sql, args...)
 	}
-	row := getRow() // zeroed by putRow: set only what the call needs
+	row := p.rowSlabs.get() // zeroed: set only what the call needs
 	c := &row.c
 	c.sql, c.p, c.ctx, c.kind, c.args = sql, p, ctx, callQueryRow, args
 	if err := p.prepare(ctx, opStatement, classify.Result{}, &c.decision); err != nil {
-		putRow(row)
+		row.c = call{}
 		return errRow{err}
 	}
 	if err := p.run(c); err != nil {
-		putRow(row)
+		row.c = call{}
 		return errRow{err}
 	}
 	return row
@@ -517,9 +543,11 @@ func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 		return be.SendBatch(ctx, b)
 	}
 	res := batchKind(p.classifier, b)
-	rb := &routedBatch{c: call{p: p, ctx: ctx, kind: callBatch}, in: callInput{batch: b}}
-	rb.c.in = &rb.in // one allocation for both
+	rb := p.batchSlabs.get() // zeroed: set only what the call needs
+	rb.c.p, rb.c.ctx, rb.c.kind, rb.in.batch = p, ctx, callBatch, b
+	rb.c.in = &rb.in // one value for both
 	if err := p.prepare(ctx, opKnown, res, &rb.c.decision); err != nil {
+		*rb = routedBatch{}
 		return errBatch{err}
 	}
 	p.run(&rb.c) // SendBatch reports no error: the results do

@@ -3,7 +3,6 @@ package pgxroute
 import (
 	"cmp"
 	"errors"
-	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -59,6 +58,9 @@ func (r *routedRows) end(err error) {
 		r.err = r.c.p.wrapErr(&r.c, err)
 	}
 	r.c.p.finish(&r.c, err, r.c.isWrite(), false)
+	// The rows keep only what their methods read after the end (the node's
+	// rows, the error): the caller's context and arguments go to the GC.
+	r.c.ctx, r.c.nctx, r.c.args = nil, nil, nil
 }
 
 // Close closes the rows and ends the call.
@@ -116,19 +118,10 @@ func typeMapOf(rows pgx.Rows) *pgtype.Map {
 }
 
 // routedRow is QueryRow's row: its call, whose row is the node's own
-// (pgxpool's QueryRow, or the rows of a hedged read as a row). Rows are
-// recycled (as pgx recycles a connection's rows): a Row is read by one
-// Scan, as pgx's contract says.
+// (pgxpool's QueryRow, or the rows of a hedged read as a row). Rows come
+// from the pool's slabs and are never reused: a Row scanned again fails
+// with errScannedTwice.
 type routedRow struct{ c call }
-
-var rowPool = sync.Pool{New: func() any { return new(routedRow) }}
-
-func getRow() *routedRow { return rowPool.Get().(*routedRow) }
-
-func putRow(r *routedRow) {
-	r.c = call{}
-	rowPool.Put(r)
-}
 
 // Scan reads the row's values into dest; pgx.ErrNoRows when there is none.
 // A row that failed runs again where the retry rules allow (a read whose
@@ -138,21 +131,24 @@ func putRow(r *routedRow) {
 // its values, which the new attempt's overwrite.
 func (row *routedRow) Scan(dest ...any) error {
 	c := &row.c
+	if c.p == nil {
+		return errScannedTwice
+	}
 	for {
 		err := c.row.Scan(dest...)
 		if err == nil || errors.Is(err, pgx.ErrNoRows) {
 			c.p.finish(c, nil, c.isWrite(), false)
-			putRow(row)
+			row.c = call{} // what the call held goes to the GC with it
 			return err
 		}
 		ok, werr := c.p.again(c, err) // ends the attempt
 		if !ok {
 			err = c.p.wrapErr(c, cmp.Or(werr, err))
-			putRow(row)
+			row.c = call{}
 			return err
 		}
 		if err := c.p.run(c); err != nil {
-			putRow(row)
+			row.c = call{}
 			return err
 		}
 	}

@@ -1,0 +1,45 @@
+package pgxroute
+
+import "sync/atomic"
+
+// slabSize is the count of values one slab holds: pgxpool hands out its
+// rows by 128 too.
+const slabSize = 128
+
+// slabs hands out the wrappers of QueryRow, Query and SendBatch from
+// arrays of slabSize, as pgxpool hands out its own rows: each value is used
+// by one call and never again, so a caller may keep it as long as it likes
+// (read a Rows' Err after Close, Scan a Row again and get an error, not
+// another call's row), and an array goes to the garbage collector once
+// none of its values is referenced. One allocation serves slabSize calls,
+// and taking a value is one atomic add, with no lock and no per-P pinning
+// (sync.Pool's Get and Put cost more).
+type slabs[T any] struct {
+	cur atomic.Pointer[slab[T]]
+}
+
+// slab is one array of values and the count of those handed out; the
+// count has a cache line of its own, apart from the values being written.
+type slab[T any] struct {
+	n     atomic.Int64
+	_     [56]byte
+	items [slabSize]T
+}
+
+// get returns a zeroed value no other call has had.
+func (s *slabs[T]) get() *T {
+	for {
+		cur := s.cur.Load()
+		if cur != nil {
+			if i := cur.n.Add(1); i <= slabSize {
+				return &cur.items[i-1]
+			}
+		}
+		fresh := new(slab[T])
+		fresh.n.Store(1)
+		if s.cur.CompareAndSwap(cur, fresh) {
+			return &fresh.items[0]
+		}
+		// Another call replaced the slab first: take from the new one.
+	}
+}
