@@ -52,9 +52,8 @@ type RoutedPool struct {
 	// index (node.ci); cluster is their current view (cluster.go).
 	members []*node
 	cluster atomic.Pointer[clusterView]
-	// rowSlabs, rowsSlabs and batchSlabs hand out the wrappers of
-	// QueryRow, Query and SendBatch.
-	rowSlabs   slabs[routedRow]
+	// rowsSlabs and batchSlabs hand out the wrappers of Query and
+	// SendBatch (QueryRow's are recycled: rowPool).
 	rowsSlabs  slabs[routedRows]
 	batchSlabs slabs[routedBatch]
 
@@ -518,15 +517,15 @@ func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 		}
 		return be.QueryRow(ctx, sql, args...)
 	}
-	row := p.rowSlabs.get() // zeroed: set only what the call needs
+	row := getRow() // zeroed by putRow: set only what the call needs
 	c := &row.c
 	c.sql, c.p, c.ctx, c.kind, c.args = sql, p, ctx, callQueryRow, args
 	if err := p.prepare(ctx, opStatement, classify.Result{}, &c.decision); err != nil {
-		row.c = call{}
+		putRow(row)
 		return errRow{err}
 	}
 	if err := p.run(c); err != nil {
-		row.c = call{}
+		putRow(row)
 		return errRow{err}
 	}
 	return row

@@ -3,6 +3,7 @@ package pgxroute
 import (
 	"cmp"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -118,10 +119,22 @@ func typeMapOf(rows pgx.Rows) *pgtype.Map {
 }
 
 // routedRow is QueryRow's row: its call, whose row is the node's own
-// (pgxpool's QueryRow, or the rows of a hedged read as a row). Rows come
-// from the pool's slabs and are never reused: a Row scanned again fails
-// with errScannedTwice.
+// (pgxpool's QueryRow, or the rows of a hedged read as a row). Rows are
+// recycled once scanned (a Row is read by one Scan, as pgx's contract
+// says): a QueryRow then allocates nothing, where a new row per call would
+// cost the GC more than the pool's Get and Put cost. A row scanned again
+// while it waits in the pool fails with errScannedTwice.
 type routedRow struct{ c call }
+
+var rowPool = sync.Pool{New: func() any { return new(routedRow) }}
+
+func getRow() *routedRow { return rowPool.Get().(*routedRow) }
+
+// putRow zeroes r (what its call held goes to the GC) and recycles it.
+func putRow(r *routedRow) {
+	r.c = call{}
+	rowPool.Put(r)
+}
 
 // Scan reads the row's values into dest; pgx.ErrNoRows when there is none.
 // A row that failed runs again where the retry rules allow (a read whose
@@ -138,17 +151,17 @@ func (row *routedRow) Scan(dest ...any) error {
 		err := c.row.Scan(dest...)
 		if err == nil || errors.Is(err, pgx.ErrNoRows) {
 			c.p.finish(c, nil, c.isWrite(), false)
-			row.c = call{} // what the call held goes to the GC with it
+			putRow(row)
 			return err
 		}
 		ok, werr := c.p.again(c, err) // ends the attempt
 		if !ok {
 			err = c.p.wrapErr(c, cmp.Or(werr, err))
-			row.c = call{}
+			putRow(row)
 			return err
 		}
 		if err := c.p.run(c); err != nil {
-			row.c = call{}
+			putRow(row)
 			return err
 		}
 	}

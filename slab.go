@@ -6,12 +6,12 @@ import "sync/atomic"
 // rows by 128 too.
 const slabSize = 128
 
-// slabs hands out the wrappers of QueryRow, Query and SendBatch from
-// arrays of slabSize, as pgxpool hands out its own rows: each value is used
-// by one call and never again, so a caller may keep it as long as it likes
-// (read a Rows' Err after Close, Scan a Row again and get an error, not
-// another call's row), and an array goes to the garbage collector once
-// none of its values is referenced. One allocation serves slabSize calls,
+// slabs hands out the wrappers of Query and SendBatch from arrays of
+// slabSize, as pgxpool hands out its own rows: each value is used by one
+// call and never again, so a caller may keep it as long as it likes (read
+// a Rows' Err after Close, use batch results after Close and get pgx's
+// error, not another call's results), and an array goes to the garbage
+// collector once none of its values is referenced. One allocation serves slabSize calls,
 // and taking a value is one atomic add, with no lock and no per-P pinning
 // (sync.Pool's Get and Put cost more).
 type slabs[T any] struct {

@@ -47,9 +47,10 @@ func TestSlabsHandOutEachValueOnce(t *testing.T) {
 	}
 }
 
-// TestWrappersOutliveTheirCall keeps a call's rows and row past their end,
-// as callers may: they keep answering for their own call, and a row
-// scanned again fails instead of reading another call's row.
+// TestWrappersOutliveTheirCall keeps a call's rows past their end, as
+// callers may: they keep answering for their own call however many calls
+// came after. A QueryRow's row scanned again (before another call took it
+// from the pool) fails instead of scanning nothing.
 func TestWrappersOutliveTheirCall(t *testing.T) {
 	p, _ := scripted(t, nil)
 	ctx := context.Background()
@@ -58,6 +59,9 @@ func TestWrappersOutliveTheirCall(t *testing.T) {
 	if err := row.Scan(&v); err != nil || v != 7 {
 		t.Fatalf("Scan: %v, %d", err, v)
 	}
+	if err := row.Scan(&v); !errors.Is(err, errScannedTwice) {
+		t.Errorf("second Scan: %v, want errScannedTwice", err)
+	}
 	rows, err := p.Query(ctx, "SELECT 1")
 	if err != nil {
 		t.Fatal(err)
@@ -65,16 +69,13 @@ func TestWrappersOutliveTheirCall(t *testing.T) {
 	for rows.Next() {
 	}
 	rows.Close()
-	// Many calls later (more than a slab), the first wrappers are intact.
+	// Many calls later (more than a slab), the first rows are intact.
 	for range 3 * slabSize {
 		if err := p.QueryRow(ctx, "SELECT 1").Scan(&v); err != nil {
 			t.Fatal(err)
 		}
 		r, _ := p.Query(ctx, "SELECT 1")
 		r.Close()
-	}
-	if err := row.Scan(&v); !errors.Is(err, errScannedTwice) {
-		t.Errorf("second Scan: %v, want errScannedTwice", err)
 	}
 	if err := rows.Err(); err != nil || rows.Next() || rows.CommandTag().String() != "SELECT 1" {
 		t.Errorf("closed rows: Err %v, CommandTag %q", err, rows.CommandTag())

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -56,6 +58,19 @@ type percallResult struct {
 	Allocs uint64  `json:"allocs"`
 	Bytes  uint64  `json:"bytes"`
 	Procs  int     `json:"procs"` // GOMAXPROCS during the calls
+	GCs    uint32  `json:"gcs"`   // GC cycles during the calls
+	GCNs   int64   `json:"gc_ns"` // the runtime's estimate of the GC's CPU time during the calls
+}
+
+// gcCPU returns the runtime's estimate of the CPU time the GC used so far
+// (runtime/metrics, updated at each cycle), in nanoseconds.
+func gcCPU() int64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return int64(s[0].Value.Float64() * 1e9)
 }
 
 // percallOpen opens target name over the primary with pools of conns.
@@ -165,10 +180,11 @@ func runPercallChild(ctx context.Context, w io.Writer, target, primary string, w
 		}
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
-		cpu0, user0, t0 := processCPU(), userCPU(), time.Now()
+		cpu0, user0, gc0, t0 := processCPU(), userCPU(), gcCPU(), time.Now()
 		n, err := percallRun(ctx, q, k.run, workers, calls)
 		cpu, user, secs := processCPU()-cpu0, userCPU()-user0, time.Since(t0).Seconds()
 		runtime.ReadMemStats(&m1)
+		gcNs := gcCPU() - gc0
 		if prof != nil {
 			pprof.StopCPUProfile()
 			prof.Close()
@@ -177,7 +193,8 @@ func runPercallChild(ctx context.Context, w io.Writer, target, primary string, w
 			return fmt.Errorf("%s %s: %w", target, k.name, err)
 		}
 		if err := enc.Encode(percallResult{Target: target, Kind: k.name, Calls: n, CPUNs: cpu, UserNs: user, Secs: secs,
-			Allocs: m1.Mallocs - m0.Mallocs, Bytes: m1.TotalAlloc - m0.TotalAlloc, Procs: runtime.GOMAXPROCS(0)}); err != nil {
+			Allocs: m1.Mallocs - m0.Mallocs, Bytes: m1.TotalAlloc - m0.TotalAlloc, Procs: runtime.GOMAXPROCS(0),
+			GCs: m1.NumGC - m0.NumGC, GCNs: gcNs}); err != nil {
 			return err
 		}
 	}
@@ -271,8 +288,8 @@ func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, w
 		}
 	}
 	fmt.Fprintf(w, "\n### Client CPU per call\n\n%d workers, pools of %d, %d calls per kind per process, %d rounds (one process per target per round, rotating order); CPU is the process's getrusage user+system time over the calls; children's GOMAXPROCS %s.\n\n", workers, workers, calls, rounds, childProcs(results))
-	fmt.Fprintln(w, "| call | target | CPU per call: median (range) | ratio to raw: median of rounds (range) | allocs/call | bytes/call |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| call | target | CPU per call: median (range) | ratio to raw: median of rounds (range) | 95% interval of the median ratio | allocs/call | bytes/call | GC cycles per 10 000 calls | GC CPU per call |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, k := range costKinds {
 		byT := results[k.name]
 		if byT == nil {
@@ -284,7 +301,7 @@ func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, w
 				continue
 			}
 			var per, ratios []float64
-			var allocs, bytes float64
+			var allocs, bytes, gcs, gcNs float64
 			for i, res := range rs {
 				v := float64(res.CPUNs) / float64(res.Calls)
 				per = append(per, v)
@@ -293,14 +310,38 @@ func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, w
 				}
 				allocs += float64(res.Allocs) / float64(res.Calls)
 				bytes += float64(res.Bytes) / float64(res.Calls)
+				gcs += float64(res.GCs) * 1e4 / float64(res.Calls)
+				gcNs += float64(res.GCNs) / float64(res.Calls)
 			}
 			pm, plo, phi := medianRange(per)
 			rm, rlo, rhi := medianRange(ratios)
-			fmt.Fprintf(w, "| %s | %s | %.2f µs (%.2f – %.2f) | %.3f (%.3f – %.3f) | %.1f | %.0f |\n", k.name, t,
-				pm/1e3, plo/1e3, phi/1e3, rm, rlo, rhi, allocs/float64(len(rs)), bytes/float64(len(rs)))
+			blo, bhi := bootstrapMedian(ratios)
+			nr := float64(len(rs))
+			fmt.Fprintf(w, "| %s | %s | %.2f µs (%.2f – %.2f) | %.3f (%.3f – %.3f) | %.3f – %.3f | %.1f | %.0f | %.1f | %.0f ns |\n", k.name, t,
+				pm/1e3, plo/1e3, phi/1e3, rm, rlo, rhi, blo, bhi, allocs/nr, bytes/nr, gcs/nr, gcNs/nr)
 		}
 	}
 	return nil
+}
+
+// bootstrapMedian returns the 95% bootstrap interval of the median of v
+// (10 000 resamples, a fixed seed: the same rounds give the same interval).
+func bootstrapMedian(v []float64) (lo, hi float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 10000
+	meds := make([]float64, n)
+	s := make([]float64, len(v))
+	for i := range meds {
+		for j := range s {
+			s[j] = v[rng.IntN(len(v))]
+		}
+		meds[i], _, _ = medianRange(s)
+	}
+	slices.Sort(meds)
+	return meds[n*25/1000], meds[n*975/1000-1]
 }
 
 // childProcs lists the GOMAXPROCS values the children reported.
