@@ -52,8 +52,8 @@ type RoutedPool struct {
 	// index (node.ci); cluster is their current view (cluster.go).
 	members []*node
 	cluster atomic.Pointer[clusterView]
-	// rowsSlabs and batchSlabs hand out the wrappers of Query and
-	// SendBatch (QueryRow's are recycled: rowPool).
+	// rowsSlabs and batchSlabs hand out the results of Query and
+	// SendBatch (their calls are recycled: callPool, batchPool).
 	rowsSlabs  slabs[routedRows]
 	batchSlabs slabs[routedBatch]
 
@@ -494,17 +494,18 @@ func (p *RoutedPool) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 		}
 		return be.Query(ctx, sql, args...)
 	}
-	r := p.rowsSlabs.get() // zeroed: set only what the call needs
-	c := &r.c
+	c := getCall() // zeroed by putCall: set only what the call needs
 	c.sql, c.p, c.ctx, c.kind, c.args = sql, p, ctx, callQuery, args
 	if err := p.prepare(ctx, opStatement, classify.Result{}, &c.decision); err != nil {
-		*r = routedRows{}
+		putCall(c)
 		return errRows{err: err}, err
 	}
 	if err := p.run(c); err != nil {
-		*r = routedRows{}
+		putCall(c)
 		return errRows{err: err}, err
 	}
+	r := p.rowsSlabs.get()
+	r.c, r.rows = c, c.rows
 	return r, nil
 }
 
@@ -517,18 +518,17 @@ func (p *RoutedPool) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 		}
 		return be.QueryRow(ctx, sql, args...)
 	}
-	row := getRow() // zeroed by putRow: set only what the call needs
-	c := &row.c
+	c := getCall() // zeroed by putCall: set only what the call needs
 	c.sql, c.p, c.ctx, c.kind, c.args = sql, p, ctx, callQueryRow, args
 	if err := p.prepare(ctx, opStatement, classify.Result{}, &c.decision); err != nil {
-		putRow(row)
+		putCall(c)
 		return errRow{err}
 	}
 	if err := p.run(c); err != nil {
-		putRow(row)
+		putCall(c)
 		return errRow{err}
 	}
-	return row
+	return (*routedRow)(c)
 }
 
 // SendBatch sends a batch to one node: a write if any of its statements is,
@@ -542,15 +542,15 @@ func (p *RoutedPool) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 		return be.SendBatch(ctx, b)
 	}
 	res := batchKind(p.classifier, b)
-	rb := p.batchSlabs.get() // zeroed: set only what the call needs
-	rb.c.p, rb.c.ctx, rb.c.kind, rb.in.batch = p, ctx, callBatch, b
-	rb.c.in = &rb.in // one value for both
-	if err := p.prepare(ctx, opKnown, res, &rb.c.decision); err != nil {
-		*rb = routedBatch{}
+	bc := getBatchCall() // zeroed by putBatchCall: set only what the call needs
+	bc.c.p, bc.c.ctx, bc.c.kind, bc.in.batch = p, ctx, callBatch, b
+	if err := p.prepare(ctx, opKnown, res, &bc.c.decision); err != nil {
+		putBatchCall(bc)
 		return errBatch{err}
 	}
-	p.run(&rb.c) // SendBatch reports no error: the results do
-	rb.BatchResults = rb.c.in.br
+	p.run(&bc.c) // SendBatch reports no error: the results do
+	rb := p.batchSlabs.get()
+	rb.BatchResults, rb.bc = bc.in.br, bc
 	return rb
 }
 

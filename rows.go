@@ -11,39 +11,58 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+// callPool recycles the calls of QueryRow and Query: a call is done with
+// once its row is scanned or its rows end, and recycling it costs less than
+// the GC's work for a new one per call. Query's rows outlive their call
+// (pgx's CommandTag and Err are read after Close): they are a small value
+// of their own, from a slab, that keeps what they answer after the end.
+var callPool = sync.Pool{New: func() any { return new(call) }}
+
+func getCall() *call { return callPool.Get().(*call) }
+
+// putCall zeroes c (what it held goes to the GC) and recycles it.
+func putCall(c *call) {
+	*c = call{}
+	callPool.Put(c)
+}
+
 // routedRows follows a routed query to its end: the call's attempt ends
 // (finish) when the rows are done, which marks the scope after a write; a
 // read whose rows fail before the first row runs again where next allows.
 type routedRows struct {
-	c    call // c.rows are the node's rows of the current attempt
+	c    *call    // the call while it runs; nil once it ended (recycled)
+	rows pgx.Rows // the node's rows of the current attempt
 	err  error
 	seen bool // a row was returned: no re-run any more
-	done bool // finish ran
 }
 
 // Next advances to the next row. When the rows fail before their first row
 // and the call may run again (a read whose connection failed, or that a
 // replica refused), it runs again and Next goes on with the new rows.
 func (r *routedRows) Next() bool {
-	for !r.done {
-		if r.c.rows.Next() {
+	for r.c != nil {
+		if r.rows.Next() {
 			r.seen = true
 			return true
 		}
-		err := r.c.rows.Err()
+		err := r.rows.Err()
 		if err == nil || r.seen {
 			r.end(err)
 			return false
 		}
-		r.c.rows.Close()
-		if ok, werr := r.c.p.again(&r.c, err); !ok {
-			r.done, r.err = true, r.c.p.wrapErr(&r.c, cmp.Or(werr, err))
+		r.rows.Close()
+		c := r.c
+		if ok, werr := c.p.again(c, err); !ok {
+			r.err = c.p.wrapErr(c, cmp.Or(werr, err))
+			r.release()
 			return false
 		}
-		if err := r.c.p.run(&r.c); err != nil {
-			r.done, r.err = true, err
+		if err := c.p.run(c); err != nil {
+			r.err = err
+			r.release()
 			return false
 		}
+		r.rows = c.rows
 	}
 	return false
 }
@@ -51,64 +70,68 @@ func (r *routedRows) Next() bool {
 // end ends the call's attempt once; err is the rows' error, nil when they
 // were read to the end or closed early.
 func (r *routedRows) end(err error) {
-	if r.done {
+	c := r.c
+	if c == nil {
 		return
 	}
-	r.done = true
 	if err != nil {
-		r.err = r.c.p.wrapErr(&r.c, err)
+		r.err = c.p.wrapErr(c, err)
 	}
-	r.c.p.finish(&r.c, err, r.c.isWrite(), false)
-	// The rows keep only what their methods read after the end (the node's
-	// rows, the error): the caller's context and arguments go to the GC.
-	r.c.ctx, r.c.nctx, r.c.args = nil, nil, nil
+	c.p.finish(c, err, c.isWrite(), false)
+	r.release()
+}
+
+// release recycles the rows' call, which ended.
+func (r *routedRows) release() {
+	putCall(r.c)
+	r.c = nil
 }
 
 // Close closes the rows and ends the call.
 func (r *routedRows) Close() {
-	if r.done {
+	if r.c == nil {
 		return
 	}
-	r.c.rows.Close()
-	r.end(r.c.rows.Err())
+	r.rows.Close()
+	r.end(r.rows.Err())
 }
 
 // Err returns the error of the rows, naming the node when it is the node's.
 // Once the call ended, r.err is the whole answer: end took the rows' error.
 func (r *routedRows) Err() error {
-	if r.err != nil || r.done {
+	if r.err != nil || r.c == nil {
 		return r.err
 	}
-	if err := r.c.rows.Err(); err != nil {
-		return r.c.p.wrapErr(&r.c, err)
+	if err := r.rows.Err(); err != nil {
+		return r.c.p.wrapErr(r.c, err)
 	}
 	return nil
 }
 
 // CommandTag returns the command tag of the query, once the rows are closed.
-func (r *routedRows) CommandTag() pgconn.CommandTag { return r.c.rows.CommandTag() }
+func (r *routedRows) CommandTag() pgconn.CommandTag { return r.rows.CommandTag() }
 
 // FieldDescriptions returns the rows' field descriptions.
 func (r *routedRows) FieldDescriptions() []pgconn.FieldDescription {
-	return r.c.rows.FieldDescriptions()
+	return r.rows.FieldDescriptions()
 }
 
 // Scan reads the current row's values into dest.
-func (r *routedRows) Scan(dest ...any) error { return r.c.rows.Scan(dest...) }
+func (r *routedRows) Scan(dest ...any) error { return r.rows.Scan(dest...) }
 
 // Values returns the current row's decoded values.
-func (r *routedRows) Values() ([]any, error) { return r.c.rows.Values() }
+func (r *routedRows) Values() ([]any, error) { return r.rows.Values() }
 
 // RawValues returns the current row's raw bytes.
-func (r *routedRows) RawValues() [][]byte { return r.c.rows.RawValues() }
+func (r *routedRows) RawValues() [][]byte { return r.rows.RawValues() }
 
 // Conn returns the connection the rows come from: nil, as for pgxpool's
 // rows (the connection goes back to the pool when they close).
-func (r *routedRows) Conn() *pgx.Conn { return r.c.rows.Conn() }
+func (r *routedRows) Conn() *pgx.Conn { return r.rows.Conn() }
 
 // TypeMap returns the type map of the rows' connection (pgx v5.11 added it
 // to pgx.Rows; older pgx rows without it get a new map).
-func (r *routedRows) TypeMap() *pgtype.Map { return typeMapOf(r.c.rows) }
+func (r *routedRows) TypeMap() *pgtype.Map { return typeMapOf(r.rows) }
 
 // typeMapOf returns rows' type map, or a new one when rows have none.
 func typeMapOf(rows pgx.Rows) *pgtype.Map {
@@ -119,22 +142,11 @@ func typeMapOf(rows pgx.Rows) *pgtype.Map {
 }
 
 // routedRow is QueryRow's row: its call, whose row is the node's own
-// (pgxpool's QueryRow, or the rows of a hedged read as a row). Rows are
-// recycled once scanned (a Row is read by one Scan, as pgx's contract
-// says): a QueryRow then allocates nothing, where a new row per call would
-// cost the GC more than the pool's Get and Put cost. A row scanned again
-// while it waits in the pool fails with errScannedTwice.
-type routedRow struct{ c call }
-
-var rowPool = sync.Pool{New: func() any { return new(routedRow) }}
-
-func getRow() *routedRow { return rowPool.Get().(*routedRow) }
-
-// putRow zeroes r (what its call held goes to the GC) and recycles it.
-func putRow(r *routedRow) {
-	r.c = call{}
-	rowPool.Put(r)
-}
+// (pgxpool's QueryRow, or the rows of a hedged read as a row). The call is
+// recycled once scanned (callPool; a Row is read by one Scan, as pgx's
+// contract says): a row scanned again while its call waits in the pool
+// fails with errScannedTwice.
+type routedRow call
 
 // Scan reads the row's values into dest; pgx.ErrNoRows when there is none.
 // A row that failed runs again where the retry rules allow (a read whose
@@ -143,7 +155,7 @@ func putRow(r *routedRow) {
 // (a server shutting down sends the row, then FATAL 57P01): dest may hold
 // its values, which the new attempt's overwrite.
 func (row *routedRow) Scan(dest ...any) error {
-	c := &row.c
+	c := (*call)(row)
 	if c.p == nil {
 		return errScannedTwice
 	}
@@ -151,17 +163,17 @@ func (row *routedRow) Scan(dest ...any) error {
 		err := c.row.Scan(dest...)
 		if err == nil || errors.Is(err, pgx.ErrNoRows) {
 			c.p.finish(c, nil, c.isWrite(), false)
-			putRow(row)
+			putCall(c)
 			return err
 		}
 		ok, werr := c.p.again(c, err) // ends the attempt
 		if !ok {
 			err = c.p.wrapErr(c, cmp.Or(werr, err))
-			putRow(row)
+			putCall(c)
 			return err
 		}
 		if err := c.p.run(c); err != nil {
-			putRow(row)
+			putCall(c)
 			return err
 		}
 	}
@@ -214,13 +226,34 @@ func (errRows) TypeMap() *pgtype.Map { return pgtype.NewMap() }
 
 // routedBatch ends the batch's call when it is closed, with the first
 // error of its statements (a failed statement rolls the batch's implicit
-// transaction back, so it marks the scope only when none failed).
+// transaction back, so it marks the scope only when none failed). The
+// call, with its inputs, is recycled then (batchPool); the results, a small
+// value from a slab, outlive it.
 type routedBatch struct {
-	pgx.BatchResults // the node's results (c.in.br)
-	c                call
-	in               callInput // c.in
-	err              error     // the first failure of a statement
+	pgx.BatchResults            // the node's results
+	bc               *batchCall // nil once closed
+	err              error      // the first failure of a statement
 	done             atomic.Bool
+}
+
+// batchCall is a batch's call with its inputs, recycled together.
+type batchCall struct {
+	c  call
+	in callInput // c.in
+}
+
+var batchPool = sync.Pool{New: func() any { return new(batchCall) }}
+
+func getBatchCall() *batchCall {
+	bc := batchPool.Get().(*batchCall)
+	bc.c.in = &bc.in
+	return bc
+}
+
+// putBatchCall zeroes bc (what it held goes to the GC) and recycles it.
+func putBatchCall(bc *batchCall) {
+	*bc = batchCall{}
+	batchPool.Put(bc)
 }
 
 // Exec reads the next result as an Exec's.
@@ -268,11 +301,10 @@ func (b *routedBatch) fail(err error) {
 func (b *routedBatch) Close() error {
 	err := b.BatchResults.Close()
 	if b.done.CompareAndSwap(false, true) {
-		first := b.err
-		if first == nil {
-			first = err
-		}
-		b.c.p.finish(&b.c, first, b.c.isWrite(), false)
+		bc := b.bc
+		b.bc = nil
+		bc.c.p.finish(&bc.c, cmp.Or(b.err, err), bc.c.isWrite(), false)
+		putBatchCall(bc)
 	}
 	return err
 }
