@@ -65,10 +65,18 @@ var (
 )
 
 // batchKind is what a batch is for routing: a write if any of its
-// statements is, a locking read if any is, else a read.
+// statements is, a locking read if any is, else a read. A statement with
+// the text of the one before it (a batch of one statement with other
+// arguments, the usual batch; the comparison is by address first) is not
+// classified again.
 func batchKind(c *classify.Classifier, b *pgx.Batch) classify.Result {
 	res := resBatch
-	for _, q := range b.QueuedQueries {
+	var prev string
+	for i, q := range b.QueuedQueries {
+		if i > 0 && q.SQL == prev {
+			continue // classified as a read or a locking read just before
+		}
+		prev = q.SQL
 		r := c.Classify(q.SQL)
 		if r.Kind == classify.Write {
 			return r

@@ -488,3 +488,36 @@ func TestReasonNamesAreDistinct(t *testing.T) {
 		t.Errorf("Reason(200).Name() = %q", n)
 	}
 }
+
+// TestBatchKind: a batch is a write if any statement is, a locking read if
+// any is, else a read, however its statements repeat (a repeated
+// statement is classified once).
+func TestBatchKind(t *testing.T) {
+	const (
+		read  = "SELECT $1::int"
+		write = "UPDATE t SET a = $1"
+		lock  = "SELECT a FROM t WHERE id = $1 FOR UPDATE"
+	)
+	c := classify.New(classify.Options{})
+	for _, tc := range []struct {
+		name  string
+		stmts []string
+		want  classify.Kind
+	}{
+		{"empty", nil, classify.Read},
+		{"reads", []string{read, read, read}, classify.Read},
+		{"write after repeated reads", []string{read, read, read, write}, classify.Write},
+		{"write first", []string{write, read, read}, classify.Write},
+		{"locking among reads", []string{read, read, lock, lock, read}, classify.LockingRead},
+		{"write after locking", []string{lock, lock, write, write}, classify.Write},
+		{"same text, other strings", []string{read, strings.Clone(read), strings.Clone(write)}, classify.Write},
+	} {
+		b := &pgx.Batch{}
+		for i, s := range tc.stmts {
+			b.Queue(s, i)
+		}
+		if got := batchKind(c, b).Kind; got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
