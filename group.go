@@ -127,12 +127,6 @@ func (g *group) pickBy(lagging bool) *member {
 			return nil
 		}
 	}
-	if len(s.members) == 1 { // nothing to balance: no balancer, no interface
-		if lagging && (*setUpView)(s).Usable(0) || !lagging && (*setView)(s).Usable(0) {
-			return s.members[0]
-		}
-		return nil
-	}
 	var nodes balancer.Nodes = (*setView)(s)
 	if lagging {
 		nodes = (*setUpView)(s)

@@ -352,21 +352,13 @@ func (p *RoutedPool) run(c *call) error {
 	}
 }
 
-// start counts an attempt as started on its node and, when the pool has
-// an OnRoute or a Tracer, reports it (report).
+// start counts an attempt as started on its node, reports its route to
+// OnRoute and starts its trace.
 func (p *RoutedPool) start(c *call) {
-	n := c.m.node
-	n.started.Add(1)
-	c.epoch = n.interrupts.Load()
+	c.m.node.started.Add(1)
+	c.epoch = c.m.node.interrupts.Load()
 	c.m.calls[c.reason].Add(1)
 	c.nctx = c.ctx
-	if p.onRoute != nil || p.tracer != nil {
-		p.report(c)
-	}
-}
-
-// report reports an attempt's route to OnRoute and starts its trace.
-func (p *RoutedPool) report(c *call) {
 	if p.onRoute != nil {
 		p.onRoute(c.ctx, c.route())
 	}
@@ -390,18 +382,9 @@ func (p *RoutedPool) finish(c *call, err error, wrote, rerun bool) {
 	p.end(c, err, wrote, rerun)
 }
 
-// end is finish after the failure signal. Most calls only count here: the
-// trace and the scope are settle's.
+// end is finish after the failure signal.
 func (p *RoutedPool) end(c *call, err error, wrote, rerun bool) {
 	c.m.node.ended.Add(1)
-	if p.tracer != nil || (err == nil && c.scope != nil && c.g == p.def) {
-		p.settle(c, err, wrote, rerun)
-	}
-}
-
-// settle ends an attempt's trace and, after a success on the default
-// group, updates its scope.
-func (p *RoutedPool) settle(c *call, err error, wrote, rerun bool) {
 	if p.tracer != nil {
 		p.tracer.TraceRouteEnd(c.nctx, TraceRouteEndData{Route: c.route(), Attempt: int(c.attempt), Err: err, Rerun: rerun})
 	}
