@@ -492,9 +492,14 @@ func (h *healthChecker) logf(level slog.Level, msg string, n *node, attrs ...any
 }
 
 // passive learns from a failed routed call: a connection error marks its
-// node down at once, without waiting for the next probe.
-func (p *RoutedPool) passive(d *decision, err error) {
-	if err == nil || !isConnError(err) {
+// node down at once, without waiting for the next probe. ctx is the context
+// the failed operation ran with: once it ended (the caller's deadline or
+// cancellation, a hedge's loser cancelled), its error says nothing of the
+// node, since pgx breaks off a write or read in progress with an i/o
+// timeout of its own making. A node that hangs is the prober's to find
+// (Health.Timeout, the stall watch).
+func (p *RoutedPool) passive(ctx context.Context, d *decision, err error) {
+	if err == nil || ctx.Err() != nil || !isConnError(err) {
 		return
 	}
 	d.m.node.health.setErr(err)

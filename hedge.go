@@ -33,6 +33,7 @@ type attemptResult struct {
 	rows   pgx.Rows
 	more   bool
 	err    error
+	ctx    context.Context // the attempt's own
 	cancel context.CancelFunc
 }
 
@@ -52,7 +53,7 @@ func (p *RoutedPool) queryHedged(c *call) (pgx.Rows, error) {
 					err = rows.Err()
 				}
 			}
-			ch <- attemptResult{m: m, rows: rows, more: more, err: err, cancel: cancel}
+			ch <- attemptResult{m: m, rows: rows, more: more, err: err, ctx: ctx, cancel: cancel}
 		}()
 		return cancel
 	}
@@ -127,16 +128,18 @@ func (p *RoutedPool) hedgeWinner(c *call, r attemptResult, loser chan attemptRes
 // endLoser closes the rows of an attempt that lost (the call's route is
 // now d) and ends it on its node, with its failure signal.
 func (p *RoutedPool) endLoser(d *decision, r attemptResult) {
+	if r.err != nil && r.m != d.m {
+		// Before the cancel: a loser that failed after it was cancelled
+		// failed of the cancel, not of its node.
+		ld := *d
+		ld.m = r.m
+		p.passive(r.ctx, &ld, r.err)
+	}
 	r.cancel()
 	if r.rows != nil {
 		r.rows.Close()
 	}
 	r.m.node.ended.Add(1)
-	if r.err != nil && r.m != d.m {
-		ld := *d
-		ld.m = r.m
-		p.passive(&ld, r.err)
-	}
 }
 
 // peekedRows are rows whose first Next already ran (in the attempt's

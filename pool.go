@@ -338,11 +338,11 @@ func (p *RoutedPool) run(c *call) error {
 		if err == nil {
 			switch c.kind {
 			case callExec:
-				p.finish(c, nil, c.isWrite(), false)
+				p.finish(c.ctx, c, nil, c.isWrite(), false)
 			case callCopy:
-				p.finish(c, nil, true, false)
+				p.finish(c.ctx, c, nil, true, false)
 			case callAcquire:
-				p.finish(c, nil, false, false)
+				p.finish(c.ctx, c, nil, false, false)
 			}
 			return nil
 		}
@@ -374,10 +374,11 @@ func (p *RoutedPool) start(c *call) {
 // after a success on the default group, updates the scope: a write marks
 // it, and in ReadYourWrites mode the scope then waits for the primary's
 // next position (after a read too, for monotonic reads). rerun says that
-// the call runs again.
-func (p *RoutedPool) finish(c *call, err error, wrote, rerun bool) {
+// the call runs again; ctx is the context the ending operation ran with
+// (the call's, or a transaction's Commit or Rollback).
+func (p *RoutedPool) finish(ctx context.Context, c *call, err error, wrote, rerun bool) {
 	if err != nil {
-		p.passive(&c.decision, err)
+		p.passive(ctx, &c.decision, err)
 	}
 	p.end(c, err, wrote, rerun)
 }
@@ -404,7 +405,7 @@ func (p *RoutedPool) end(c *call, err error, wrote, rerun bool) {
 // first, so that the retry decision sees the node ejected. A non-nil error
 // replaces err as the call's (a wait for a primary that ended).
 func (p *RoutedPool) again(c *call, err error) (bool, error) {
-	p.passive(&c.decision, err)
+	p.passive(c.ctx, &c.decision, err)
 	next, ok, werr := p.next(c.ctx, &c.decision, err, int(c.attempt))
 	p.end(c, err, false, ok)
 	if !ok {

@@ -77,7 +77,7 @@ func (r *routedRows) end(err error) {
 	if err != nil {
 		r.err = c.p.wrapErr(c, err)
 	}
-	c.p.finish(c, err, c.isWrite(), false)
+	c.p.finish(c.ctx, c, err, c.isWrite(), false)
 	r.release()
 }
 
@@ -162,7 +162,7 @@ func (row *routedRow) Scan(dest ...any) error {
 	for {
 		err := c.row.Scan(dest...)
 		if err == nil || errors.Is(err, pgx.ErrNoRows) {
-			c.p.finish(c, nil, c.isWrite(), false)
+			c.p.finish(c.ctx, c, nil, c.isWrite(), false)
 			putCall(c)
 			return err
 		}
@@ -303,7 +303,7 @@ func (b *routedBatch) Close() error {
 	if b.done.CompareAndSwap(false, true) {
 		bc := b.bc
 		b.bc = nil
-		bc.c.p.finish(&bc.c, cmp.Or(b.err, err), bc.c.isWrite(), false)
+		bc.c.p.finish(bc.c.ctx, &bc.c, cmp.Or(b.err, err), bc.c.isWrite(), false)
 		putBatchCall(bc)
 	}
 	return err

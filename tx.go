@@ -48,7 +48,7 @@ func (t *routedTx) Begin(ctx context.Context) (pgx.Tx, error) {
 func (t *routedTx) Commit(ctx context.Context) error {
 	err := t.Tx.Commit(ctx)
 	if !t.nested {
-		t.finish(err, true)
+		t.finish(ctx, err, true)
 	}
 	return err
 }
@@ -57,16 +57,18 @@ func (t *routedTx) Commit(ctx context.Context) error {
 func (t *routedTx) Rollback(ctx context.Context) error {
 	err := t.Tx.Rollback(ctx)
 	if !t.nested {
-		t.finish(err, false)
+		t.finish(ctx, err, false)
 	}
 	return err
 }
 
-func (t *routedTx) finish(err error, commit bool) {
+// finish ends the BeginTx call once, with the error of the Commit or
+// Rollback that ended the transaction and that ran with ctx.
+func (t *routedTx) finish(ctx context.Context, err error, commit bool) {
 	if !t.state.done.CompareAndSwap(false, true) {
 		return
 	}
-	t.c.p.finish(t.c, err, commit && t.state.wrote.Load(), false)
+	t.c.p.finish(ctx, t.c, err, commit && t.state.wrote.Load(), false)
 }
 
 // CopyFrom copies rows in the transaction: a write.
