@@ -3,10 +3,13 @@ package pgxroute_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -35,6 +38,7 @@ func TestCancelledCallKeepsItsNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := int(conn.Conn().PgConn().PID())
+	local := conn.Conn().PgConn().Conn().LocalAddr().(*net.TCPAddr).Port
 	// Prepared now, so that the call below only writes (Bind, Execute).
 	_, err = conn.Exec(ctx, sql, []byte{1})
 	conn.Release()
@@ -58,10 +62,9 @@ func TestCancelledCallKeepsItsNode(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { _, err := pool.Exec(cctx, sql, make([]byte, 32<<20)); done <- err }()
-	waitFor(t, "the call to start", func() bool { return nodeStat(pool, "default", name).InFlight == 1 })
-	// A trigger, not an assertion: the write fills the socket's buffers and
-	// blocks well within this.
-	time.Sleep(200 * time.Millisecond)
+	// The write is blocked once the socket holds unsent data that the
+	// stopped backend does not read.
+	waitFor(t, "the call's write to block", func() bool { return sendQueue(t, local) >= 1<<20 })
 	cancel()
 	err = <-done
 	thaw()
@@ -77,4 +80,29 @@ func TestCancelledCallKeepsItsNode(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT length($1::bytea)", []byte{1, 2}).Scan(&n); err != nil || n != 2 {
 		t.Errorf("the next call: %d, %v", n, err)
 	}
+}
+
+// sendQueue returns the bytes queued in the send buffer of the IPv4 TCP
+// socket whose local port is port, from /proc/net/tcp (0 when there is none).
+func sendQueue(t *testing.T, port int) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		// sl local_address rem_address st tx_queue:rx_queue ...
+		if len(f) < 5 || !strings.HasSuffix(f[1], want) {
+			continue
+		}
+		tx, _, _ := strings.Cut(f[4], ":")
+		n, err := strconv.ParseInt(tx, 16, 64)
+		if err != nil {
+			t.Fatalf("/proc/net/tcp: %q: %v", line, err)
+		}
+		return n
+	}
+	return 0
 }
