@@ -189,23 +189,35 @@ func (g *group) noneAnswering() error {
 	return fmt.Errorf("%w in group %q: %s", ErrNoHealthyNode, g.name, b.String())
 }
 
-// pickOther chooses a usable member other than m, or nil.
+// pickOther chooses the usable member other than m with the fewest calls in
+// flight for its weight (the first after m on a tie), or nil: the target of
+// a hedge or of a read's retry. It takes no turn of the group's balancer, so
+// that hedges and retries leave the first attempts' shares as configured
+// (hedges that took round-robin turns sent three quarters and more of the
+// first attempts to the slow replica they were hedging against).
 func (g *group) pickOther(m *member) *member {
-	for range g.members {
-		c := g.pick()
-		if c == nil {
-			return nil
-		}
-		if c != m {
-			return c
-		}
-	}
+	var best *member
+	var bestLoad int64
+	k := len(g.members)
+	start := 0
 	for i, c := range g.members {
-		if c != m && g.usable(i) {
-			return c
+		if c == m {
+			start = i + 1
 		}
 	}
-	return nil
+	for j := range k {
+		i := (start + j) % k
+		c := g.members[i]
+		if c == m || !g.usable(i) {
+			continue
+		}
+		// a/wa < b/wb, as a*wb < b*wa: no division, no float.
+		load := c.node.inFlight()
+		if best == nil || load*int64(best.weight) < bestLoad*int64(c.weight) {
+			best, bestLoad = c, load
+		}
+	}
+	return best
 }
 
 // Backend is what a node runs routed calls on. *pgxpool.Pool implements it,

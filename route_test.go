@@ -521,3 +521,78 @@ func TestBatchKind(t *testing.T) {
 		}
 	}
 }
+
+// TestPickOther: a hedge's or a retry's other node is the usable one with
+// the fewest calls in flight for its weight, the first after the failed one
+// on a tie, and taking it leaves the balancer's round-robin turns alone.
+func TestPickOther(t *testing.T) {
+	p, _ := scripted(t, func(cfg *Config) {
+		cfg.Groups[ReadGroupName] = []Node{
+			{Name: "r1", Backend: &script{name: "r1"}},
+			{Name: "r2", Backend: &script{name: "r2"}},
+			{Name: "r3", Backend: &script{name: "r3"}, Weight: 2},
+		}
+	})
+	g := p.read
+	memberOf := func(name string) *member {
+		for _, m := range g.members {
+			if m.node.name == name {
+				return m
+			}
+		}
+		t.Fatalf("no member %s", name)
+		return nil
+	}
+	nameOf := func(m *member) string {
+		if m == nil {
+			return "none"
+		}
+		return m.node.name
+	}
+	tests := []struct {
+		name     string
+		from     string
+		inFlight map[string]uint64
+		down     []string
+		want     string
+	}{
+		{name: "idle: the next after the failed one", from: "r1", want: "r2"},
+		{name: "idle, from the last: wraps around", from: "r3", want: "r1"},
+		{name: "idle, from the middle", from: "r2", want: "r3"},
+		{name: "fewest in flight", from: "r1", inFlight: map[string]uint64{"r2": 1}, want: "r3"},
+		{name: "for its weight: 3 on weight 2 beats 2 on weight 1", from: "r1", inFlight: map[string]uint64{"r2": 2, "r3": 3}, want: "r3"},
+		{name: "for its weight: 2 on weight 1 beats 5 on weight 2", from: "r1", inFlight: map[string]uint64{"r2": 2, "r3": 5}, want: "r2"},
+		{name: "the busy failed node does not count", from: "r2", inFlight: map[string]uint64{"r2": 9, "r3": 1}, want: "r1"},
+		{name: "down skipped", from: "r1", down: []string{"r2"}, want: "r3"},
+		{name: "no other usable", from: "r1", down: []string{"r2", "r3"}, want: "none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for name, n := range tt.inFlight {
+				p.nodeNamed(name).started.Add(n)
+				defer p.nodeNamed(name).ended.Add(n)
+			}
+			for _, name := range tt.down {
+				p.nodeNamed(name).health.down.Store(true)
+				defer p.nodeNamed(name).health.down.Store(false)
+			}
+			if got := nameOf(g.pickOther(memberOf(tt.from))); got != tt.want {
+				t.Errorf("pickOther(%s) = %s, want %s", tt.from, got, tt.want)
+			}
+		})
+	}
+	// The round-robin sequence goes on where it was, as if no other node
+	// had been taken in between.
+	var want, got []string
+	for range 8 {
+		want = append(want, nameOf(g.pick()))
+	}
+	for range 8 {
+		got = append(got, nameOf(g.pick()))
+		g.pickOther(memberOf("r1"))
+		g.pickOther(memberOf("r3"))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("round-robin picks with pickOther between them (-without +with):\n%s", diff)
+	}
+}
