@@ -86,7 +86,7 @@ func TestCancelledCallKeepsItsNode(t *testing.T) {
 		t.Errorf("after a cancelled call the node is %v with %d ejections (last error %q), want up with none", st.State, st.Ejections, st.LastError)
 	}
 	var n int
-	if err := pool.QueryRow(ctx, "SELECT length($1::bytea)", []byte{1, 2}).Scan(&n); err != nil || n != 2 {
+	if err := pool.QueryRow(ctx, sql, []byte{1, 2}).Scan(&n); err != nil || n != 2 {
 		t.Errorf("the next call: %d, %v", n, err)
 	}
 }

@@ -3,6 +3,7 @@ package pgxroute
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -199,12 +200,7 @@ func (g *group) pickOther(m *member) *member {
 	var best *member
 	var bestLoad int64
 	k := len(g.members)
-	start := 0
-	for i, c := range g.members {
-		if c == m {
-			start = i + 1
-		}
-	}
+	start := slices.Index(g.members, m) + 1 // 0 when m is no member
 	for j := range k {
 		i := (start + j) % k
 		c := g.members[i]
