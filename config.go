@@ -85,6 +85,16 @@ type Node struct {
 	// Weight is the node's share of its group's calls relative to the other
 	// nodes. 0 means 1.
 	Weight int
+	// NoReads keeps a member of the replication cluster out of the read
+	// group's calls while it is a replica (Patroni's noloadbalance tag, a
+	// replica kept for backups or analytics): it still becomes the primary
+	// when a probe sees it promoted. It means nothing for other bind groups.
+	NoReads bool
+}
+
+// Discoverer reports the members of the replication cluster.
+type Discoverer interface {
+	Discover(ctx context.Context) ([]Node, error)
 }
 
 // Config configures a RoutedPool. The zero value of every field but the nodes
