@@ -2,14 +2,31 @@ package pgxroute
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/pgxroute/pgxroute/stickiness"
 )
 
-// ctxKey keys the one context value of this package, a *routing: a single
-// lookup per call finds both the override and the scope.
+// The context keys of this package, all here.
+
+// ctxKey keys the context value callers set, a *routing: a single lookup
+// per call finds both the override and the scope.
 type ctxKey struct{}
+
+// routeKey keys the route of a call in the context its node runs it with.
+type routeKey struct{}
+
+// RouteFromContext returns the route of the routed call whose node runs
+// with ctx, and whether there is one. The router puts it there only when
+// Config.Tracer is set (so that a pool without a tracer pays nothing): a
+// pgx tracer of a node's pool (otelpgx, say) can then label its spans with
+// the route.
+func RouteFromContext(ctx context.Context) (Route, bool) {
+	r, ok := ctx.Value(routeKey{}).(*Route)
+	if !ok {
+		return Route{}, false
+	}
+	return *r, true
+}
 
 // routing is what a context says about routing: the innermost override and
 // the innermost scope. Each With function copies its parent's and changes
@@ -114,13 +131,4 @@ func ResetStickiness(ctx context.Context) {
 	if s := scopeFrom(ctx); s != nil {
 		s.Reset()
 	}
-}
-
-// Middleware gives every HTTP request a fresh scope (WithScope), so that a
-// request that writes reads its own writes. To carry read-your-writes
-// positions across requests, see MiddlewareWith.
-func Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(WithScope(r.Context())))
-	})
 }

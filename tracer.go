@@ -126,22 +126,6 @@ type HealthEvent struct {
 	At time.Time
 }
 
-// routeKey keys the route of a call in the context its node runs it with.
-type routeKey struct{}
-
-// RouteFromContext returns the route of the routed call whose node runs
-// with ctx, and whether there is one. The router puts it there only when
-// Config.Tracer is set (so that a pool without a tracer pays nothing): a
-// pgx tracer of a node's pool (otelpgx, say) can then label its spans with
-// the route.
-func RouteFromContext(ctx context.Context) (Route, bool) {
-	r, ok := ctx.Value(routeKey{}).(*Route)
-	if !ok {
-		return Route{}, false
-	}
-	return *r, true
-}
-
 // multiTracer fans events out to several tracers.
 type multiTracer []RouteTracer
 
