@@ -5,42 +5,44 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/pgxroute/pgxroute/balancer"
 )
 
-// Following the cluster.
+// The snapshot: one published state of every node and of the cluster.
+//
+// Everything routing reads about the nodes (their health, roles, timelines,
+// positions and lag; which member is the primary; which nodes each group may
+// pick now) is one immutable snapshot, published through one atomic
+// pointer. A routing decision loads it once and passes it down; it never
+// waits. Counters (calls in flight, calls by reason, ejections, hedges) stay
+// atomics on the nodes: they are counts, not state routing decides by.
 //
 // The nodes of the default group and of the read group are the members of
-// one replication cluster. Unless Config.StaticRoles is set (or health
-// checks are off), their roles are what the probes see: the configuration
-// is only the first guess (the default group's first node is the primary,
-// every other member a replica) until the first probes answer. Every
-// change a prober or a routed call sees is folded into a clusterView by
-// computeView, a pure function of the previous view and of what each member
-// was last seen as, and published through one atomic pointer: the router
-// reads it without a lock, and a call that waits for a primary waits on the
-// view's next channel.
+// one replication cluster. Unless roles are static (Config.StaticRoles,
+// health checks off, or a member given as a Backend), their roles are what
+// the probes see: the configuration is only the first guess (the default
+// group's first node is the primary, every other member a replica).
+//
+// A snapshot changes only in publisher.apply: one outcome for one node (a
+// probe's, or a routed call's failure) goes through nextNodeState
+// (health.go), then computeSnapshot, a pure function of the previous
+// snapshot and the new node states, decides the primary, split brains, lag,
+// and the groups' pickable members. Writers are serialised by the
+// publisher's mutex; readers never take it. A call that waits for a primary
+// waits on the snapshot's next channel, closed when the next one is
+// published.
 
-// memberObs is what the router knows of one member when a view is computed.
-type memberObs struct {
-	up       bool     // neither down nor suspect
-	role     nodeRole // what its last probe saw (roleUnknown: none yet)
-	timeline uint32   // its timeline as of that probe (0: unknown)
-	probes   uint64   // the number of its last answered probe
-}
-
-// clusterView is one immutable state of the cluster.
-type clusterView struct {
-	obs     []memberObs // by member index (node.ci)
-	primary int         // the member writes go to; -1: none known
+// snapshot is one immutable state of the pool's nodes and cluster.
+type snapshot struct {
+	nodes  []nodeState  // by node.index
+	groups []groupState // by group.index: what each group may pick now (group.go)
+	// primary is the member (a node index) writes go to; -1: none known.
+	primary int
 	// last is the member that was primary last (for positions while none
 	// is known); -1 before any.
 	last int
-	// stale marks members that report being a primary on a lower timeline
-	// than the primary (split brain): they take no calls.
-	stale []bool
 	// split lists the members that report being a primary on the same,
 	// highest, timeline: no primary is chosen while it lasts.
 	split     []int
@@ -52,155 +54,106 @@ type clusterView struct {
 	// history has left behind).
 	maxTimeline uint32
 	next        chan struct{}
-	// sets are, following the cluster, the members that may take the
-	// default group's calls (the primary) and the read group's (the
-	// replicas), each with a balancer of its own, so that a strategy
-	// balances over the members of the role alone (a round-robin over two
-	// replicas alternates exactly). A set is carried over to the next view
-	// while its members stay the same.
-	sets [2]*roleSet
 }
 
-// roleSet is members of a group with a balancer over them: every member
-// (the group's own), or, following the cluster, those of its role now.
-type roleSet struct {
-	members []*member
-	bal     *balancer.Balancer
+// hasPrimary is the condition of a call that needs the primary.
+func hasPrimary(v *snapshot) bool { return v.primary >= 0 }
+
+// topology is what computeSnapshot needs to know of the pool: which nodes
+// are the cluster's members, whether routing follows their roles, and the
+// lag limits.
+type topology struct {
+	members      []int // node indices of the default and read groups' nodes
+	followsRoles bool
+	// staticPrimary is, with static roles, the node whose positions the
+	// replicas' lag is measured against: the default group's first.
+	staticPrimary int
+	maxLag        time.Duration // 0 or negative: no limit
+	maxLagBytes   int64         // 0: no limit
 }
 
-// setView lets the balancer ask a role set about its members without
-// allocating.
-type setView roleSet
-
-// Usable implements balancer.Nodes: the member is up and not lagging.
-func (s *setView) Usable(i int) bool {
-	n := s.members[i].node
-	return n.health.up() && !n.health.lagging.Load()
-}
-
-// InFlight implements balancer.Nodes.
-func (s *setView) InFlight(i int) int64 { return s.members[i].node.inFlight() }
-
-// setUpView is a setView in which lagging members are usable too.
-type setUpView roleSet
-
-// Usable implements balancer.Nodes: the member is up.
-func (s *setUpView) Usable(i int) bool { return s.members[i].node.health.up() }
-
-// InFlight implements balancer.Nodes.
-func (s *setUpView) InFlight(i int) int64 { return s.members[i].node.inFlight() }
-
-// buildSets fills v's role sets for the groups that follow the cluster,
-// reusing prev's where the members did not change.
-func (p *RoutedPool) buildSets(v, prev *clusterView) {
-	for _, g := range []*group{p.def, p.read} {
-		if g == nil || g.roles == anyRole {
-			continue
+// positionsFrom returns the node whose WAL positions are the primary's in v:
+// following the roles, the primary now or else the last one; with static
+// roles, the default group's first node.
+func (t *topology) positionsFrom(v *snapshot) int {
+	if t.followsRoles {
+		if v.primary >= 0 {
+			return v.primary
 		}
-		var ms []*member
-		for i, m := range g.members {
-			if g.qualifiesIn(v, i) {
-				ms = append(ms, m)
-			}
+		if v.last >= 0 {
+			return v.last
 		}
-		k := g.roles - 1
-		if prev != nil && prev.sets[k] != nil && slices.Equal(prev.sets[k].members, ms) {
-			v.sets[k] = prev.sets[k]
-			continue
-		}
-		set := &roleSet{members: ms}
-		if len(ms) > 0 {
-			w := make([]int, len(ms))
-			for i, m := range ms {
-				w[i] = m.weight
-			}
-			b, err := balancer.New(p.strategy, w, balancer.Options{Seed: p.seed})
-			if err != nil {
-				// The weights were accepted by New: cannot happen; keep the
-				// previous set rather than route by a broken one.
-				if prev != nil {
-					v.sets[k] = prev.sets[k]
-				}
-				continue
-			}
-			set.bal = b
-		}
-		v.sets[k] = set
 	}
+	return t.staticPrimary
 }
 
-// isPrimary reports whether member i is the one writes go to.
-func (v *clusterView) isPrimary(i int) bool { return i >= 0 && i == v.primary }
-
-// isReplica reports whether member i is a replica now (or guessed to be one
-// before its first probe) and not a stale primary.
-func (v *clusterView) isReplica(i int) bool {
-	return i >= 0 && i < len(v.obs) && v.obs[i].role == roleIsReplica && !v.stale[i]
+// clusterChange is what changed from one snapshot to the next, beyond the
+// node's own transition: for the events.
+type clusterChange struct {
+	primaryChanged bool // the primary differs from the previous snapshot's
+	splitStarted   bool // a split brain with equal timelines began
+	staleAdded     []int
+	laggingChanged []int // nodes whose lagging flag flipped
 }
 
-// initialView is the view before any probe: the configured roles.
-func initialView(members int) *clusterView {
-	v := &clusterView{obs: make([]memberObs, members), stale: make([]bool, members), next: make(chan struct{})}
-	for i := range v.obs {
-		v.obs[i] = memberObs{up: true, role: roleIsReplica}
-	}
-	if members > 0 {
-		v.obs[0].role = roleIsPrimary
-		v.primary, v.last = 0, 0
+// initialSnapshot is the snapshot before any probe: every node up, the
+// members in their configured roles (the first one primary).
+func initialSnapshot(nodes int, t *topology) *snapshot {
+	v := &snapshot{nodes: make([]nodeState, nodes), primary: -1, last: -1, next: make(chan struct{})}
+	for k, i := range t.members {
+		v.nodes[i].role = roleReplica
+		if k == 0 {
+			v.nodes[i].role = rolePrimary
+			v.primary, v.last = i, i
+		}
 	}
 	return v
 }
 
-// viewChange is what changed from one view to the next, for the log and the
-// HealthTracer.
-type viewChange struct {
-	primaryChanged bool // v.primary differs from the previous view's
-	splitStarted   bool // a split brain with equal timelines began
-	staleAdded     []int
-}
-
-// computeView returns the view after prev when the members are as obs says,
-// and what changed. The primary is the one member that is up and reports
-// being a primary; of several, the one on the highest timeline, the others
-// being stale; with several on that timeline, none (a split brain the
-// router does not guess through). A member whose role is not yet known
-// keeps the role it had in prev.
-func computeView(prev *clusterView, obs []memberObs, now time.Time) (*clusterView, viewChange) {
-	v := &clusterView{
-		obs: make([]memberObs, len(obs)), stale: make([]bool, len(obs)),
-		primary: -1, last: prev.last, changes: prev.changes, changedAt: prev.changedAt,
+// computeSnapshot returns the snapshot after prev when the nodes are as
+// nodes says (a new slice, which it completes), and what changed.
+//
+// The primary is the one member that is up and reports being a primary; of
+// several, the one on the highest timeline, the others being stale; with
+// several on that timeline, none (a split brain the router does not guess
+// through). A replica lags when its replay delay or its WAL distance to the
+// primary is beyond the limits.
+func computeSnapshot(prev *snapshot, nodes []nodeState, t *topology, now time.Time) (*snapshot, clusterChange) {
+	v := &snapshot{
+		nodes: nodes, primary: -1, last: prev.last, changes: prev.changes, changedAt: prev.changedAt,
 		maxTimeline: prev.maxTimeline, next: make(chan struct{}),
 	}
-	copy(v.obs, obs)
-	for i := range v.obs {
-		if v.obs[i].role == roleUnknown {
-			v.obs[i].role = prev.obs[i].role
+	timeline := func(i int) uint32 {
+		if p := nodes[i].probe; p != nil {
+			return p.timeline
 		}
+		return 0
 	}
-	for _, o := range v.obs {
-		if o.role == roleIsPrimary {
-			v.maxTimeline = max(v.maxTimeline, o.timeline)
+	for _, i := range t.members {
+		if nodes[i].role == rolePrimary {
+			v.maxTimeline = max(v.maxTimeline, timeline(i))
 		}
 	}
 	var best uint32
 	var cands []int
-	for i, o := range v.obs {
-		if !o.up || o.role != roleIsPrimary {
+	for _, i := range t.members {
+		nodes[i].stale = false
+		if !nodes[i].up() || nodes[i].role != rolePrimary {
 			continue
 		}
-		if o.timeline != 0 && o.timeline < v.maxTimeline {
-			v.stale[i] = true // behind the cluster's history, whoever is up
+		if tl := timeline(i); tl != 0 && tl < v.maxTimeline {
+			nodes[i].stale = true // behind the cluster's history, whoever is up
 			continue
 		}
 		cands = append(cands, i)
-		best = max(best, o.timeline)
+		best = max(best, timeline(i))
 	}
 	var top []int
 	for _, i := range cands {
-		if v.obs[i].timeline == best {
+		if timeline(i) == best {
 			top = append(top, i)
 		} else {
-			v.stale[i] = true
+			nodes[i].stale = true
 		}
 	}
 	switch len(top) {
@@ -210,7 +163,7 @@ func computeView(prev *clusterView, obs []memberObs, now time.Time) (*clusterVie
 	default:
 		v.split = top
 	}
-	var ch viewChange
+	var ch clusterChange
 	if v.primary != prev.primary {
 		ch.primaryChanged = true
 		if v.primary >= 0 {
@@ -222,101 +175,197 @@ func computeView(prev *clusterView, obs []memberObs, now time.Time) (*clusterVie
 		}
 	}
 	ch.splitStarted = len(v.split) > 0 && len(prev.split) == 0
-	for i := range v.stale {
-		if v.stale[i] && !prev.stale[i] {
+	for _, i := range t.members {
+		if nodes[i].stale && !prev.nodes[i].stale {
 			ch.staleAdded = append(ch.staleAdded, i)
+		}
+	}
+
+	var primaryLSN uint64
+	if pr := nodes[t.positionsFrom(v)].probe; pr != nil && !pr.recovery {
+		primaryLSN = pr.lsn
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		n.lagBytes, n.lagging = 0, false
+		if n.probe != nil && n.probe.recovery {
+			if primaryLSN > n.probe.lsn {
+				n.lagBytes = int64(primaryLSN - n.probe.lsn)
+			}
+			n.lagging = (t.maxLag > 0 && n.probe.lag > t.maxLag) || (t.maxLagBytes > 0 && n.lagBytes > t.maxLagBytes)
+		}
+		if n.lagging != prev.nodes[i].lagging {
+			ch.laggingChanged = append(ch.laggingChanged, i)
 		}
 	}
 	return v, ch
 }
 
-// publishView recomputes the cluster view from every member's health and
-// publishes it, then logs and traces what changed. Probers and routed calls
-// call it after a change; writers are serialised, readers never wait.
-func (h *healthChecker) publishView() {
-	p := h.p
-	h.viewMu.Lock()
-	prev := p.cluster.Load()
-	obs := make([]memberObs, len(p.members))
-	for i, n := range p.members {
-		o := memberObs{up: n.health.up(), role: nodeRole(n.health.role.Load())}
-		if r := n.health.last.Load(); r != nil {
-			o.timeline, o.probes = r.timeline, r.seq
-		}
-		obs[i] = o
-	}
-	v, ch := computeView(prev, obs, time.Now())
-	if h.dynamic {
-		p.buildSets(v, prev)
-	}
-	p.cluster.Store(v)
-	close(prev.next)
-	h.viewMu.Unlock()
+// publisher owns the snapshot: it applies outcomes one at a time and
+// publishes the result. Its mutex serialises writers only; calls read the
+// pointer without it.
+type publisher struct {
+	mu   sync.Mutex // held while one outcome is applied and published
+	snap atomic.Pointer[snapshot]
+	topo topology
+}
 
-	if !h.dynamic {
+// apply applies outcome o of node n, publishes the new snapshot, then
+// reports what changed and acts on it (interrupts, probes).
+func (p *RoutedPool) apply(n *node, o outcome) {
+	if o.at.IsZero() {
+		o.at = time.Now()
+	}
+	var t transition
+	v, prev, ch := p.publish(o.at, func(nodes []nodeState) {
+		nodes[n.index], t = nextNodeState(nodes[n.index], o, p.rulesFor(n))
+	})
+
+	for _, e := range t.events {
+		switch e.kind {
+		case EventEjected:
+			n.ejections.Add(1)
+		case EventReadmitted:
+			n.readmissions.Add(1)
+		}
+		p.nodeEvent(v, n, e.kind, e.why, e.err)
+	}
+	if t.interrupt {
+		n.interrupt()
+	}
+	if t.resetPool && n.pool != nil {
+		// The idle connections of a server that failed one are likely dead
+		// too (a crash, a restart): drop them, so that no later call sends
+		// a statement on one (and loses track of whether it ran).
+		n.pool.Reset()
+	}
+	if t.probeNow {
+		n.requestProbe()
+	}
+	p.clusterEvents(v, prev, ch)
+}
+
+// publish publishes the snapshot after the current one in which change
+// changed the nodes' states (a copy of them), and returns it with the one
+// before it and what changed.
+func (p *RoutedPool) publish(at time.Time, change func(nodes []nodeState)) (v, prev *snapshot, ch clusterChange) {
+	p.pub.mu.Lock()
+	defer p.pub.mu.Unlock()
+	prev = p.pub.snap.Load()
+	nodes := slices.Clone(prev.nodes)
+	change(nodes)
+	v, ch = computeSnapshot(prev, nodes, &p.pub.topo, at)
+	p.buildGroups(v, prev)
+	p.pub.snap.Store(v)
+	close(prev.next)
+	return v, prev, ch
+}
+
+// rulesFor returns the health rules of node n.
+func (p *RoutedPool) rulesFor(n *node) healthRules {
+	return healthRules{
+		failuresToEject:    p.healthCfg.FailuresToEject,
+		successesToReadmit: p.healthCfg.SuccessesToReadmit,
+		ejectOnCall:        p.probing,
+		expect:             n.expect,
+	}
+}
+
+// clusterEvents reports the cluster's changes from prev to v.
+func (p *RoutedPool) clusterEvents(v, prev *snapshot, ch clusterChange) {
+	for _, i := range ch.laggingChanged {
+		n, s := p.nodes[i], &v.nodes[i]
+		if s.lagging {
+			p.report(HealthEvent{Kind: EventLagging, Node: n.name, State: s.state(), Role: s.role.String(),
+				Detail: "the replica lags beyond the limits; it takes no reads", Lag: s.probe.lag, LagBytes: s.lagBytes, At: time.Now()})
+		} else {
+			p.nodeEvent(v, n, EventCaughtUp, "the replica is within the lag limits again", "")
+		}
+	}
+	if !p.pub.topo.followsRoles {
 		return
 	}
 	if ch.primaryChanged {
+		ev := HealthEvent{Kind: EventPrimaryChanged, Role: "primary", At: time.Now()}
 		if v.primary >= 0 {
-			prevName := ""
+			ev.Node = p.nodes[v.primary].name
 			if prev.primary >= 0 {
-				prevName = p.members[prev.primary].name
+				ev.Previous = p.nodes[prev.primary].name
 			} else if prev.last >= 0 && prev.last != v.primary {
-				prevName = p.members[prev.last].name
+				ev.Previous = p.nodes[prev.last].name
 			}
-			h.primaryEvent(p.members[v.primary].name, prevName, "pgxroute: primary changed: writes go to the new primary")
+			ev.Detail = "writes go to the new primary"
 		} else {
-			prevName := ""
 			if prev.primary >= 0 {
-				prevName = p.members[prev.primary].name
+				ev.Previous = p.nodes[prev.primary].name
 			}
-			h.primaryEvent("", prevName, "pgxroute: primary lost: writes wait for a new one (FailoverTimeout)")
-			h.kickAll()
+			ev.Detail = "primary lost: writes wait for a new one (FailoverTimeout)"
+		}
+		p.report(ev)
+		if v.primary < 0 {
+			p.probeAll()
 		}
 	}
 	for _, i := range ch.staleAdded {
-		other := p.members[max(v.primary, v.last, 0)]
-		h.splitEvent(p.members[i], other, "pgxroute: split brain: a member reports being a primary on a lower timeline than the cluster's; it takes no calls")
+		other := p.nodes[max(v.primary, v.last, 0)]
+		p.report(HealthEvent{Kind: EventSplitBrain, Node: p.nodes[i].name, Previous: other.name, State: v.nodes[i].state(), Role: "primary",
+			Detail: "a member reports being a primary on a lower timeline than the cluster's; it takes no calls", At: time.Now()})
 	}
 	if ch.splitStarted {
-		h.splitEvent(p.members[v.split[0]], p.members[v.split[1]], "pgxroute: split brain: two members report being a primary on the same timeline; writes fail until one is demoted")
+		a, b := v.split[0], v.split[1]
+		p.report(HealthEvent{Kind: EventSplitBrain, Node: p.nodes[a].name, Previous: p.nodes[b].name, State: v.nodes[a].state(), Role: "primary",
+			Detail: "two members report being a primary on the same timeline; writes fail until one is demoted", At: time.Now()})
 	}
 }
 
-// kickAll asks every member's prober for a probe now.
-func (h *healthChecker) kickAll() {
-	for _, n := range h.p.members {
-		n.health.requestProbe()
+// nodeEvent reports a health event of node n as of snapshot v.
+func (p *RoutedPool) nodeEvent(v *snapshot, n *node, kind HealthEventKind, why, err string) {
+	s := &v.nodes[n.index]
+	p.report(HealthEvent{Kind: kind, Node: n.name, State: s.state(), Role: s.role.String(), Err: err, Detail: why, At: time.Now()})
+}
+
+// report passes a health event to the pool's health tracers (the Logger's
+// adapter among them).
+func (p *RoutedPool) report(ev HealthEvent) {
+	if p.healthTracer != nil {
+		p.healthTracer.TraceHealth(context.Background(), ev)
 	}
 }
 
-// awaitView returns the first view, the current one included, for which ok
-// holds; it waits for one up to HealthConfig.FailoverTimeout and the end of
-// ctx, asking every member for a probe. The error wraps ErrNoPrimary and
-// ErrNoHealthyNode (and the context's error when ctx ended first) and names
-// every member with what it was last seen as.
+// probeAll asks every member's prober for a probe now.
+func (p *RoutedPool) probeAll() {
+	for _, i := range p.pub.topo.members {
+		p.nodes[i].requestProbe()
+	}
+}
+
+// awaitSnapshot returns the first snapshot, the current one included, for
+// which ok holds; it waits for one up to HealthConfig.FailoverTimeout and
+// the end of ctx, asking every member for a probe. The error wraps
+// ErrNoPrimary and ErrNoHealthyNode (and the context's error when ctx ended
+// first) and names every member with what it was last seen as.
 //
 // until, when not zero, ends the wait earlier: a call that waits more than
 // once (its primary lost again) waits FailoverTimeout in all.
-func (p *RoutedPool) awaitView(ctx context.Context, ok func(*clusterView) bool, until time.Time) (*clusterView, error) {
-	v := p.cluster.Load()
+func (p *RoutedPool) awaitSnapshot(ctx context.Context, ok func(*snapshot) bool, until time.Time) (*snapshot, error) {
+	v := p.pub.snap.Load()
 	if ok(v) {
 		return v, nil
 	}
-	wait := p.health.cfg.FailoverTimeout
-	if wait < 0 || !p.following {
+	wait := p.healthCfg.FailoverTimeout
+	if wait < 0 || !p.pub.topo.followsRoles {
 		return v, p.noPrimary(v, nil)
 	}
 	if !until.IsZero() {
 		wait = min(wait, time.Until(until))
 	}
-	p.health.kickAll()
+	p.probeAll()
 	timer := time.NewTimer(max(wait, 0))
 	defer timer.Stop()
 	for {
 		select {
 		case <-v.next:
-			v = p.cluster.Load()
+			v = p.pub.snap.Load()
 			if ok(v) {
 				return v, nil
 			}
@@ -328,34 +377,35 @@ func (p *RoutedPool) awaitView(ctx context.Context, ok func(*clusterView) bool, 
 	}
 }
 
-// hasPrimary is the condition of a call that needs the primary.
-func hasPrimary(v *clusterView) bool { return v.primary >= 0 }
-
-// noPrimary is the error of a call that needed the primary when view v has
-// none; cause is the context's error, if it ended the wait.
-func (p *RoutedPool) noPrimary(v *clusterView, cause error) error {
+// noPrimary is the error of a call that needed the primary when snapshot v
+// has none; cause is the context's error, if it ended the wait.
+func (p *RoutedPool) noPrimary(v *snapshot, cause error) error {
 	var b strings.Builder
-	for i, n := range p.members {
-		if i > 0 {
+	for k, i := range p.pub.topo.members {
+		if k > 0 {
 			b.WriteString(", ")
 		}
-		o := v.obs[i]
-		fmt.Fprintf(&b, "%q %s", n.name, o.role)
-		if o.timeline != 0 {
-			fmt.Fprintf(&b, " on timeline %d", o.timeline)
+		s := &v.nodes[i]
+		fmt.Fprintf(&b, "%q %s", p.nodes[i].name, s.role)
+		if s.probe != nil && s.probe.timeline != 0 {
+			fmt.Fprintf(&b, " on timeline %d", s.probe.timeline)
 		}
 		switch {
-		case v.stale[i]:
+		case s.stale:
 			b.WriteString(" (stale primary)")
-		case !o.up:
-			fmt.Fprintf(&b, " (%s)", n.health.describe())
+		case !s.up():
+			fmt.Fprintf(&b, " (%s)", s.describe())
 		}
 	}
 	e := &noPrimaryError{errs: []error{ErrNoPrimary, ErrNoHealthyNode}}
 	what := "no member is primary"
 	if len(v.split) > 1 {
+		tl := uint32(0)
+		if pr := v.nodes[v.split[0]].probe; pr != nil {
+			tl = pr.timeline
+		}
 		what = fmt.Sprintf("split brain: %q and %q both report being the primary on timeline %d",
-			p.members[v.split[0]].name, p.members[v.split[1]].name, v.obs[v.split[0]].timeline)
+			p.nodes[v.split[0]].name, p.nodes[v.split[1]].name, tl)
 		e.errs = append(e.errs, ErrSplitBrain)
 	}
 	if cause != nil {

@@ -1,24 +1,33 @@
 package pgxroute
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // TestComputeView runs the cluster view's transition function over every
 // role change, split brain, ejection and re-admission, without a server.
 func TestComputeView(t *testing.T) {
 	const (
-		P = roleIsPrimary
-		R = roleIsReplica
-		U = roleUnknown
+		P = rolePrimary
+		R = roleReplica
 	)
-	up := func(role nodeRole, tli uint32) memberObs { return memberObs{up: true, role: role, timeline: tli} }
-	down := func(role nodeRole, tli uint32) memberObs { return memberObs{role: role, timeline: tli} }
+	topo := &topology{members: []int{0, 1, 2}, followsRoles: true}
+	up := func(r role, tli uint32) nodeState {
+		return nodeState{role: r, probe: &probeResult{timeline: tli, recovery: r == roleReplica}}
+	}
+	down := func(r role, tli uint32) nodeState {
+		s := up(r, tli)
+		s.down = true
+		return s
+	}
 	type want struct {
 		primary, last int
 		stale         []bool
@@ -28,92 +37,92 @@ func TestComputeView(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		prev *clusterView // nil: the configured view of 3 members
-		obs  []memberObs
+		prev *snapshot // nil: the configured snapshot of 3 members
+		obs  []nodeState
 		want want
 	}{
 		{
 			name: "probes confirm the configuration",
-			obs:  []memberObs{up(P, 1), up(R, 1), up(R, 1)},
+			obs:  []nodeState{up(P, 1), up(R, 1), up(R, 1)},
 			want: want{primary: 0, last: 0, stale: []bool{false, false, false}},
 		},
 		{
 			name: "no probe yet: the configured roles stand",
-			obs:  []memberObs{up(U, 0), up(U, 0), up(U, 0)},
+			obs:  initialSnapshot(3, topo).nodes,
 			want: want{primary: 0, last: 0, stale: []bool{false, false, false}},
 		},
 		{
 			name: "the configuration was wrong: the second member is the primary",
-			obs:  []memberObs{up(R, 2), up(P, 2), up(R, 2)},
+			obs:  []nodeState{up(R, 2), up(P, 2), up(R, 2)},
 			want: want{primary: 1, last: 1, stale: []bool{false, false, false}, changes: 1, changed: true},
 		},
 		{
 			name: "primary ejected: none known, the last one kept for positions",
-			obs:  []memberObs{down(P, 1), up(R, 1), up(R, 1)},
+			obs:  []nodeState{down(P, 1), up(R, 1), up(R, 1)},
 			want: want{primary: -1, last: 0, stale: []bool{false, false, false}, changed: true},
 		},
 		{
 			name: "primary suspect (not up): none known",
-			obs:  []memberObs{{role: P, timeline: 1}, up(R, 1), up(R, 1)},
+			obs:  []nodeState{{suspect: true, role: P, probe: &probeResult{timeline: 1}}, up(R, 1), up(R, 1)},
 			want: want{primary: -1, last: 0, stale: []bool{false, false, false}, changed: true},
 		},
 		{
 			name: "failover: r1 promoted while the old primary is down",
-			prev: prevView(-1, 0, []memberObs{down(P, 1), up(R, 1), up(R, 1)}),
-			obs:  []memberObs{down(P, 1), up(P, 2), up(R, 1)},
+			prev: prevView(-1, 0, []nodeState{down(P, 1), up(R, 1), up(R, 1)}),
+			obs:  []nodeState{down(P, 1), up(P, 2), up(R, 1)},
 			want: want{primary: 1, last: 1, stale: []bool{false, false, false}, changes: 1, changed: true},
 		},
 		{
 			name: "switchover: the primary reports recovery before r1 is promoted",
-			obs:  []memberObs{up(R, 1), up(R, 1), up(R, 1)},
+			obs:  []nodeState{up(R, 1), up(R, 1), up(R, 1)},
 			want: want{primary: -1, last: 0, stale: []bool{false, false, false}, changed: true},
 		},
 		{
 			name: "the old primary is re-admitted as a replica: no change",
-			prev: prevView(1, 1, []memberObs{down(P, 1), up(P, 2), up(R, 2)}),
-			obs:  []memberObs{up(R, 2), up(P, 2), up(R, 2)},
+			prev: prevView(1, 1, []nodeState{down(P, 1), up(P, 2), up(R, 2)}),
+			obs:  []nodeState{up(R, 2), up(P, 2), up(R, 2)},
 			want: want{primary: 1, last: 1, stale: []bool{false, false, false}},
 		},
 		{
 			name: "the same primary re-admitted after an ejection is not a change",
-			prev: prevView(-1, 0, []memberObs{down(P, 1), up(R, 1), up(R, 1)}),
-			obs:  []memberObs{up(P, 1), up(R, 1), up(R, 1)},
+			prev: prevView(-1, 0, []nodeState{down(P, 1), up(R, 1), up(R, 1)}),
+			obs:  []nodeState{up(P, 1), up(R, 1), up(R, 1)},
 			want: want{primary: 0, last: 0, stale: []bool{false, false, false}, changed: true},
 		},
 		{
 			name: "split brain: the old primary back as a primary on the lower timeline is stale",
-			prev: prevView(1, 1, []memberObs{down(P, 1), up(P, 2), up(R, 2)}),
-			obs:  []memberObs{up(P, 1), up(P, 2), up(R, 2)},
+			prev: prevView(1, 1, []nodeState{down(P, 1), up(P, 2), up(R, 2)}),
+			obs:  []nodeState{up(P, 1), up(P, 2), up(R, 2)},
 			want: want{primary: 1, last: 1, stale: []bool{true, false, false}},
 		},
 		{
 			name: "split brain on equal timelines: no primary, both named",
-			prev: prevView(1, 1, []memberObs{down(P, 2), up(P, 2), up(R, 2)}),
-			obs:  []memberObs{up(P, 2), up(P, 2), up(R, 2)},
+			prev: prevView(1, 1, []nodeState{down(P, 2), up(P, 2), up(R, 2)}),
+			obs:  []nodeState{up(P, 2), up(P, 2), up(R, 2)},
 			want: want{primary: -1, last: 1, stale: []bool{false, false, false}, split: []int{0, 1}, changed: true},
 		},
 		{
 			name: "a stale primary that is down is not stale (it takes nothing anyway)",
-			prev: prevView(1, 1, []memberObs{down(P, 1), up(P, 2), up(R, 2)}),
-			obs:  []memberObs{down(P, 1), up(P, 2), up(R, 2)},
+			prev: prevView(1, 1, []nodeState{down(P, 1), up(P, 2), up(R, 2)}),
+			obs:  []nodeState{down(P, 1), up(P, 2), up(R, 2)},
 			want: want{primary: 1, last: 1, stale: []bool{false, false, false}},
 		},
 		{
 			name: "the old primary back as a primary while the new one is down: stale, no primary",
-			prev: withMax(prevView(-1, 1, []memberObs{down(R, 1), down(P, 2), up(R, 2)}), 2),
-			obs:  []memberObs{up(P, 1), down(P, 2), up(R, 2)},
+			prev: withMax(prevView(-1, 1, []nodeState{down(R, 1), down(P, 2), up(R, 2)}), 2),
+			obs:  []nodeState{up(P, 1), down(P, 2), up(R, 2)},
 			want: want{primary: -1, last: 1, stale: []bool{true, false, false}},
 		},
 		{
 			name: "a primary whose timeline is unknown (no WAL functions) is not compared",
-			prev: withMax(prevView(0, 0, []memberObs{up(P, 0), up(R, 0), up(R, 0)}), 0),
-			obs:  []memberObs{up(P, 0), up(R, 0), up(R, 0)},
+			prev: withMax(prevView(0, 0, []nodeState{up(P, 0), up(R, 0), up(R, 0)}), 0),
+			obs:  []nodeState{up(P, 0), up(R, 0), up(R, 0)},
 			want: want{primary: 0, last: 0, stale: []bool{false, false, false}},
 		},
 		{
 			name: "failing back to the first primary counts a change",
-			prev: prevView(1, 1, []memberObs{up(R, 2), up(P, 2), up(R, 2)}),
-			obs:  []memberObs{up(P, 3), up(R, 3), up(R, 3)},
+			prev: prevView(1, 1, []nodeState{up(R, 2), up(P, 2), up(R, 2)}),
+			obs:  []nodeState{up(P, 3), up(R, 3), up(R, 3)},
 			want: want{primary: 0, last: 0, stale: []bool{false, false, false}, changes: 1, changed: true},
 		},
 	}
@@ -121,11 +130,15 @@ func TestComputeView(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			prev := tt.prev
 			if prev == nil {
-				prev = initialView(len(tt.obs))
+				prev = initialSnapshot(len(tt.obs), topo)
 			}
 			at := time.Unix(1000, 0)
-			v, ch := computeView(prev, tt.obs, at)
-			got := want{primary: v.primary, last: v.last, stale: v.stale, split: v.split, changes: v.changes - prev.changes, changed: ch.primaryChanged}
+			v, ch := computeSnapshot(prev, slices.Clone(tt.obs), topo, at)
+			var stale []bool
+			for _, n := range v.nodes {
+				stale = append(stale, n.stale)
+			}
+			got := want{primary: v.primary, last: v.last, stale: stale, split: v.split, changes: v.changes - prev.changes, changed: ch.primaryChanged}
 			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("view (-want +got):\n%s", diff)
 			}
@@ -135,38 +148,40 @@ func TestComputeView(t *testing.T) {
 			if (len(v.split) > 0) != ch.splitStarted && len(prev.split) == 0 {
 				t.Errorf("splitStarted = %v with split %v", ch.splitStarted, v.split)
 			}
-			for i := range tt.obs {
-				if v.isPrimary(i) && v.isReplica(i) {
+			for i, n := range v.nodes {
+				replica := n.role == roleReplica && !n.stale
+				if i == v.primary && replica {
 					t.Errorf("member %d is both primary and replica", i)
 				}
-				if v.stale[i] && (v.isPrimary(i) || v.isReplica(i)) {
-					t.Errorf("stale member %d takes calls", i)
+				if n.stale && i == v.primary {
+					t.Errorf("stale member %d takes writes", i)
 				}
 			}
 		})
 	}
 }
 
-// withMax sets a view's highest timeline seen.
-func withMax(v *clusterView, tl uint32) *clusterView {
+// withMax sets a snapshot's highest timeline seen.
+func withMax(v *snapshot, tl uint32) *snapshot {
 	v.maxTimeline = tl
 	return v
 }
 
-// prevView builds a previous view.
-func prevView(primary, last int, obs []memberObs) *clusterView {
-	return &clusterView{obs: obs, primary: primary, last: last, stale: make([]bool, len(obs)), next: make(chan struct{})}
+// prevView builds a previous snapshot.
+func prevView(primary, last int, nodes []nodeState) *snapshot {
+	return &snapshot{nodes: nodes, primary: primary, last: last, next: make(chan struct{})}
 }
 
 // TestNoPrimaryError checks what a call that needed the primary is told.
 func TestNoPrimaryError(t *testing.T) {
 	p := &RoutedPool{}
-	for _, name := range []string{"p", "r1"} {
-		p.members = append(p.members, &node{name: name})
+	for i, name := range []string{"p", "r1"} {
+		p.nodes = append(p.nodes, &node{name: name, index: i})
+		p.pub.topo.members = append(p.pub.topo.members, i)
 	}
-	p.members[0].health.down.Store(true)
-	p.members[0].health.setErr(errors.New("dial tcp 127.0.0.1:5432: connection refused (password=secret)"))
-	v := prevView(-1, 0, []memberObs{{role: roleIsPrimary, timeline: 1}, {up: true, role: roleIsReplica, timeline: 1}})
+	primary := nodeState{down: true, role: rolePrimary, probe: &probeResult{timeline: 1}}
+	primary, _ = nextNodeState(primary, outcome{kind: callFailed, err: errors.New("dial tcp 127.0.0.1:5432: connection refused (password=secret)")}, healthRules{})
+	v := prevView(-1, 0, []nodeState{primary, {role: roleReplica, probe: &probeResult{timeline: 1, recovery: true}}})
 	err := p.noPrimary(v, nil)
 	for _, target := range []error{ErrNoPrimary, ErrNoHealthyNode} {
 		if !errors.Is(err, target) {
@@ -185,7 +200,7 @@ func TestNoPrimaryError(t *testing.T) {
 		t.Errorf("%q shows a password", err)
 	}
 
-	split := prevView(-1, 0, []memberObs{{up: true, role: roleIsPrimary, timeline: 3}, {up: true, role: roleIsPrimary, timeline: 3}})
+	split := prevView(-1, 0, []nodeState{{role: rolePrimary, probe: &probeResult{timeline: 3}}, {role: rolePrimary, probe: &probeResult{timeline: 3}}})
 	split.split = []int{0, 1}
 	err = p.noPrimary(split, errors.New("context deadline exceeded"))
 	if !errors.Is(err, ErrSplitBrain) || !errors.Is(err, ErrNoPrimary) {
@@ -193,5 +208,170 @@ func TestNoPrimaryError(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), `split brain: "p" and "r1" both report being the primary on timeline 3`) {
 		t.Errorf("%q does not name both", err)
+	}
+}
+
+// TestNextNodeState runs a node's health transitions over every ejection,
+// suspicion, re-admission and role change, without a server.
+func TestNextNodeState(t *testing.T) {
+	rules := healthRules{failuresToEject: 2, successesToReadmit: 2, ejectOnCall: true}
+	refused := errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	timeout := context.DeadlineExceeded
+	primary := &probeResult{seq: 1, timeline: 1, lsn: 100}
+	replica := &probeResult{seq: 1, timeline: 1, lsn: 90, recovery: true}
+	answered := func(r *probeResult) outcome { return outcome{kind: probeAnswered, probe: r} }
+	failed := func(err error) outcome { return outcome{kind: probeFailed, err: err} }
+	callErr := outcome{kind: callFailed, err: refused}
+	type step struct {
+		o      outcome
+		state  NodeState
+		events []HealthEventKind
+		act    string // "interrupt", "reset", "probe": the actions asked for, in that order
+	}
+	tests := []struct {
+		name  string
+		start nodeState
+		rules func(*healthRules)
+		steps []step
+	}{
+		{
+			name: "refused probes: ejected after FailuresToEject, the calls interrupted",
+			steps: []step{
+				{o: failed(refused), state: StateUp},
+				{o: failed(refused), state: StateDown, events: []HealthEventKind{EventEjected}, act: "interrupt probe"},
+				{o: failed(refused), state: StateDown},
+			},
+		},
+		{
+			name: "a probe unanswered past its timeout: suspect at once, then ejected",
+			steps: []step{
+				{o: failed(timeout), state: StateSuspect, events: []HealthEventKind{EventSuspect}, act: "interrupt probe"},
+				{o: failed(timeout), state: StateSuspect, events: []HealthEventKind{EventEjected}, act: "interrupt probe"},
+				{o: answered(replica), state: StateDown, events: []HealthEventKind{EventAnswering}},
+				{o: answered(replica), state: StateUp, events: []HealthEventKind{EventReadmitted}},
+			},
+		},
+		{
+			name: "re-admission needs SuccessesToReadmit in a row",
+			start: nodeState{down: true, role: roleReplica, probe: replica},
+			steps: []step{
+				{o: answered(replica), state: StateDown},
+				{o: failed(refused), state: StateDown},
+				{o: answered(replica), state: StateDown},
+				{o: answered(replica), state: StateUp, events: []HealthEventKind{EventReadmitted}},
+			},
+		},
+		{
+			name: "one failed probe between good ones ejects nothing",
+			steps: []step{
+				{o: answered(primary), state: StateUp},
+				{o: failed(refused), state: StateUp},
+				{o: answered(primary), state: StateUp},
+				{o: failed(refused), state: StateUp},
+			},
+		},
+		{
+			name: "a call's connection failure ejects at once and drops the idle connections",
+			steps: []step{
+				{o: callErr, state: StateDown, events: []HealthEventKind{EventEjected}, act: "reset probe"},
+				{o: callErr, state: StateDown},
+			},
+		},
+		{
+			name:  "with health checks off a call's failure is only remembered",
+			rules: func(r *healthRules) { r.ejectOnCall = false },
+			steps: []step{{o: callErr, state: StateUp}},
+		},
+		{
+			name:  "a member promoted: its role changes",
+			start: nodeState{role: roleReplica, probe: replica},
+			steps: []step{{o: answered(primary), state: StateUp, events: []HealthEventKind{EventRoleChanged}}},
+		},
+		{
+			name:  "the first probe confirms nothing: no role change from the configured guess",
+			start: nodeState{role: roleReplica},
+			steps: []step{{o: answered(primary), state: StateUp}},
+		},
+		{
+			name:  "static roles: a default-group node in recovery is reported once",
+			rules: func(r *healthRules) { r.expect = rolePrimary },
+			steps: []step{
+				{o: answered(replica), state: StateUp, events: []HealthEventKind{EventRoleMismatch}},
+				{o: answered(replica), state: StateUp},
+				{o: answered(primary), state: StateUp, events: []HealthEventKind{EventRoleChanged}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rules
+			if tt.rules != nil {
+				tt.rules(&r)
+			}
+			s := tt.start
+			for i, st := range tt.steps {
+				var tr transition
+				s, tr = nextNodeState(s, st.o, r)
+				var kinds []HealthEventKind
+				for _, e := range tr.events {
+					kinds = append(kinds, e.kind)
+				}
+				var act []string
+				for _, a := range []struct {
+					on   bool
+					name string
+				}{{tr.interrupt, "interrupt"}, {tr.resetPool, "reset"}, {tr.probeNow, "probe"}} {
+					if a.on {
+						act = append(act, a.name)
+					}
+				}
+				got := step{o: st.o, state: s.state(), events: kinds, act: strings.Join(act, " ")}
+				if diff := cmp.Diff(st, got, cmp.AllowUnexported(step{}, outcome{}, probeResult{}), cmpopts.EquateErrors()); diff != "" {
+					t.Errorf("step %d (-want +got):\n%s", i, diff)
+				}
+				if st.o.err != nil && s.lastErr == "" {
+					t.Errorf("step %d: the error is not remembered", i)
+				}
+			}
+		})
+	}
+}
+
+// TestComputeSnapshotLag covers a replica's lag flags: by time, by bytes
+// against the primary's position, and their events.
+func TestComputeSnapshotLag(t *testing.T) {
+	topo := &topology{members: []int{0, 1}, followsRoles: true, maxLag: time.Second, maxLagBytes: 1000}
+	prev := initialSnapshot(2, topo)
+	at := func(lsn uint64, lag time.Duration) []nodeState {
+		return []nodeState{
+			{role: rolePrimary, probe: &probeResult{lsn: 10_000, timeline: 1}},
+			{role: roleReplica, probe: &probeResult{lsn: lsn, lag: lag, timeline: 1, recovery: true}},
+		}
+	}
+	tests := []struct {
+		name    string
+		nodes   []nodeState
+		lagging bool
+		bytes   int64
+	}{
+		{name: "within both limits", nodes: at(9_500, 10*time.Millisecond), bytes: 500},
+		{name: "beyond the time limit", nodes: at(9_900, 2*time.Second), lagging: true, bytes: 100},
+		{name: "beyond the byte limit", nodes: at(8_000, 0), lagging: true, bytes: 2000},
+		{name: "ahead of the primary's last probe: no distance", nodes: at(10_500, 0), bytes: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, ch := computeSnapshot(prev, tt.nodes, topo, time.Now())
+			r := v.nodes[1]
+			if r.lagging != tt.lagging || r.lagBytes != tt.bytes {
+				t.Errorf("lagging %v, %d bytes; want %v, %d", r.lagging, r.lagBytes, tt.lagging, tt.bytes)
+			}
+			if changed := slices.Contains(ch.laggingChanged, 1); changed != tt.lagging {
+				t.Errorf("lagging change reported: %v, want %v", changed, tt.lagging)
+			}
+			if v.nodes[0].lagging {
+				t.Errorf("the primary lags")
+			}
+		})
 	}
 }

@@ -154,10 +154,19 @@ type Config struct {
 	ClassifyCacheSize int
 	// Health configures health checks, lag limits and failover.
 	Health HealthConfig
+	// HedgeAfter turns hedged reads on: a read sent to a replica by its kind
+	// that has not produced its first row after HedgeAfter is sent as well
+	// to another usable replica, and the first to answer wins (see
+	// docs/health.md). Never for writes, locking or sticky reads,
+	// transactions, batches, explicit bind groups or Acquire. Zero: off.
+	// (It moved here from HealthConfig; the API may still change before v1.)
+	HedgeAfter time.Duration
 	// NoHealthyRead is what a read does when no node of the read group is
 	// healthy: FallbackToPrimary (the zero value) or FailRead.
 	NoHealthyRead NoHealthyReadPolicy
-	// OnRoute, when set, is called with every routing decision. Keep it
+	// OnRoute, when set, is called with the route of every attempt (a
+	// call's first, a retry, a re-run, a hedge), through an adapter that is
+	// a RouteTracer beside Config.Tracer. Keep it
 	// cheap: it runs on the caller's goroutine.
 	OnRoute func(ctx context.Context, r Route)
 	// Tracer, when set, traces every attempt of every routed call (start and
@@ -165,7 +174,9 @@ type Config struct {
 	// HealthTracer, every health event. See RouteTracer and MultiTracer.
 	// Nil: no tracing and no cost.
 	Tracer RouteTracer
-	// Logger receives role changes, ejections and re-admissions. Nil: none.
+	// Logger receives every health event (ejections, re-admissions,
+	// suspicions, lag, role and primary changes, split brains), through an
+	// adapter that is a HealthTracer beside Config.Tracer. Nil: none.
 	Logger *slog.Logger
 }
 
@@ -217,11 +228,10 @@ type HealthConfig struct {
 	// accepting writes. Its cost is one light query per member per interval
 	// during a failover only. Zero: 100ms.
 	FailoverInterval time.Duration
-	// HedgeAfter turns hedged reads on: a read sent to a replica by its kind
-	// that has not produced its first row after HedgeAfter is sent as well
-	// to another usable replica, and the first to answer wins (see
-	// docs/health.md). Never for writes, locking or sticky reads,
-	// transactions, explicit bind groups or Acquire. Zero: off.
+	// HedgeAfter is Config.HedgeAfter's former place.
+	//
+	// Deprecated: set Config.HedgeAfter (hedging is a policy of calls, not
+	// of health checks). When both are set the larger is used.
 	HedgeAfter time.Duration
 }
 
@@ -266,6 +276,7 @@ type nodeSpec struct {
 	pool    *pgxpool.Pool
 	backend Backend
 	weight  int
+	noReads bool
 }
 
 // normalise validates cfg and returns its groups, the default group first
@@ -423,7 +434,7 @@ func (n Node) normalise(g string, i int) (nodeSpec, error) {
 	if given != 1 {
 		return fail("give exactly one of ConnString, PoolConfig, Pool and Backend")
 	}
-	spec := nodeSpec{name: n.Name, weight: max(n.Weight, 1), pool: n.Pool, backend: n.Backend}
+	spec := nodeSpec{name: n.Name, weight: max(n.Weight, 1), pool: n.Pool, backend: n.Backend, noReads: n.NoReads}
 	switch {
 	case n.ConnString != "":
 		pc, err := pgxpool.ParseConfig(n.ConnString)

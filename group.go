@@ -1,57 +1,16 @@
 package pgxroute
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pgxroute/pgxroute/balancer"
 )
 
-// node is one server: one pgxpool, shared by every group that lists it.
-type node struct {
-	name  string
-	be    Backend         // where calls run: pool, or a Node.Backend
-	pool  *pgxpool.Pool   // nil for a Node.Backend
-	owned bool            // the router created the pool and closes it
-	conns connSet         // the open sockets of a pool the router created
-	dial  pgconn.DialFunc // the dialer under conns' tracking: the probes' own
-
-	// interrupts counts the interruptions of the node's calls (interrupt):
-	// a call that sees it change while it ran was interrupted.
-	interrupts atomic.Uint64
-
-	// started and ended count the routed calls (attempts) that started
-	// and ended on the node: one add each per call, no more. They are
-	// written by every call: on a cache line of their own, so that the
-	// read-mostly fields above are not invalidated with them.
-	_       [64]byte
-	started atomic.Uint64
-	ended   atomic.Uint64
-	_       [48]byte
-	health  nodeHealth
-
-	ci int // the node's index among the cluster's members; -1: not one
-
-	hedges, hedgeWins atomic.Int64 // hedged reads sent to the node, and won (hedge.go)
-
-	host string // the server address its pool dials (Stat)
-	port uint16
-}
-
-// inFlight returns the count of routed calls running on the node. ended is
-// read first: every call that ended had started, so the difference is
-// never negative.
-func (n *node) inFlight() int64 {
-	e := n.ended.Load()
-	return int64(n.started.Load() - e)
-}
+// Picking: which member of a group takes a call, on one snapshot. Which
+// group a call goes to, and when it runs again, is route.go's.
 
 // member is a node's place in one group: its weight there and the calls the
 // group sent it, by reason.
@@ -62,89 +21,139 @@ type member struct {
 	calls  [numReasons]atomic.Int64
 }
 
-// group is a bind group: weighted nodes and the balancer over them. It is
-// immutable after New but for atomics.
+// group is a bind group: weighted members and a balancer over them all. It
+// is immutable after New but for atomics; what it may pick now is in the
+// snapshot (groupState).
 type group struct {
-	name string
-	// roleSet holds every member of the group and the balancer over them
-	// all; a group that follows the cluster picks from the view's set of
-	// the members of its role instead (pickBy).
-	roleSet
-	// roles says which members may take the group's calls now: any (the
-	// configured members, whatever their roles), or, following the
-	// cluster, only the primary (the default group) or only replicas (the
-	// read group). cl is the cluster view those read.
-	roles groupRoles
-	cl    *atomic.Pointer[clusterView]
+	name  string
+	index int // in RoutedPool.groups and snapshot.groups
+	// members are the configured members and, when the group follows the
+	// cluster's roles, every other member of the cluster with weight 1.
+	members []*member
+	// balancer picks among every member: for a group that follows no role,
+	// always; otherwise only for the last resort (pickAnswering).
+	balancer *balancer.Balancer
+	// onlyRole is the role a member must have now to take the group's
+	// calls: rolePrimary for the default group and roleReplica for the read
+	// group when they follow the cluster; roleUnknown (any) otherwise.
+	onlyRole role
+	// isRead: the read group (Node.NoReads keeps members out of it).
+	isRead bool
 }
 
-// groupRoles is how a group's members qualify by role.
-type groupRoles uint8
+// groupState is what a group may pick from in one snapshot: the members of
+// its role now (every member, for a group that follows no role) with a
+// balancer over them alone, so that a strategy balances over the members of
+// the role (a round-robin over two replicas alternates exactly), and each
+// one's health. A role set's balancer is carried over to the next snapshot
+// while its members stay the same.
+type groupState struct {
+	members  []*member
+	balancer *balancer.Balancer // nil when members is empty
+	usable   []bool             // by index in members: up and not lagging
+	up       []bool             // up, lagging or not
+	lagging  []bool
+}
 
-const (
-	anyRole     groupRoles = iota // StaticRoles, other bind groups
-	primaryRole                   // the default group, following the cluster
-	replicaRole                   // the read group, following the cluster
-)
+// Usable implements balancer.Nodes.
+func (s *groupState) Usable(i int) bool { return s.usable[i] }
 
-// qualifies reports whether member i may take calls of g by its role now.
-func (g *group) qualifies(i int) bool {
-	if g.roles == anyRole {
-		return true
+// InFlight implements balancer.Nodes.
+func (s *groupState) InFlight(i int) int64 { return s.members[i].node.inFlight() }
+
+// groupUpView is a groupState in which lagging members are usable too.
+type groupUpView groupState
+
+// Usable implements balancer.Nodes: the member is up.
+func (s *groupUpView) Usable(i int) bool { return s.up[i] }
+
+// InFlight implements balancer.Nodes.
+func (s *groupUpView) InFlight(i int) int64 { return s.members[i].node.inFlight() }
+
+// qualifies reports whether m may take g's calls by its role in v.
+func (g *group) qualifies(v *snapshot, m *member) bool {
+	if g.isRead && m.node.noReads {
+		return false
 	}
-	return g.qualifiesIn(g.cl.Load(), i)
-}
-
-// qualifiesIn is qualifies in view v.
-func (g *group) qualifiesIn(v *clusterView, i int) bool {
-	switch g.roles {
-	case primaryRole:
-		return v.isPrimary(g.members[i].node.ci)
-	case replicaRole:
-		return v.isReplica(g.members[i].node.ci)
+	i := m.node.index
+	switch g.onlyRole {
+	case rolePrimary:
+		return i == v.primary
+	case roleReplica:
+		return v.nodes[i].role == roleReplica && !v.nodes[i].stale
 	}
 	return true
 }
 
-// usable reports whether member i is up, not lagging, and of the group's
-// role now.
-func (g *group) usable(i int) bool {
-	n := g.members[i].node
-	return n.health.up() && !n.health.lagging.Load() && g.qualifies(i)
-}
-
-// pick chooses a usable member, or nil when none is. A group that follows
-// the cluster picks among the members of its role now (the view's set).
-func (g *group) pick() *member { return g.pickBy(false) }
-
-// pickLagging chooses an up member, lagging or not, or nil.
-func (g *group) pickLagging() *member { return g.pickBy(true) }
-
-// pickBy is pick, or with lagging pickLagging.
-func (g *group) pickBy(lagging bool) *member {
-	s := &g.roleSet // every member qualifies (anyRole)
-	if g.roles != anyRole {
-		if s = g.cl.Load().sets[g.roles-1]; s == nil || s.bal == nil {
-			return nil
+// buildGroups fills v's group states, reusing prev's balancers where a
+// role set's members did not change.
+func (p *RoutedPool) buildGroups(v, prev *snapshot) {
+	v.groups = make([]groupState, len(p.groups))
+	for _, g := range p.groups {
+		gs := &v.groups[g.index]
+		if g.onlyRole == roleUnknown {
+			gs.members, gs.balancer = g.members, g.balancer
+		} else {
+			for _, m := range g.members {
+				if g.qualifies(v, m) {
+					gs.members = append(gs.members, m)
+				}
+			}
+			if prev != nil && prev.groups != nil && slices.Equal(prev.groups[g.index].members, gs.members) {
+				gs.balancer = prev.groups[g.index].balancer
+			} else if len(gs.members) > 0 {
+				w := make([]int, len(gs.members))
+				for i, m := range gs.members {
+					w[i] = m.weight
+				}
+				// The weights were accepted by New: New cannot fail here.
+				gs.balancer, _ = balancer.New(p.strategy, w, balancer.Options{Seed: p.seed})
+			}
+		}
+		k := len(gs.members)
+		flags := make([]bool, 3*k)
+		gs.usable, gs.up, gs.lagging = flags[:k:k], flags[k:2*k:2*k], flags[2*k:]
+		for i, m := range gs.members {
+			s := &v.nodes[m.node.index]
+			ok := s.up() && g.qualifies(v, m)
+			gs.up[i], gs.lagging[i] = ok, s.lagging
+			gs.usable[i] = ok && !s.lagging
 		}
 	}
-	var nodes balancer.Nodes = (*setView)(s)
-	if lagging {
-		nodes = (*setUpView)(s)
+}
+
+// pick chooses a usable member of g in v, or nil when none is.
+func (g *group) pick(v *snapshot) *member {
+	gs := &v.groups[g.index]
+	if gs.balancer == nil {
+		return nil
 	}
-	if i := s.bal.Pick(nodes); i >= 0 {
-		return s.members[i]
+	if i := gs.balancer.Pick(gs); i >= 0 {
+		return gs.members[i]
 	}
 	return nil
 }
 
-// allLagging reports whether every up member of the group's role lags
-// beyond the limits (and at least one is up).
-func (g *group) allLagging() bool {
+// pickLagging chooses an up member of g in v, lagging or not, or nil.
+func (g *group) pickLagging(v *snapshot) *member {
+	gs := &v.groups[g.index]
+	if gs.balancer == nil {
+		return nil
+	}
+	if i := gs.balancer.Pick((*groupUpView)(gs)); i >= 0 {
+		return gs.members[i]
+	}
+	return nil
+}
+
+// allLagging reports whether every up member of g's role lags beyond the
+// limits in v (and at least one is up).
+func (g *group) allLagging(v *snapshot) bool {
+	gs := &v.groups[g.index]
 	any := false
-	for i, m := range g.members {
-		if m.node.health.up() && g.qualifies(i) {
-			if !m.node.health.lagging.Load() {
+	for i := range gs.members {
+		if gs.up[i] {
+			if !gs.lagging[i] {
 				return false
 			}
 			any = true
@@ -156,36 +165,32 @@ func (g *group) allLagging() bool {
 // pickAnswering chooses a member by the strategy alone, healthy or not,
 // among those of the group's role that did not stop answering (for a group
 // with no healthy node, where the server's own error beats a guess); nil
-// when there is none.
-func (g *group) pickAnswering() *member {
-	i := g.bal.Pick(nil)
-	if m := g.members[i]; !m.node.health.suspect.Load() && g.answeringRole(i) {
+// when there is none. A read group never takes a member that is (or was
+// last seen as) a primary this way.
+func (g *group) pickAnswering(v *snapshot) *member {
+	answers := func(m *member) bool {
+		return !v.nodes[m.node.index].suspect && (g.onlyRole != roleReplica || g.qualifies(v, m)) && !(g.isRead && m.node.noReads)
+	}
+	if m := g.members[g.balancer.Pick(nil)]; answers(m) {
 		return m
 	}
-	for i, m := range g.members {
-		if !m.node.health.suspect.Load() && g.answeringRole(i) {
+	for _, m := range g.members {
+		if answers(m) {
 			return m
 		}
 	}
 	return nil
 }
 
-// answeringRole reports whether member i may take a last-resort call of g:
-// a read group following the cluster never sends one to a member that is
-// (or was last seen as) a primary.
-func (g *group) answeringRole(i int) bool {
-	return g.roles != replicaRole || g.qualifies(i)
-}
-
 // noneAnswering is the error of a call to g when every member stopped
-// answering: it names each with its last error.
-func (g *group) noneAnswering() error {
+// answering: it names each with its state and last error.
+func (g *group) noneAnswering(v *snapshot) error {
 	var b strings.Builder
 	for i, m := range g.members {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "node %q stopped answering (%s)", m.node.name, m.node.health.describe())
+		fmt.Fprintf(&b, "node %q stopped answering (%s)", m.node.name, v.nodes[m.node.index].describe())
 	}
 	return fmt.Errorf("%w in group %q: %s", ErrNoHealthyNode, g.name, b.String())
 }
@@ -196,15 +201,16 @@ func (g *group) noneAnswering() error {
 // that hedges and retries leave the first attempts' shares as configured
 // (hedges that took round-robin turns sent three quarters and more of the
 // first attempts to the slow replica they were hedging against).
-func (g *group) pickOther(m *member) *member {
+func (g *group) pickOther(v *snapshot, m *member) *member {
+	gs := &v.groups[g.index]
 	var best *member
 	var bestLoad int64
-	k := len(g.members)
-	start := slices.Index(g.members, m) + 1 // 0 when m is no member
+	k := len(gs.members)
+	start := slices.Index(gs.members, m) + 1 // 0 when m is not among them
 	for j := range k {
 		i := (start + j) % k
-		c := g.members[i]
-		if c == m || !g.usable(i) {
+		c := gs.members[i]
+		if c == m || !gs.usable[i] {
 			continue
 		}
 		// a/wa < b/wb, as a*wb < b*wa: no division, no float.
@@ -215,19 +221,3 @@ func (g *group) pickOther(m *member) *member {
 	}
 	return best
 }
-
-// Backend is what a node runs routed calls on. *pgxpool.Pool implements it,
-// and so does pgxmock's pool; routingtest's fakes use it to test routing
-// without a database. A node given as a Backend has no pgxpool: Acquire
-// fails with ErrNoPool, and it is never probed (always up).
-type Backend interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error)
-	BeginTx(ctx context.Context, txOptions pgx.TxOptions) (pgx.Tx, error)
-	Ping(ctx context.Context) error
-}
-
-var _ Backend = (*pgxpool.Pool)(nil)

@@ -2,34 +2,39 @@ package pgxroute
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// Hedged reads (HealthConfig.HedgeAfter).
+// Hedged reads (Config.HedgeAfter).
 //
-// A read the router sent to a replica by its kind (classified Read, outside
-// a transaction, no explicit bind group) that has not produced its first row
-// (or its end) after HedgeAfter is sent as well to another usable replica;
-// the first attempt to answer without an error wins, the other is cancelled
-// (pgx cancels its query and closes its connection) and its rows are closed.
-// A replica can apply nothing, so no statement of a hedged read can have an
-// effect twice; writes, locking reads, sticky reads, transactions, explicit
-// bind groups and Acquire are never hedged. Stat counts, per node, the
-// hedges sent to it and the hedges it won. Each hedged read costs a
-// goroutine and a timer (when HedgeAfter is set) and, when it fires, one
-// more read on another replica.
+// A read the router sent to a replica by its kind (route.go's hedged) that
+// has not produced its first row (or its end) after HedgeAfter is sent as
+// well to another usable replica; the first attempt to answer without an
+// error wins, the other is cancelled (pgx cancels its query and closes its
+// connection) and its rows are closed. A replica can apply nothing, so no
+// statement of a hedged read can have an effect twice.
+//
+// The hedge is an attempt like any other (call.go): the tracer sees its
+// start (ReasonHedge) and its end, and the loser's end carries its
+// cancellation (errHedgeLost) or its own error. A replica's refusal (25006)
+// on either side ends the race at once: the statement is a write, and the
+// call runs again on the default group as any read a replica refuses. Stat
+// counts, per node, the hedges sent to it (one per hedge start) and the
+// hedges it won. Each hedged read costs a goroutine and a timer and, when it
+// fires, one more read on another replica.
 
-// hedgeable reports whether c may be hedged.
-func (p *RoutedPool) hedgeable(c *call) bool {
-	return p.hedgeAfter > 0 && (c.kind == callQuery || c.kind == callQueryRow) && c.auto && c.g == p.read
-}
+// errHedgeLost is the end of a hedged read's attempt that was cancelled
+// because the other attempt answered first.
+var errHedgeLost = fmt.Errorf("pgxroute: the other attempt of the hedged read answered first: %w", context.Canceled)
 
-// attemptResult is one attempt of a hedged read: its rows, positioned on
-// their first row when more is true.
-type attemptResult struct {
-	m      *member
+// hedgeResult is one attempt of a hedged read as its goroutine returns it:
+// its rows, positioned on their first row when more is true.
+type hedgeResult struct {
+	a      *attempt
 	rows   pgx.Rows
 	more   bool
 	err    error
@@ -38,108 +43,114 @@ type attemptResult struct {
 }
 
 // queryHedged runs c's query on its node and, when the first row is late,
-// on another replica too, and returns the winner's rows (c.m and c.epoch
-// then name the winner). The loser ends in the background.
+// on another replica too, and returns the winner's rows: c's attempt is
+// then the winner's. The loser ends in the background.
 func (p *RoutedPool) queryHedged(c *call) (pgx.Rows, error) {
-	ch := make(chan attemptResult, 2)
-	sql, args, nctx := c.sql, c.args, c.nctx // a loser's goroutine outlives c
-	launch := func(m *member) context.CancelFunc {
-		ctx, cancel := context.WithCancel(nctx)
+	ch := make(chan hedgeResult, 2)
+	sql, args := c.sql, c.args // a loser's goroutine outlives c
+	launch := func(a *attempt) context.CancelFunc {
+		ctx, cancel := context.WithCancel(a.nodeCtx)
 		go func() {
-			rows, err := m.node.be.Query(ctx, sql, args...)
+			rows, err := a.m.node.backend.Query(ctx, sql, args...)
 			more := false
 			if err == nil {
 				if more = rows.Next(); !more {
 					err = rows.Err()
 				}
 			}
-			ch <- attemptResult{m: m, rows: rows, more: more, err: err, ctx: ctx, cancel: cancel}
+			ch <- hedgeResult{a: a, rows: rows, more: more, err: err, ctx: ctx, cancel: cancel}
 		}()
 		return cancel
 	}
-	cancelFirst := launch(c.m)
-	// alone ends the call with the original attempt, no hedge sent.
-	alone := func(r attemptResult) (pgx.Rows, error) { return p.hedgeWinner(c, r, nil), r.err }
+	first := new(attempt)
+	*first = c.attempt // started by execute
+	cancelFirst := launch(first)
 	timer := time.NewTimer(p.hedgeAfter)
 	defer timer.Stop()
 	select {
 	case r := <-ch:
-		return alone(r)
+		return p.hedgeWinner(c, r, nil, nil)
 	case <-timer.C:
 	case <-c.ctx.Done():
-		return alone(<-ch) // the attempt ends with the context
+		return p.hedgeWinner(c, <-ch, nil, nil) // the attempt ends with the context
 	}
-	m2 := c.g.pickOther(c.m)
-	if m2 == nil {
-		return alone(<-ch)
+	m := c.g.pickOther(p.pub.snap.Load(), c.m)
+	if m == nil {
+		return p.hedgeWinner(c, <-ch, nil, nil)
 	}
-	m2.node.started.Add(1)
-	m2.calls[ReasonHedge].Add(1)
-	m2.node.hedges.Add(1)
-	cancelHedge := launch(m2)
-	a := <-ch
-	if a.err == nil {
-		// The loser is cancelled at once: it may be waiting on its node
-		// (for a connection, or for its answer) for a long time.
-		if a.m == c.m {
-			cancelHedge()
+	second := new(attempt)
+	*second = c.attempt
+	second.m, second.reason = m, ReasonHedge
+	p.startAttempt(c, second)
+	m.node.hedges.Add(1)
+	cancelSecond := launch(second)
+	cancelOther := func(r hedgeResult) {
+		if r.a == first {
+			cancelSecond()
 		} else {
 			cancelFirst()
 		}
-		return p.hedgeWinner(c, a, ch), nil
+	}
+
+	a := <-ch
+	if a.err == nil || isReadOnlyViolation(a.err) {
+		// A winner, or a refusal that decides for both (the statement is a
+		// write): the other is cancelled at once, since it may be waiting
+		// on its node (for a connection, or for its answer) for long.
+		cancelOther(a)
+		return p.hedgeWinner(c, a, ch, nil)
 	}
 	// The first to answer failed: the other may still succeed.
 	b := <-ch
 	if b.err == nil {
-		p.endLoser(&c.decision, a)
-		return p.hedgeWinner(c, b, nil), nil
+		return p.hedgeWinner(c, b, nil, &a)
 	}
-	// Both failed: the call goes on with the original attempt's error (the
-	// retry decision sees it), the hedge ends here.
-	orig, other := a, b
-	if orig.m != c.m {
-		orig, other = b, a
+	// Both failed: the call goes on with a refusal if either is one (so
+	// that it runs again on the default group), else with the first
+	// attempt's error (the retry decision sees it); the other ends here.
+	keep, other := a, b
+	if isReadOnlyViolation(b.err) || (!isReadOnlyViolation(a.err) && b.a == first) {
+		keep, other = b, a
 	}
-	p.endLoser(&c.decision, other)
-	return p.hedgeWinner(c, orig, nil), orig.err
+	return p.hedgeWinner(c, keep, nil, &other)
 }
 
-// hedgeWinner makes r the call's attempt and returns its rows; when loser
-// is not nil, the other attempt's result comes on it and is ended in the
-// background.
-func (p *RoutedPool) hedgeWinner(c *call, r attemptResult, loser chan attemptResult) pgx.Rows {
-	if r.m != c.m {
-		// The hedge won: the original attempt is the loser, and the call's
-		// attempt moves to the hedge's node (counted when it was launched).
-		r.m.node.hedgeWins.Add(1)
-		c.m, c.reason, c.epoch = r.m, ReasonHedge, r.m.node.interrupts.Load()
+// hedgeWinner makes r's attempt the call's and returns its rows. The other
+// attempt ends: ended is its result when it is in, else its result comes on
+// pending and it ends in the background; with neither, there was no other.
+func (p *RoutedPool) hedgeWinner(c *call, r hedgeResult, pending chan hedgeResult, ended *hedgeResult) (pgx.Rows, error) {
+	if r.err == nil && r.a.reason == ReasonHedge {
+		r.a.m.node.hedgeWins.Add(1) // the hedge won: the call's attempt moves to its node
 	}
-	if loser != nil {
-		d := c.decision // the goroutine must not read c, which the call goes on changing
-		go func() { p.endLoser(&d, <-loser) }()
+	c.attempt = *r.a
+	if ended != nil {
+		p.endLoser(*ended)
+	}
+	if pending != nil {
+		go func() { p.endLoser(<-pending) }()
 	}
 	if r.err != nil {
 		r.cancel()
-		return r.rows
+		return r.rows, r.err
 	}
-	return &peekedRows{Rows: r.rows, pending: r.more, ended: !r.more, cancel: r.cancel}
+	return &peekedRows{Rows: r.rows, pending: r.more, ended: !r.more, cancel: r.cancel}, nil
 }
 
-// endLoser closes the rows of an attempt that lost (the call's route is
-// now d) and ends it on its node, with its failure signal.
-func (p *RoutedPool) endLoser(d *decision, r attemptResult) {
-	if r.err != nil && r.m != d.m {
-		// Before the cancel: a loser that failed after it was cancelled
-		// failed of the cancel, not of its node.
-		ld := *d
-		ld.m = r.m
-		p.passive(r.ctx, &ld, r.err)
-	}
+// endLoser ends the attempt of a hedged read that lost: its health signal
+// while its context was live (a loser that failed before it was cancelled
+// failed of its node; after, of the cancel), its rows closed, its trace
+// ended with its error or errHedgeLost.
+func (p *RoutedPool) endLoser(r hedgeResult) {
+	p.signal(r.ctx, r.a, r.err)
 	r.cancel()
 	if r.rows != nil {
 		r.rows.Close()
 	}
-	r.m.node.ended.Add(1)
+	err := r.err
+	if err == nil || errors.Is(err, context.Canceled) {
+		err = errHedgeLost
+	}
+	p.finishAttempt(r.a, err, false)
 }
 
 // peekedRows are rows whose first Next already ran (in the attempt's

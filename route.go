@@ -14,7 +14,11 @@ import (
 )
 
 // Every rule of routing is in this file: a call's route is decided once, by
-// decide, and changed only by next, the retry decision. The precedence is:
+// prepare and decide on one snapshot of the cluster, and changed only by
+// next, the retry decision; which reads are hedged (hedged), what counts as
+// a write for the scope (callWrote), which failures say something of the
+// node (failureOfNode) and when a call's outcome is unknown
+// (outcomeUnknown) are here too. The precedence is:
 // Config.Disabled; a group in the context (WithBindGroup, WithPrimary,
 // WithReplica); the kind of the operation (Acquire, a read-write
 // transaction) and of the statement (writes and locking reads go to the
@@ -49,9 +53,6 @@ func (d *decision) route() Route {
 	}
 	return Route{Group: d.g.name, Node: d.m.node.name, Reason: d.reason, Statement: d.res, SQL: d.sql}
 }
-
-// isWrite reports whether a decision's statement is a write.
-func (d *decision) isWrite() bool { return d.res.Kind == classify.Write }
 
 // What the operations that carry no SQL text are, for routing.
 var (
@@ -101,14 +102,30 @@ func txKind(readOnly, serializable bool) (op, classify.Result) {
 	return opKnown, resReadTx
 }
 
-// decide fills d, whose sql is set, with the route of one operation. For
-// opStatement it classifies d.sql; for the others res describes the
-// operation. The error wraps ErrClosed, ErrUnknownGroup or
-// ErrNoHealthyNode.
-func (p *RoutedPool) decide(ctx context.Context, o op, res classify.Result, d *decision) error {
+// prepare decides the route of an operation into d: with Config.Disabled,
+// the default group's first node; otherwise by decide, on the current
+// snapshot. A call that needs the primary while none is known waits for one
+// (awaitPrimary).
+func (p *RoutedPool) prepare(ctx context.Context, o op, res classify.Result, d *decision) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
+	if p.disabled {
+		d.g, d.m, d.reason, d.res = p.defaultGroup, p.defaultGroup.members[0], ReasonDisabled, res
+		return nil
+	}
+	err := p.decide(ctx, p.pub.snap.Load(), o, res, d)
+	if err == errAwaitPrimary {
+		err = p.awaitPrimary(ctx, hasPrimary, func(v *snapshot) error { return p.decide(ctx, v, o, res, d) })
+	}
+	return err
+}
+
+// decide fills d, whose sql is set, with the route of one operation in
+// snapshot v. For opStatement it classifies d.sql; for the others res
+// describes the operation. The error wraps ErrUnknownGroup or
+// ErrNoHealthyNode, or is errAwaitPrimary.
+func (p *RoutedPool) decide(ctx context.Context, v *snapshot, o op, res classify.Result, d *decision) error {
 	if o == opStatement {
 		res = p.classifier.Classify(d.sql)
 	}
@@ -116,156 +133,159 @@ func (p *RoutedPool) decide(ctx context.Context, o op, res classify.Result, d *d
 	rc := routingFrom(ctx)
 	d.scope = rc.scope
 	if rc.ov != nil {
-		return p.decideOverride(d, rc.ov)
+		return p.decideOverride(v, d, rc.ov)
 	}
 	switch {
 	case o == opAcquire:
-		return p.toGroup(d, p.def, ReasonAcquire)
+		return p.toGroup(v, d, p.defaultGroup, ReasonAcquire)
 	case o == opBegin:
-		return p.toGroup(d, p.def, ReasonTransaction)
+		return p.toGroup(v, d, p.defaultGroup, ReasonTransaction)
 	case res.Kind == classify.Write && d.scope == nil:
-		return p.toGroup(d, p.def, ReasonWriteNoScope)
+		return p.toGroup(v, d, p.defaultGroup, ReasonWriteNoScope)
 	case res.Kind == classify.Write:
-		return p.toGroup(d, p.def, ReasonWrite)
+		return p.toGroup(v, d, p.defaultGroup, ReasonWrite)
 	case res.Kind == classify.LockingRead:
-		return p.toGroup(d, p.def, ReasonLockingRead)
+		return p.toGroup(v, d, p.defaultGroup, ReasonLockingRead)
 	}
-	return p.decideRead(d)
+	return p.decideRead(v, d)
 }
 
 // decideOverride routes by a group chosen through the context.
-func (p *RoutedPool) decideOverride(d *decision, ov *override) error {
+func (p *RoutedPool) decideOverride(v *snapshot, d *decision, ov *override) error {
 	switch ov.kind {
 	case overridePrimary:
-		return p.toGroup(d, p.def, ReasonPrimary)
+		return p.toGroup(v, d, p.defaultGroup, ReasonPrimary)
 	case overrideReplica:
-		if p.read == nil {
-			return p.toGroup(d, p.def, ReasonNoReadGroup)
+		if p.readGroup == nil {
+			return p.toGroup(v, d, p.defaultGroup, ReasonNoReadGroup)
 		}
-		return p.toGroup(d, p.read, ReasonReplica)
+		return p.toGroup(v, d, p.readGroup, ReasonReplica)
 	}
 	g := p.group(ov.group)
 	if g == nil {
 		return fmt.Errorf("%w %q", ErrUnknownGroup, ov.group)
 	}
-	return p.toGroup(d, g, ReasonBindGroup)
+	return p.toGroup(v, d, g, ReasonBindGroup)
 }
 
 // group returns the named group, or nil. A few groups are scanned (two
 // string comparisons cost less than hashing the name); many are looked up.
 func (p *RoutedPool) group(name string) *group {
-	if len(p.groupList) <= 8 {
-		for _, g := range p.groupList {
+	if len(p.groups) <= 8 {
+		for _, g := range p.groups {
 			if g.name == name {
 				return g
 			}
 		}
 		return nil
 	}
-	return p.groups[name]
+	return p.groupsByName[name]
 }
 
 // decideRead routes a read by the scope's stickiness and the read group's
 // health.
-func (p *RoutedPool) decideRead(d *decision) error {
+func (p *RoutedPool) decideRead(v *snapshot, d *decision) error {
 	s := d.scope
 	if s != nil && p.mode != stickiness.Off {
 		if p.mode == stickiness.ReadYourWrites {
-			return p.decideReadYourWrites(d)
+			return p.decideReadYourWrites(v, d)
 		}
 		var now time.Time
 		if p.mode > 0 {
 			now = time.Now()
 		}
 		if s.Sticky(p.mode, now) {
-			return p.toGroup(d, p.def, ReasonSticky)
+			return p.toGroup(v, d, p.defaultGroup, ReasonSticky)
 		}
 	}
-	return p.toReplica(d)
+	return p.toReplica(v, d)
 }
 
 // toReplica sends a read to a healthy node of the read group. When every up
 // read node lags, the read goes to the default group (FallbackToPrimary) or,
 // rather than fail, to a lagging node: no node is ejected for lag alone.
 // When no read node is up, the read falls back or fails.
-func (p *RoutedPool) toReplica(d *decision) error {
-	if p.read == nil {
-		return p.toGroup(d, p.def, ReasonNoReadGroup)
+func (p *RoutedPool) toReplica(v *snapshot, d *decision) error {
+	g := p.readGroup
+	if g == nil {
+		return p.toGroup(v, d, p.defaultGroup, ReasonNoReadGroup)
 	}
-	m := p.read.pick()
+	m := g.pick(v)
 	reason := ReasonRead
 	if d.scope == nil {
 		reason = ReasonReadNoScope
 	}
 	if m == nil {
-		lagging := p.read.allLagging()
-		if p.noHealthy == FallbackToPrimary {
+		lagging := g.allLagging(v)
+		if p.noHealthyRead == FallbackToPrimary {
 			if lagging {
-				return p.toGroup(d, p.def, ReasonReadLagging)
+				return p.toGroup(v, d, p.defaultGroup, ReasonReadLagging)
 			}
-			return p.toGroup(d, p.def, ReasonFallback)
+			return p.toGroup(v, d, p.defaultGroup, ReasonFallback)
 		}
 		if lagging {
-			m = p.read.pickLagging()
+			m = g.pickLagging(v)
 		}
 		if m == nil {
-			return fmt.Errorf("%w in group %q for a read", ErrNoHealthyNode, p.read.name)
+			return fmt.Errorf("%w in group %q for a read", ErrNoHealthyNode, g.name)
 		}
 		reason = ReasonReadLagging
 	}
-	d.g, d.m, d.reason, d.auto = p.read, m, reason, true
+	d.g, d.m, d.reason, d.auto = g, m, reason, true
 	return nil
 }
 
 // decideReadYourWrites routes a read of a scope in ReadYourWrites mode: to a
 // replica known to have replayed the scope's position, else to the default
 // group.
-func (p *RoutedPool) decideReadYourWrites(d *decision) error {
+func (p *RoutedPool) decideReadYourWrites(v *snapshot, d *decision) error {
 	s := d.scope
 	if t := s.TakeToken(); t != nil {
-		p.checkToken(s, t)
+		p.checkToken(v, s, t)
 	}
-	if p.read == nil {
-		return p.toGroup(d, p.def, ReasonNoReadGroup)
+	g := p.readGroup
+	if g == nil {
+		return p.toGroup(v, d, p.defaultGroup, ReasonNoReadGroup)
 	}
-	if !p.resolvePending(s) {
-		return p.toGroup(d, p.def, ReasonReplicasBehind)
+	if !p.resolvePending(v, s) {
+		return p.toGroup(v, d, p.defaultGroup, ReasonReplicasBehind)
 	}
-	if !p.sameHistory(s) {
+	if !p.sameHistory(v, s) {
 		// The scope's positions belong to another primary's history (a
 		// failover since): a position there says nothing of a replica of
 		// the new one. Wait for the new primary's position.
-		p.awaitPosition(s)
-		return p.toGroup(d, p.def, ReasonReplicasBehind)
+		p.awaitPosition(v, s)
+		return p.toGroup(v, d, p.defaultGroup, ReasonReplicasBehind)
 	}
 	need := s.Need()
 	if need == 0 {
-		err := p.toReplica(d)
-		if err == nil && d.g == p.read {
-			p.require(s, d.m.node.health.replayed())
+		err := p.toReplica(v, d)
+		if err == nil && d.g == g {
+			p.require(v, s, v.nodes[d.m.node.index].position())
 		}
 		return err
 	}
 	// The balancer's pick first, so that caught-up replicas share the load by
 	// their weights; else any usable replica that caught up.
-	m := p.read.pick()
-	if m == nil || !p.hasReplayed(m.node, need) {
+	m := g.pick(v)
+	if m == nil || !p.hasReplayed(v, m.node, need) {
 		m = nil
-		for i, c := range p.read.members {
-			if p.read.usable(i) && p.hasReplayed(c.node, need) {
+		gs := &v.groups[g.index]
+		for i, c := range gs.members {
+			if gs.usable[i] && p.hasReplayed(v, c.node, need) {
 				m = c
 				break
 			}
 		}
 	}
 	if m == nil {
-		for _, c := range p.read.members {
-			c.node.health.requestProbe()
+		for _, c := range g.members {
+			c.node.requestProbe()
 		}
-		return p.toGroup(d, p.def, ReasonReplicasBehind)
+		return p.toGroup(v, d, p.defaultGroup, ReasonReplicasBehind)
 	}
-	p.require(s, m.node.health.replayed())
-	d.g, d.m, d.reason, d.auto = p.read, m, ReasonCaughtUp, true
+	p.require(v, s, v.nodes[m.node.index].position())
+	d.g, d.m, d.reason, d.auto = g, m, ReasonCaughtUp, true
 	return nil
 }
 
@@ -278,16 +298,16 @@ func (p *RoutedPool) decideReadYourWrites(d *decision) error {
 // Following the cluster, the default group's only usable member is the
 // primary: when none is known, the error is errAwaitPrimary, and the call
 // waits for one (see prepare).
-func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) error {
-	m := g.pick()
-	if m == nil && g.roles == primaryRole {
+func (p *RoutedPool) toGroup(v *snapshot, d *decision, g *group, r Reason) error {
+	m := g.pick(v)
+	if m == nil && g.onlyRole == rolePrimary {
 		return errAwaitPrimary
 	}
 	if m == nil {
-		m = g.pickAnswering()
+		m = g.pickAnswering(v)
 	}
 	if m == nil {
-		return g.noneAnswering()
+		return g.noneAnswering(v)
 	}
 	d.g, d.m, d.reason, d.auto = g, m, r, false
 	return nil
@@ -297,54 +317,41 @@ func (p *RoutedPool) toGroup(d *decision, g *group, r Reason) error {
 // is known: prepare waits for one.
 var errAwaitPrimary = errors.New("pgxroute: no primary known")
 
-// awaitPrimary waits for a cluster view for which ok holds, then routes
-// the call again (route: decide, or toGroup to the default group); when
-// route still finds no primary (the view's primary not usable), it waits
-// for another view. It waits one HealthConfig.FailoverTimeout in all,
-// within ctx; the error is awaitView's or route's.
-func (p *RoutedPool) awaitPrimary(ctx context.Context, ok func(*clusterView) bool, route func() error) error {
-	until := time.Now().Add(max(p.health.cfg.FailoverTimeout, 0))
-	var tried *clusterView // a view whose primary the call could not take
-	fresh := func(v *clusterView) bool { return ok(v) && v != tried }
+// awaitPrimary waits for a snapshot for which ok holds, then routes the
+// call again on it (route: decide, or toGroup to the default group); when
+// route still finds no primary (the snapshot's primary not usable), it
+// waits for another. It waits one HealthConfig.FailoverTimeout in all,
+// within ctx; the error is awaitSnapshot's or route's.
+func (p *RoutedPool) awaitPrimary(ctx context.Context, ok func(*snapshot) bool, route func(*snapshot) error) error {
+	until := time.Now().Add(max(p.healthCfg.FailoverTimeout, 0))
+	var tried *snapshot // a snapshot whose primary the call could not take
+	fresh := func(v *snapshot) bool { return ok(v) && v != tried }
 	for {
-		v, err := p.awaitView(ctx, fresh, until)
+		v, err := p.awaitSnapshot(ctx, fresh, until)
 		if err != nil {
 			return err
 		}
 		tried = v
-		if err = route(); err != errAwaitPrimary {
+		if err = route(v); err != errAwaitPrimary {
 			return err
 		}
 	}
 }
 
-// primary returns the node whose WAL positions read-your-writes follows:
-// following the cluster, the member that is primary now, or else the last
-// one that was; with static roles, the default group's first node.
-func (p *RoutedPool) primary() *node {
-	if p.following {
-		v := p.cluster.Load()
-		if v.primary >= 0 {
-			return p.members[v.primary]
-		}
-		if v.last >= 0 {
-			return p.members[v.last]
-		}
-	}
-	return p.def.members[0].node
-}
+// maxReruns bounds the attempts a call makes after its first for a
+// connection failure or a failover: one. A re-run after a replica refused a
+// read as a write (25006) is not counted: it happens at most once, since it
+// goes to the default group.
+const maxReruns = 1
 
-// maxAttempts bounds the attempts of one call: the first, and at most one
-// retry or re-run.
-const maxAttempts = 2
-
-// next is the retry decision after an attempt failed with err: it returns
-// the route of the next attempt and true, or false when the call fails with
-// err.
+// next is the retry decision after an attempt of a call failed with err: it
+// returns the route of the next attempt and true, or false when the call
+// fails with err. reruns is the number of retries the call made.
 //
 //   - A read that a replica refused as a write (25006) runs again on the
 //     default group: the replica applied nothing, and the classifier
-//     remembers the statement as a write (MarkWrite).
+//     remembers the statement as a write (MarkWrite). That holds for either
+//     attempt of a hedged read.
 //   - A read whose connection failed, before it was sent or while it ran (a
 //     statement classify proved read-only has no effect to repeat), runs
 //     again on another healthy node of its group, or, when it was sent to a
@@ -358,13 +365,23 @@ const maxAttempts = 2
 //     context. The error then replaces err: it wraps ErrNoPrimary.
 //   - Writes, locking reads and operations with effects are otherwise
 //     never sent twice; nor is anything once the caller's context is done.
-//
-// attempt is the number of the attempt that failed (0 for the first).
-func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt int) (decision, bool, error) {
-	if attempt+1 >= maxAttempts || ctx.Err() != nil {
+func (p *RoutedPool) next(ctx context.Context, d *decision, err error, reruns int) (decision, bool, error) {
+	if ctx.Err() != nil {
 		return decision{}, false, nil
 	}
-	if d.g.roles == primaryRole && !d.auto {
+	if d.auto && isReadOnlyViolation(err) {
+		p.classifier.MarkWrite(d.sql, resRefused.Reason)
+		next := *d
+		if p.toGroup(p.pub.snap.Load(), &next, p.defaultGroup, ReasonMisroute) != nil {
+			return decision{}, false, nil
+		}
+		next.res = resRefused
+		return next, true, nil
+	}
+	if reruns >= maxReruns {
+		return decision{}, false, nil
+	}
+	if d.g.onlyRole == rolePrimary && !d.auto {
 		refused := isReadOnlyViolation(err)
 		readAgain := d.res.Kind == classify.Read && isConnError(err) // no effect to repeat
 		if !refused && !readAgain && !neverSent(err) {
@@ -375,45 +392,38 @@ func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt i
 			// The member may have turned replica: wait for its next probe.
 			n := d.m.node
 			seen := uint64(0)
-			if r := n.health.last.Load(); r != nil {
-				seen = r.seq
+			if pr := p.pub.snap.Load().nodes[n.index].probe; pr != nil {
+				seen = pr.seq
 			}
-			n.health.requestProbe()
+			n.requestProbe()
 			// Another member primary now, or this one probed again.
-			ok = func(v *clusterView) bool {
-				return v.primary >= 0 && (v.primary != n.ci || v.obs[n.ci].probes > seen)
+			ok = func(v *snapshot) bool {
+				pr := v.nodes[n.index].probe
+				return v.primary >= 0 && (v.primary != n.index || (pr != nil && pr.seq > seen))
 			}
 		}
 		// The default group follows the cluster: toGroup fails only for
 		// want of a primary, and awaitPrimary waits for one.
 		next := *d
-		if werr := p.awaitPrimary(ctx, ok, func() error { return p.toGroup(&next, p.def, ReasonFailover) }); werr != nil {
+		if werr := p.awaitPrimary(ctx, ok, func(v *snapshot) error { return p.toGroup(v, &next, p.defaultGroup, ReasonFailover) }); werr != nil {
 			return decision{}, false, fmt.Errorf("%w (its attempt on %q failed: %w)", werr, d.m.node.name, err)
 		}
-		return next, true, nil
-	}
-	if d.auto && isReadOnlyViolation(err) {
-		p.classifier.MarkWrite(d.sql, resRefused.Reason)
-		next := *d
-		if p.toGroup(&next, p.def, ReasonMisroute) != nil {
-			return decision{}, false, nil
-		}
-		next.res = resRefused
 		return next, true, nil
 	}
 	readOnly := d.auto || d.res.Kind == classify.Read
 	if !readOnly || !(pgconn.SafeToRetry(err) || isConnError(err)) {
 		return decision{}, false, nil
 	}
-	if m := d.g.pickOther(d.m); m != nil {
+	v := p.pub.snap.Load()
+	if m := d.g.pickOther(v, d.m); m != nil {
 		next := *d
 		next.m, next.reason = m, ReasonRetry
 		return next, true, nil
 	}
-	if d.g != p.def && d.auto && p.noHealthy == FallbackToPrimary {
+	if d.g != p.defaultGroup && d.auto && p.noHealthyRead == FallbackToPrimary {
 		next := *d
-		route := func() error { return p.toGroup(&next, p.def, ReasonRetry) }
-		err := route()
+		route := func(v *snapshot) error { return p.toGroup(v, &next, p.defaultGroup, ReasonRetry) }
+		err := route(v)
 		if err == errAwaitPrimary {
 			// A failover is under way: the read waits for the new primary
 			// rather than fail.
@@ -425,4 +435,48 @@ func (p *RoutedPool) next(ctx context.Context, d *decision, err error, attempt i
 		return next, true, nil
 	}
 	return decision{}, false, nil
+}
+
+// hedged reports whether a call is a hedged read (Config.HedgeAfter): a
+// Query or QueryRow that its statement's kind sent to the read group.
+// Writes, locking and sticky reads, transactions, batches, explicit bind
+// groups and Acquire are never hedged.
+func (p *RoutedPool) hedged(c *call) bool {
+	return p.hedgeAfter > 0 && (c.kind == callQuery || c.kind == callQueryRow) && c.auto && c.g == p.readGroup
+}
+
+// callWrote reports whether a call that succeeded wrote, for the scope: a
+// statement or batch classified as a write, a COPY, or a transaction that
+// committed after a write (txWrote). Acquire hands the connection to the
+// caller: what runs on it is not routed.
+func callWrote(kind callKind, res classify.Result, txWrote bool) bool {
+	switch kind {
+	case callCopy:
+		return true
+	case callAcquire:
+		return false
+	case callBegin:
+		return txWrote
+	}
+	return res.Kind == classify.Write
+}
+
+// failureOfNode reports whether a call's failure says something of its
+// node (the passive health signal): a connection error while the context
+// the failed operation ran with was still live. Once that context ended (the
+// caller's deadline or cancellation, a hedge's loser cancelled) the error
+// says nothing of the node: pgx breaks off a write or read in progress with
+// an i/o timeout of its own making. A node that hangs is the prober's to
+// find (Health.Timeout, the stall watch).
+func failureOfNode(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && isConnError(err)
+}
+
+// outcomeUnknown reports whether a call that failed with err may have taken
+// effect: a call with effects (not a proven read, not sent to a replica by
+// its kind, not Acquire or Begin, which have none) whose connection failed
+// after it may have reached the server.
+func outcomeUnknown(c *call, err error) bool {
+	return !c.auto && c.res.Kind != classify.Read && c.kind != callAcquire && c.kind != callBegin &&
+		isConnError(err) && !neverSent(err) && !errors.Is(err, ErrNoPrimary)
 }

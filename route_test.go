@@ -129,6 +129,17 @@ func scripted(t *testing.T, mod func(*Config)) (*RoutedPool, map[string]*script)
 	return p, nodes
 }
 
+// setDown publishes a snapshot in which node name is down or up.
+func (p *RoutedPool) setDown(name string, down bool) {
+	i := p.nodeNamed(name).index
+	p.publish(time.Now(), func(nodes []nodeState) { nodes[i].down = down })
+}
+
+// isDown reports whether node name is down in the current snapshot.
+func (p *RoutedPool) isDown(name string) bool {
+	return p.pub.snap.Load().nodes[p.nodeNamed(name).index].down
+}
+
 func (p *RoutedPool) nodeNamed(name string) *node {
 	for _, n := range p.nodes {
 		if n.name == name {
@@ -185,7 +196,7 @@ func TestRoutingRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p, _ := scripted(t, tt.cfg)
 			for _, name := range tt.down {
-				p.nodeNamed(name).health.down.Store(true)
+				p.setDown(name, true)
 			}
 			if tt.closed {
 				p.Close()
@@ -235,6 +246,7 @@ func TestRetryDecision(t *testing.T) {
 		{name: "read, statement error", sql: "SELECT 1", err: stmtErr, want: false},
 		{name: "read, second failure", sql: "SELECT 1", err: connErr, attempt: 1, want: false},
 		{name: "read refused by a replica", sql: "SELECT write_it()", err: refused, want: true, group: "default", reason: ReasonMisroute},
+		{name: "read refused by a replica after a retry or beside a hedge", sql: "SELECT write_it2()", err: refused, attempt: 1, want: true, group: "default", reason: ReasonMisroute},
 		{name: "write, connection failed", sql: "UPDATE t SET a = 1", err: connErr, want: false},
 		{name: "locking read, connection failed", sql: "SELECT 1 FROM t FOR UPDATE", err: connErr, want: false},
 		{name: "read, other replica down: primary", sql: "SELECT 1", err: connErr, down: []string{"r1", "r2"}, want: true, group: "default", reason: ReasonRetry},
@@ -250,12 +262,12 @@ func TestRetryDecision(t *testing.T) {
 				ctx = WithScope(context.Background())
 			}
 			d := decision{sql: tt.sql}
-			if err := p.decide(ctx, opStatement, classify.Result{}, &d); err != nil {
+			if err := p.decide(ctx, p.pub.snap.Load(), opStatement, classify.Result{}, &d); err != nil {
 				t.Fatal(err)
 			}
 			first := d.m
 			for _, name := range tt.down {
-				p.nodeNamed(name).health.down.Store(true)
+				p.setDown(name, true)
 			}
 			next, ok, _ := p.next(ctx, &d, tt.err, tt.attempt)
 			if ok != tt.want {
@@ -329,7 +341,7 @@ func TestCallPath(t *testing.T) {
 			t.Errorf("trace (-want +got):\n%s", diff)
 		}
 		for _, n := range []string{"r1", "r2"} {
-			if !p.nodeNamed(n).health.down.Load() {
+			if !p.isDown(n) {
 				t.Errorf("%s not ejected by the passive signal", n)
 			}
 		}
@@ -350,7 +362,7 @@ func TestCallPath(t *testing.T) {
 		if _, err := p.Begin(context.Background()); !errors.Is(err, connErr) {
 			t.Fatalf("err = %v", err)
 		}
-		if !p.nodeNamed("primary").health.down.Load() {
+		if !p.isDown("primary") {
 			t.Error("a node that refused Begin's connection was not ejected")
 		}
 	})
@@ -533,7 +545,7 @@ func TestPickOther(t *testing.T) {
 			{Name: "r3", Backend: &script{name: "r3"}, Weight: 2},
 		}
 	})
-	g := p.read
+	g := p.readGroup
 	memberOf := func(name string) *member {
 		for _, m := range g.members {
 			if m.node.name == name {
@@ -573,10 +585,10 @@ func TestPickOther(t *testing.T) {
 				defer p.nodeNamed(name).ended.Add(n)
 			}
 			for _, name := range tt.down {
-				p.nodeNamed(name).health.down.Store(true)
-				defer p.nodeNamed(name).health.down.Store(false)
+				p.setDown(name, true)
+				defer p.setDown(name, false)
 			}
-			if got := nameOf(g.pickOther(memberOf(tt.from))); got != tt.want {
+			if got := nameOf(g.pickOther(p.pub.snap.Load(), memberOf(tt.from))); got != tt.want {
 				t.Errorf("pickOther(%s) = %s, want %s", tt.from, got, tt.want)
 			}
 		})
@@ -585,12 +597,12 @@ func TestPickOther(t *testing.T) {
 	// had been taken in between.
 	var want, got []string
 	for range 8 {
-		want = append(want, nameOf(g.pick()))
+		want = append(want, nameOf(g.pick(p.pub.snap.Load())))
 	}
 	for range 8 {
-		got = append(got, nameOf(g.pick()))
-		g.pickOther(memberOf("r1"))
-		g.pickOther(memberOf("r3"))
+		got = append(got, nameOf(g.pick(p.pub.snap.Load())))
+		g.pickOther(p.pub.snap.Load(), memberOf("r1"))
+		g.pickOther(p.pub.snap.Load(), memberOf("r3"))
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("round-robin picks with pickOther between them (-without +with):\n%s", diff)

@@ -27,7 +27,7 @@ func putCall(c *call) {
 }
 
 // routedRows follows a routed query to its end: the call's attempt ends
-// (finish) when the rows are done, which marks the scope after a write; a
+// (end) when the rows are done, which marks the scope after a write; a
 // read whose rows fail before the first row runs again where next allows.
 type routedRows struct {
 	c    *call    // the call while it runs; nil once it ended (recycled)
@@ -52,12 +52,7 @@ func (r *routedRows) Next() bool {
 		}
 		r.rows.Close()
 		c := r.c
-		if ok, werr := c.p.again(c, err); !ok {
-			r.err = c.p.wrapErr(c, cmp.Or(werr, err))
-			r.release()
-			return false
-		}
-		if err := c.p.run(c); err != nil {
+		if err := c.pool.retry(c, err); err != nil {
 			r.err = err
 			r.release()
 			return false
@@ -75,9 +70,9 @@ func (r *routedRows) end(err error) {
 		return
 	}
 	if err != nil {
-		r.err = c.p.wrapErr(c, err)
+		r.err = c.pool.wrapErr(c, err)
 	}
-	c.p.finish(c.ctx, c, err, c.isWrite(), false)
+	c.pool.end(c, c.ctx, err)
 	r.release()
 }
 
@@ -103,7 +98,7 @@ func (r *routedRows) Err() error {
 		return r.err
 	}
 	if err := r.rows.Err(); err != nil {
-		return r.c.p.wrapErr(r.c, err)
+		return r.c.pool.wrapErr(r.c, err)
 	}
 	return nil
 }
@@ -156,23 +151,17 @@ type routedRow call
 // its values, which the new attempt's overwrite.
 func (row *routedRow) Scan(dest ...any) error {
 	c := (*call)(row)
-	if c.p == nil {
+	if c.pool == nil {
 		return errScannedTwice
 	}
 	for {
 		err := c.row.Scan(dest...)
 		if err == nil || errors.Is(err, pgx.ErrNoRows) {
-			c.p.finish(c.ctx, c, nil, c.isWrite(), false)
+			c.pool.end(c, c.ctx, nil)
 			putCall(c)
 			return err
 		}
-		ok, werr := c.p.again(c, err) // ends the attempt
-		if !ok {
-			err = c.p.wrapErr(c, cmp.Or(werr, err))
-			putCall(c)
-			return err
-		}
-		if err := c.p.run(c); err != nil {
+		if err := c.pool.retry(c, err); err != nil {
 			putCall(c)
 			return err
 		}
@@ -238,15 +227,15 @@ type routedBatch struct {
 
 // batchCall is a batch's call with its inputs, recycled together.
 type batchCall struct {
-	c  call
-	in callInput // c.in
+	c      call
+	inputs callInputs // c.inputs
 }
 
 var batchPool = sync.Pool{New: func() any { return new(batchCall) }}
 
 func getBatchCall() *batchCall {
 	bc := batchPool.Get().(*batchCall)
-	bc.c.in = &bc.in
+	bc.c.inputs = &bc.inputs
 	return bc
 }
 
@@ -303,7 +292,7 @@ func (b *routedBatch) Close() error {
 	if b.done.CompareAndSwap(false, true) {
 		bc := b.bc
 		b.bc = nil
-		bc.c.p.finish(bc.c.ctx, &bc.c, cmp.Or(b.err, err), bc.c.isWrite(), false)
+		bc.c.pool.end(&bc.c, bc.c.ctx, cmp.Or(b.err, err))
 		putBatchCall(bc)
 	}
 	return err

@@ -18,25 +18,33 @@ import (
 // to the replica's known position, and a read the primary serves makes the
 // scope wait for the primary's next probe, as a write does; so no later read
 // of the scope can go to a node known to be behind an earlier one.
+//
+// Every function here reads the primary's positions in the snapshot the
+// routing decision loaded.
+
+// primaryProbe returns the last probe of the node whose positions are the
+// primary's in v (topology.positionsFrom), or nil.
+func (p *RoutedPool) primaryProbe(v *snapshot) *probeResult {
+	return v.nodes[p.pub.topo.positionsFrom(v)].probe
+}
 
 // awaitPosition makes scope s wait for the position of the primary's next
 // probe, and asks for that probe now.
-func (p *RoutedPool) awaitPosition(s *stickiness.Scope) {
-	h := &p.primary().health
-	s.Await(h.started.Load() + 1)
-	h.requestProbe()
+func (p *RoutedPool) awaitPosition(v *snapshot, s *stickiness.Scope) {
+	n := p.nodes[p.pub.topo.positionsFrom(v)]
+	s.Await(n.probesStarted.Load() + 1)
+	n.requestProbe()
 }
 
 // resolvePending turns the scope's wait for a primary probe into a position
 // when that probe has completed. It reports whether the scope has no wait
 // left.
-func (p *RoutedPool) resolvePending(s *stickiness.Scope) bool {
+func (p *RoutedPool) resolvePending(v *snapshot, s *stickiness.Scope) bool {
 	pend := s.Pending()
 	if pend == 0 {
 		return true
 	}
-	h := &p.primary().health
-	if r := h.last.Load(); r != nil && r.seq >= pend {
+	if r := p.primaryProbe(v); r != nil && r.seq >= pend {
 		if r.noPosition {
 			return false // the primary does not tell its position: stay on it
 		}
@@ -46,15 +54,15 @@ func (p *RoutedPool) resolvePending(s *stickiness.Scope) bool {
 		s.Resolve(r.seq, r.lsn)
 		return s.Pending() == 0
 	}
-	h.requestProbe()
+	p.nodes[p.pub.topo.positionsFrom(v)].requestProbe()
 	return false
 }
 
 // require raises the scope's position, in the primary's current history.
 // A scope whose positions belong to another history (sameHistory) is
 // routed to the primary before it gets here.
-func (p *RoutedPool) require(s *stickiness.Scope, lsn uint64) {
-	if r := p.primary().health.last.Load(); r != nil && r.origin != nil && s.Origin() != r.origin {
+func (p *RoutedPool) require(v *snapshot, s *stickiness.Scope, lsn uint64) {
+	if r := p.primaryProbe(v); r != nil && r.origin != nil && s.Origin() != r.origin {
 		s.SetOrigin(r.origin)
 	}
 	s.Require(lsn)
@@ -65,39 +73,39 @@ func (p *RoutedPool) require(s *stickiness.Scope, lsn uint64) {
 // last known position. Otherwise (or when the token's write position was
 // unknown) the scope waits for the primary's next position: that covers
 // any genuine token, and a forged one cannot hold the scope longer.
-func (p *RoutedPool) checkToken(s *stickiness.Scope, t *stickiness.Token) {
-	r := p.primary().health.last.Load()
+func (p *RoutedPool) checkToken(v *snapshot, s *stickiness.Scope, t *stickiness.Token) {
+	r := p.primaryProbe(v)
 	if r != nil && r.origin != nil && !r.noPosition && !t.Pending && t.LSN <= r.lsn &&
 		t.Origin.Timeline == r.origin.Timeline &&
 		(t.Origin.SystemID == 0 || r.origin.SystemID == 0 || t.Origin.SystemID == r.origin.SystemID) {
-		p.require(s, t.LSN)
+		p.require(v, s, t.LSN)
 		return
 	}
-	p.awaitPosition(s)
+	p.awaitPosition(v, s)
 }
 
 // sameHistory reports whether the scope's positions, if it has any, belong
 // to the current primary's system and timeline.
-func (p *RoutedPool) sameHistory(s *stickiness.Scope) bool {
+func (p *RoutedPool) sameHistory(v *snapshot, s *stickiness.Scope) bool {
 	o := s.Origin()
 	if o == nil || s.Need() == 0 {
 		return true
 	}
-	r := p.primary().health.last.Load()
+	r := p.primaryProbe(v)
 	return r == nil || r.origin == nil || *r.origin == *o
 }
 
-// hasReplayed reports whether replica n is known to have replayed need in
-// the current primary's history: its replayed position is at or past need
-// and, when both are known, it replays the primary's timeline (a replica
-// still on the old primary's timeline after a failover may be past need
-// there and still miss the new primary's writes).
-func (p *RoutedPool) hasReplayed(n *node, need uint64) bool {
-	r := n.health.last.Load()
+// hasReplayed reports whether replica n is known in v to have replayed need
+// in the current primary's history: its replayed position is at or past
+// need and, when both are known, it replays the primary's timeline (a
+// replica still on the old primary's timeline after a failover may be past
+// need there and still miss the new primary's writes).
+func (p *RoutedPool) hasReplayed(v *snapshot, n *node, need uint64) bool {
+	r := v.nodes[n.index].probe
 	if r == nil || r.lsn < need || r.noPosition {
 		return false
 	}
-	if pr := p.primary().health.last.Load(); pr != nil && pr.timeline != 0 && r.timeline != 0 && r.timeline != pr.timeline {
+	if pr := p.primaryProbe(v); pr != nil && pr.timeline != 0 && r.timeline != 0 && r.timeline != pr.timeline {
 		return false
 	}
 	return true

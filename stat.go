@@ -103,27 +103,33 @@ type NodeStat struct {
 	Hedges, HedgeWins int64
 }
 
-// Stat returns a snapshot of the pool's groups and nodes.
+// Stat returns a snapshot of the pool's groups and nodes: one published
+// snapshot of their states, and the counters as they are when read. It takes
+// no lock that calls wait on.
 func (p *RoutedPool) Stat() *Stat {
+	v := p.pub.snap.Load()
 	st := &Stat{}
-	for _, g := range p.groupList {
-		gs := GroupStat{Name: g.name, AllLagging: g.allLagging()}
+	for _, g := range p.groups {
+		gs := GroupStat{Name: g.name, AllLagging: g.allLagging(v)}
 		for _, m := range g.members {
 			n := m.node
+			s := &v.nodes[n.index]
 			ns := NodeStat{
 				Name:         n.name,
 				Weight:       m.weight,
 				Calls:        map[Reason]int64{},
 				InFlight:     n.inFlight(),
-				State:        n.health.state(),
+				State:        s.state(),
 				Role:         "unknown",
-				RoleMismatch: n.health.roleMismatch.Load(),
-				LagBytes:     n.health.lagBytes.Load(),
-				Ejections:    n.health.ejections.Load(),
-				Readmissions: n.health.readmissions.Load(),
-				Retries:      n.health.retries.Load(),
+				RoleMismatch: s.roleMismatch,
+				LagBytes:     s.lagBytes,
+				Ejections:    n.ejections.Load(),
+				Readmissions: n.readmissions.Load(),
+				Retries:      n.retries.Load(),
 				Hedges:       n.hedges.Load(),
 				HedgeWins:    n.hedgeWins.Load(),
+				LastError:    s.lastErr,
+				LastErrorAt:  s.lastErrAt,
 			}
 			for r := range m.calls {
 				if c := m.calls[r].Load(); c != 0 {
@@ -135,30 +141,28 @@ func (p *RoutedPool) Stat() *Stat {
 				ns.Pool = n.pool.Stat()
 				ns.Host, ns.Port = n.host, n.port
 			}
-			if r := n.health.last.Load(); r != nil {
-				ns.Role, ns.Lag, ns.Position = "primary", r.lag, pgtext.FormatLSN(r.lsn)
-				if r.recovery {
-					ns.Role = "replica"
-				}
+			if r := s.probe; r != nil {
+				ns.Role, ns.Lag, ns.Position = roleOf(r).String(), r.lag, pgtext.FormatLSN(r.lsn)
 			}
-			ns.LastError, ns.LastErrorAt = n.health.lastError()
 			gs.Nodes = append(gs.Nodes, ns)
 		}
 		st.Groups = append(st.Groups, gs)
 	}
-	v := p.cluster.Load()
 	st.PrimaryChanges, st.LastPrimaryChange = v.changes, v.changedAt
 	if v.primary >= 0 {
-		st.Primary = p.members[v.primary].name
+		st.Primary = p.nodes[v.primary].name
 	}
 	for _, i := range v.split {
-		st.SplitBrain = append(st.SplitBrain, p.members[i].name)
+		st.SplitBrain = append(st.SplitBrain, p.nodes[i].name)
 	}
-	for i, n := range p.members {
-		ms := MemberStat{Name: n.name, Role: v.obs[i].role.String(), Timeline: v.obs[i].timeline,
-			State: n.health.state(), Primary: v.primary == i, Stale: v.stale[i]}
+	for _, i := range p.pub.topo.members {
+		s := &v.nodes[i]
+		ms := MemberStat{Name: p.nodes[i].name, Role: s.role.String(), State: s.state(), Primary: v.primary == i, Stale: s.stale}
+		if s.probe != nil {
+			ms.Timeline = s.probe.timeline
+		}
 		if ms.Stale {
-			st.StalePrimaries = append(st.StalePrimaries, n.name)
+			st.StalePrimaries = append(st.StalePrimaries, ms.Name)
 		}
 		st.Members = append(st.Members, ms)
 	}

@@ -2,6 +2,7 @@ package pgxroute
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -11,10 +12,14 @@ import (
 // AcquireTracer).
 //
 // Every attempt of a call is one start and one end: a read retried on
-// another node, or a read re-run on the default group after a replica
-// refused it (25006), starts again with ReasonRetry or ReasonMisroute after
-// an end whose Rerun is true. Both methods run on the caller's goroutine and
-// must be safe for concurrent use; keep them cheap.
+// another node, a read re-run on the default group after a replica refused
+// it (25006), or a call sent again to a new primary starts again with
+// ReasonRetry, ReasonMisroute or ReasonFailover after an end whose Rerun is
+// true. A hedged read's second attempt starts with ReasonHedge while the
+// first still runs; the one that loses ends with its own error or, when it
+// was cancelled, an error that wraps context.Canceled. Both methods must be
+// safe for concurrent use (a hedge's loser ends on a goroutine of its own);
+// keep them cheap.
 type RouteTracer interface {
 	// TraceRouteStart is called when a routed call starts on its node. The
 	// context it returns is the one the call runs with on the node (and the
@@ -34,7 +39,8 @@ type TraceRouteStartData struct {
 	// Route is where the attempt goes and why (SQL included, when the call
 	// has one: a tracer that exports it should mind its size and secrecy).
 	Route Route
-	// Attempt is 0 for a call's first attempt, 1 for its retry or re-run.
+	// Attempt numbers the call's attempts from 0 in the order they start: a
+	// hedge, a retry and a re-run each take the next number.
 	Attempt int
 }
 
@@ -84,6 +90,11 @@ const (
 	EventSuspect
 	// EventSplitBrain: two members report being a primary.
 	EventSplitBrain
+	// EventAnswering: a suspect node answered a probe again.
+	EventAnswering
+	// EventRoleMismatch: with static roles, a probe saw a default-group
+	// node in recovery or a read-group node not in recovery.
+	EventRoleMismatch
 )
 
 var healthEventNames = [...]string{
@@ -95,6 +106,8 @@ var healthEventNames = [...]string{
 	EventPrimaryChanged: "primary_changed",
 	EventSuspect:        "suspect",
 	EventSplitBrain:     "split_brain",
+	EventAnswering:      "answering",
+	EventRoleMismatch:   "role_mismatch",
 }
 
 // String names the event kind in snake case ("ejected", "primary_changed"),
@@ -122,6 +135,13 @@ type HealthEvent struct {
 	Role string
 	// Err is the error behind an ejection or a suspicion, without passwords.
 	Err string
+	// Detail says, for people, what made it happen ("probes failed", "a
+	// call's connection failed").
+	Detail string
+	// Lag and LagBytes are, for EventLagging, the replica's replay delay and
+	// WAL distance to the primary.
+	Lag      time.Duration
+	LagBytes int64
 	// At is when the router saw the event.
 	At time.Time
 }
@@ -164,4 +184,104 @@ func (m multiTracer) TraceHealth(ctx context.Context, ev HealthEvent) {
 			h.TraceHealth(ctx, ev)
 		}
 	}
+}
+
+// combineTracers returns the tracers a pool reports through, each event by
+// one path: the route tracer gets every attempt (OnRoute's adapter, then
+// Config.Tracer), the health tracer every health event (the Logger's
+// adapter, then Config.Tracer when it is a HealthTracer). Each is nil when
+// nothing listens, so that a pool without them pays nothing.
+func combineTracers(cfg Config) (RouteTracer, HealthTracer) {
+	var route multiTracer
+	if cfg.OnRoute != nil {
+		route = append(route, onRouteTracer(cfg.OnRoute))
+	}
+	if cfg.Tracer != nil {
+		route = append(route, cfg.Tracer)
+	}
+	var health []HealthTracer
+	if cfg.Logger != nil {
+		health = append(health, logTracer{cfg.Logger})
+	}
+	if h, ok := cfg.Tracer.(HealthTracer); ok {
+		health = append(health, h)
+	}
+	var rt RouteTracer
+	switch len(route) {
+	case 0:
+	case 1:
+		rt = route[0]
+	default:
+		rt = route
+	}
+	var ht HealthTracer
+	switch len(health) {
+	case 0:
+	case 1:
+		ht = health[0]
+	default:
+		ht = healthTracers(health)
+	}
+	return rt, ht
+}
+
+// onRouteTracer adapts Config.OnRoute to a RouteTracer: it is called at
+// every attempt's start.
+type onRouteTracer func(context.Context, Route)
+
+// TraceRouteStart implements RouteTracer.
+func (f onRouteTracer) TraceRouteStart(ctx context.Context, data TraceRouteStartData) context.Context {
+	f(ctx, data.Route)
+	return ctx
+}
+
+// TraceRouteEnd implements RouteTracer.
+func (onRouteTracer) TraceRouteEnd(context.Context, TraceRouteEndData) {}
+
+// healthTracers passes health events to each of several tracers.
+type healthTracers []HealthTracer
+
+// TraceHealth implements HealthTracer.
+func (hs healthTracers) TraceHealth(ctx context.Context, ev HealthEvent) {
+	for _, h := range hs {
+		h.TraceHealth(ctx, ev)
+	}
+}
+
+// logTracer adapts Config.Logger to a HealthTracer, as pgx's tracelog adapts
+// a logger to a QueryTracer: a split brain is logged at error level,
+// ejections, suspicions, lag, role changes and the loss or change of the
+// primary at warn level, the rest at info level.
+type logTracer struct{ log *slog.Logger }
+
+// TraceHealth implements HealthTracer.
+func (l logTracer) TraceHealth(ctx context.Context, ev HealthEvent) {
+	level := slog.LevelInfo
+	switch ev.Kind {
+	case EventSplitBrain:
+		level = slog.LevelError
+	case EventEjected, EventSuspect, EventLagging, EventRoleChanged, EventRoleMismatch, EventPrimaryChanged:
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{slog.String("event", ev.Kind.String())}
+	if ev.Node != "" || ev.Kind != EventPrimaryChanged {
+		attrs = append(attrs, slog.String("node", ev.Node))
+	}
+	if ev.Previous != "" {
+		attrs = append(attrs, slog.String("previous", ev.Previous))
+	}
+	if ev.Kind != EventPrimaryChanged {
+		attrs = append(attrs, slog.String("state", ev.State.String()), slog.String("role", ev.Role))
+	}
+	if ev.Kind == EventLagging {
+		attrs = append(attrs, slog.Duration("lag", ev.Lag), slog.Int64("lag_bytes", ev.LagBytes))
+	}
+	if ev.Err != "" {
+		attrs = append(attrs, slog.String("error", ev.Err))
+	}
+	msg := "pgxroute: " + ev.Kind.String()
+	if ev.Detail != "" {
+		msg += ": " + ev.Detail
+	}
+	l.log.LogAttrs(ctx, level, msg, attrs...)
 }

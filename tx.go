@@ -28,7 +28,7 @@ type routedTx struct {
 
 // watch notes a write among the statements of the transaction.
 func (t *routedTx) watch(sql string) {
-	if !t.state.wrote.Load() && t.c.p.classifier.Classify(sql).Kind == classify.Write {
+	if !t.state.wrote.Load() && t.c.pool.classifier.Classify(sql).Kind == classify.Write {
 		t.state.wrote.Store(true)
 	}
 }
@@ -68,7 +68,8 @@ func (t *routedTx) finish(ctx context.Context, err error, commit bool) {
 	if !t.state.done.CompareAndSwap(false, true) {
 		return
 	}
-	t.c.p.finish(ctx, t.c, err, commit && t.state.wrote.Load(), false)
+	t.c.txWrote = commit && t.state.wrote.Load()
+	t.c.pool.end(t.c, ctx, err)
 }
 
 // CopyFrom copies rows in the transaction: a write.
@@ -79,7 +80,7 @@ func (t *routedTx) CopyFrom(ctx context.Context, tableName pgx.Identifier, colum
 
 // SendBatch sends a batch in the transaction.
 func (t *routedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if !t.state.wrote.Load() && batchKind(t.c.p.classifier, b).Kind == classify.Write {
+	if !t.state.wrote.Load() && batchKind(t.c.pool.classifier, b).Kind == classify.Write {
 		t.state.wrote.Store(true)
 	}
 	return t.Tx.SendBatch(ctx, b)
