@@ -252,7 +252,7 @@ func TestNextNodeState(t *testing.T) {
 			},
 		},
 		{
-			name: "re-admission needs SuccessesToReadmit in a row",
+			name:  "re-admission needs SuccessesToReadmit in a row",
 			start: nodeState{down: true, role: roleReplica, probe: replica},
 			steps: []step{
 				{o: answered(replica), state: StateDown},

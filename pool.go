@@ -34,7 +34,7 @@ type RoutedPool struct {
 	groups        []*group // default first, then read (if any), then by name; group.index
 	groupsByName  map[string]*group
 	defaultGroup  *group
-	readGroup     *group // nil: no read group
+	readGroup     *group  // nil: no read group
 	nodes         []*node // node.index
 	classifier    *classify.Classifier
 	mode          stickiness.Mode
