@@ -2,10 +2,13 @@ package pgxroute_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,7 +97,7 @@ func TestHedgedReads(t *testing.T) {
 	t.Logf("FIGURES no hedging, r1 slow: p50 %v p99 %v p99.9 %v", quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 0.999))
 
 	logs := &syncBuffer{}
-	pool := failoverPool(t, c, pgxroute.Config{Health: pgxroute.HealthConfig{HedgeAfter: 20 * time.Millisecond},
+	pool := failoverPool(t, c, pgxroute.Config{HedgeAfter: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	defer func() {
 		if t.Failed() {
@@ -152,7 +155,7 @@ func TestHedgedReads(t *testing.T) {
 func TestHedgeNeverTwice(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{})
 	ctx := context.Background()
-	pool := failoverPool(t, c, pgxroute.Config{Health: pgxroute.HealthConfig{HedgeAfter: time.Microsecond}})
+	pool := failoverPool(t, c, pgxroute.Config{HedgeAfter: time.Microsecond})
 	counter := func() int {
 		var n int
 		if err := pool.QueryRow(pgxroute.WithPrimary(ctx), "SELECT n FROM counter").Scan(&n); err != nil {
@@ -205,5 +208,174 @@ func TestHedgeNeverTwice(t *testing.T) {
 	}
 	if after, _ := hedgeStats(pool); maps.Equal(hedges, after) {
 		t.Errorf("plain reads after 1µs were not hedged: %v", after)
+	}
+}
+
+// TestHedgeRefusedRunsOnPrimary: a read the classifier cannot tell from a
+// write (a SQL function that writes), hedged because its first replica is
+// frozen, is refused by the other replica (25006) and runs once on the
+// primary, as any read a replica refuses: 0 failed calls, and the counter
+// the function bumps moved once per call. (Before the attempt path was one,
+// the refusal inside a hedge was lost: 4 of 200 such calls failed with the
+// other replica's 25006.)
+func TestHedgeRefusedRunsOnPrimary(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	ctx := context.Background()
+	r1 := c.Replicas()[0]
+	pool := failoverPool(t, c, pgxroute.Config{HedgeAfter: 20 * time.Millisecond})
+	counter := func() int {
+		var n int
+		if err := pool.QueryRow(pgxroute.WithPrimary(ctx), "SELECT n FROM counter").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := counter()
+	if err := c.Freeze(r1); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Thaw(r1)
+	const calls = 200
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < calls; i += 16 {
+				// A new text each time: a refused statement is remembered
+				// as a write by its text, and this one must be routed as a
+				// read first.
+				var n int
+				sql := fmt.Sprintf("SELECT bump_counter() AS call_%d", i)
+				if err := pool.QueryRow(ctx, sql).Scan(&n); err != nil {
+					failed.Add(1)
+					t.Errorf("%s: %v", sql, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := c.Thaw(r1); err != nil {
+		t.Fatal(err)
+	}
+	hedges, _ := hedgeStats(pool)
+	st := nodeStat(pool, pgxroute.DefaultGroupName, c.Primary().Name())
+	t.Logf("FIGURES %d calls, %d failed, hedges %v, misroutes on the primary %d", calls, failed.Load(), hedges, st.Calls[pgxroute.ReasonMisroute])
+	if got := counter() - before; got != calls {
+		t.Errorf("the counter moved by %d for %d calls that bump it once", got, calls)
+	}
+	if st.Calls[pgxroute.ReasonMisroute] != calls {
+		t.Errorf("%d calls re-run on the primary after a refusal, want %d", st.Calls[pgxroute.ReasonMisroute], calls)
+	}
+	if hedges[c.Replicas()[1].Name()] == 0 {
+		t.Errorf("no call was hedged away from the frozen %s: the test did not exercise the hedge", r1.Name())
+	}
+}
+
+// hedgeTrace records every attempt's start and end, by the call its
+// context belongs to.
+type hedgeTrace struct {
+	mu     sync.Mutex
+	starts map[int][]pgxroute.TraceRouteStartData
+	ends   map[int][]pgxroute.TraceRouteEndData
+}
+
+type callIDKey struct{}
+
+func (h *hedgeTrace) TraceRouteStart(ctx context.Context, d pgxroute.TraceRouteStartData) context.Context {
+	id, _ := ctx.Value(callIDKey{}).(int)
+	h.mu.Lock()
+	h.starts[id] = append(h.starts[id], d)
+	h.mu.Unlock()
+	return ctx
+}
+
+func (h *hedgeTrace) TraceRouteEnd(ctx context.Context, d pgxroute.TraceRouteEndData) {
+	id, _ := ctx.Value(callIDKey{}).(int)
+	h.mu.Lock()
+	h.ends[id] = append(h.ends[id], d)
+	h.mu.Unlock()
+}
+
+// TestHedgeTraced: both attempts of a hedged read are traced as attempts,
+// a start and an end each, numbered in order; the loser's end carries its
+// cancellation; the hedge starts the tracer sees equal Stat's hedge count.
+func TestHedgeTraced(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	ctx := context.Background()
+	r1 := c.Replicas()[0]
+	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE FUNCTION slow_on(p int) RETURNS int LANGUAGE sql STABLE AS
+		'SELECT CASE WHEN inet_server_port() = p THEN (SELECT 1 FROM pg_sleep(0.2)) ELSE 1 END'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tr := &hedgeTrace{starts: map[int][]pgxroute.TraceRouteStartData{}, ends: map[int][]pgxroute.TraceRouteEndData{}}
+	pool := failoverPool(t, c, pgxroute.Config{HedgeAfter: 20 * time.Millisecond, Tracer: tr})
+	const calls = 40
+	for i := 1; i <= calls; i++ {
+		var one int
+		cctx := context.WithValue(ctx, callIDKey{}, i)
+		if err := pool.QueryRow(cctx, "SELECT slow_on($1)", r1.Port()).Scan(&one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A loser ends in the background: wait until every start has its end.
+	waitFor(t, "every attempt's end", func() bool {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		for id, s := range tr.starts {
+			if len(tr.ends[id]) < len(s) {
+				return false
+			}
+		}
+		return true
+	})
+	hedgeStarts := 0
+	for id := 1; id <= calls; id++ {
+		starts, ends := tr.starts[id], tr.ends[id]
+		if len(starts) != len(ends) {
+			t.Errorf("call %d: %d starts, %d ends", id, len(starts), len(ends))
+			continue
+		}
+		failedEnds := 0
+		for k, s := range starts {
+			if s.Attempt != k {
+				t.Errorf("call %d: start %d numbered %d", id, k, s.Attempt)
+			}
+			if s.Route.Reason == pgxroute.ReasonHedge {
+				hedgeStarts++
+			}
+		}
+		for _, e := range ends {
+			if e.Err != nil {
+				failedEnds++
+				if !errors.Is(e.Err, context.Canceled) {
+					t.Errorf("call %d: a loser's end says %v, want its cancellation", id, e.Err)
+				}
+			}
+		}
+		if len(starts) == 2 && failedEnds != 1 {
+			t.Errorf("call %d hedged: %d of its 2 ends failed, want the loser's alone", id, failedEnds)
+		}
+	}
+	hedges, _ := hedgeStats(pool)
+	total := int64(0)
+	for _, n := range hedges {
+		total += n
+	}
+	t.Logf("FIGURES %d calls, %d hedge starts traced, Stat hedges %v", calls, hedgeStarts, hedges)
+	if int64(hedgeStarts) != total {
+		t.Errorf("the tracer saw %d hedge starts, Stat counts %d hedges", hedgeStarts, total)
+	}
+	if hedgeStarts < calls/4 {
+		t.Errorf("only %d of %d calls were hedged, with half of them starting on the slow replica", hedgeStarts, calls)
 	}
 }

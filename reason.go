@@ -70,7 +70,7 @@ const (
 	// refused because it had just turned replica (SQLSTATE 25006), was sent
 	// again to the member that is primary now.
 	ReasonFailover
-	// ReasonHedge: a read whose first row was late (HealthConfig.HedgeAfter)
+	// ReasonHedge: a read whose first row was late (Config.HedgeAfter)
 	// was sent as well to this node; when it won, the call's route names it.
 	ReasonHedge
 

@@ -284,8 +284,9 @@ func TestCollectorHedges(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := pgxroute.Config{
-		Groups: map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}}},
-		Health: pgxroute.HealthConfig{Interval: 100 * time.Millisecond, Timeout: 5 * time.Second, HedgeAfter: 100 * time.Millisecond},
+		Groups:     map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}}},
+		HedgeAfter: 100 * time.Millisecond,
+		Health:     pgxroute.HealthConfig{Interval: 100 * time.Millisecond, Timeout: 5 * time.Second},
 	}
 	for i, r := range c.Replicas() {
 		cfg.Replicas = append(cfg.Replicas, pgxroute.Node{Name: fmt.Sprintf("replica%d", i+1), ConnString: r.ConnString()})
