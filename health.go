@@ -264,7 +264,11 @@ func nextNodeState(s nodeState, o outcome, r healthRules) (nodeState, transition
 		s.probe, s.role = o.probe, now
 		mismatch := r.expect != roleUnknown && r.expect != now
 		if mismatch && !s.roleMismatch {
-			t.events = append(t.events, nodeEvent{kind: EventRoleMismatch, why: "the configuration says " + r.expect.String() + ", the probe saw " + now.String()})
+			why := "a read-group node is not in recovery (a primary)"
+			if r.expect == rolePrimary {
+				why = "a default-group node is in recovery (a replica)"
+			}
+			t.events = append(t.events, nodeEvent{kind: EventRoleMismatch, why: why})
 		}
 		s.roleMismatch = mismatch
 	}

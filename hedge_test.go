@@ -108,13 +108,13 @@ func TestHedgedReads(t *testing.T) {
 			}
 		}
 	}()
-	lat, ports := timedReadsOf(t, pool, reads, healthy)
+	lat, _ = timedReadsOf(t, pool, reads, healthy)
 	hedges, _ := hedgeStats(pool)
 	hedged := hedges[r1.Name()] + hedges[r2.Name()]
 	t.Logf("FIGURES hedging 20ms, healthy: p50 %v p99 %v p99.9 %v, hedged %d of %d (%.1f%%)", quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 0.999),
 		hedged, reads, 100*float64(hedged)/reads)
 
-	lat, ports = timedReadsOf(t, pool, reads, slow, r1.Port())
+	lat, ports := timedReadsOf(t, pool, reads, slow, r1.Port())
 	after, wins := hedgeStats(pool)
 	slowHedges := after[r2.Name()] - hedges[r2.Name()]
 	t.Logf("FIGURES hedging 20ms, r1 slow: p50 %v p99 %v p99.9 %v, hedges to r2 %d (won %d), answered by %v", quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 0.999),

@@ -27,7 +27,7 @@ func points(t *testing.T, r sdkmetric.Reader, name string, drop ...attribute.Key
 		var parts []string
 		for _, kv := range set.ToSlice() {
 			if !contains(drop, kv.Key) {
-				parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+				parts = append(parts, string(kv.Key)+"="+kv.Value.String())
 			}
 		}
 		return strings.Join(parts, ",") + " " + fmt.Sprint(v)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -74,7 +75,8 @@ func ExampleFakeOptions_seed() {
 		}
 		return f.Nodes()
 	}
-	fmt.Println(fmt.Sprint(nodes()) == fmt.Sprint(nodes()))
+	first, second := nodes(), nodes()
+	fmt.Println(slices.Equal(first, second))
 	// Output: true
 }
 
