@@ -20,10 +20,10 @@ import (
 // attempt, the first, a retry on another node, a re-run on the default group
 // after a replica refused it (25006), one sent to a new primary, and either
 // side of a hedged read (hedge.go), is started by startAttempt (counted,
-// reported to the tracers) and ended by finishAttempt (counted, its trace
+// reported to the tracers) and ended by endAttempt (counted, its trace
 // ended), with the health signal of a failure before the retry decision.
 // Query, QueryRow, SendBatch and BeginTx return before their last attempt
-// ends: their rows, row, batch or transaction end it (end), and a read whose
+// ends: their rows, row, batch or transaction end it (endCall), and a read whose
 // rows fail before the first row goes on through retry.
 
 // callKind is what a call runs on its node.
@@ -101,7 +101,7 @@ func (p *RoutedPool) execute(c *call) error {
 		err := p.runOnNode(c)
 		if err == nil {
 			if c.kind.endsAtOnce() {
-				p.end(c, c.ctx, nil)
+				p.endCall(c, c.ctx, nil)
 			}
 			return nil
 		}
@@ -129,7 +129,7 @@ func (p *RoutedPool) retry(c *call, err error) error {
 func (p *RoutedPool) afterFailure(c *call, err error) error {
 	p.signal(c.ctx, &c.attempt, err)
 	next, again, werr := p.next(c.ctx, &c.decision, err, int(c.reruns))
-	p.finishAttempt(&c.attempt, err, again)
+	p.endAttempt(&c.attempt, err, again)
 	if !again {
 		return p.wrapErr(c, cmp.Or(werr, err))
 	}
@@ -200,9 +200,9 @@ func (p *RoutedPool) startAttempt(c *call, a *attempt) {
 	}
 }
 
-// finishAttempt counts attempt a as ended and ends its trace; rerun says
+// endAttempt counts attempt a as ended and ends its trace; rerun says
 // that the call runs again after it.
-func (p *RoutedPool) finishAttempt(a *attempt, err error, rerun bool) {
+func (p *RoutedPool) endAttempt(a *attempt, err error, rerun bool) {
 	a.m.node.ended.Add(1)
 	if p.tracer != nil {
 		p.tracer.TraceRouteEnd(a.nodeCtx, TraceRouteEndData{Route: a.route(), Attempt: int(a.number), Err: err, Rerun: rerun})
@@ -218,14 +218,14 @@ func (p *RoutedPool) signal(ctx context.Context, a *attempt, err error) {
 	}
 }
 
-// end ends c's last attempt, with the error of the operation that ended it
+// endCall ends c's last attempt, with the error of the operation that ended it
 // (nil for a success), which ran with ctx (the call's, or a transaction's
 // Commit or Rollback). After a success on the default group it updates the
 // scope: a write marks it, and in ReadYourWrites mode the scope then waits
 // for the primary's next position (after a read too, for monotonic reads).
-func (p *RoutedPool) end(c *call, ctx context.Context, err error) {
+func (p *RoutedPool) endCall(c *call, ctx context.Context, err error) {
 	p.signal(ctx, &c.attempt, err)
-	p.finishAttempt(&c.attempt, err, false)
+	p.endAttempt(&c.attempt, err, false)
 	if err != nil || c.scope == nil || c.g != p.defaultGroup {
 		return
 	}

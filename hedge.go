@@ -150,7 +150,7 @@ func (p *RoutedPool) endLoser(r hedgeResult) {
 	if err == nil || errors.Is(err, context.Canceled) {
 		err = errHedgeLost
 	}
-	p.finishAttempt(r.a, err, false)
+	p.endAttempt(r.a, err, false)
 }
 
 // peekedRows are rows whose first Next already ran (in the attempt's

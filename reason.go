@@ -2,8 +2,6 @@ package pgxroute
 
 import (
 	"strconv"
-
-	"github.com/pgxroute/pgxroute/classify"
 )
 
 // Reason says why a call went where it went.
@@ -152,30 +150,4 @@ func Reasons() []Reason {
 		out[i] = Reason(i)
 	}
 	return out
-}
-
-// Route is a routing decision: the bind group and node a call goes to, and
-// why.
-type Route struct {
-	// Group is the bind group.
-	Group string
-	// Node is the node's name in the configuration.
-	Node string
-	// Reason is the rule that decided.
-	Reason Reason
-	// Statement is what classify said of the SQL (for Begin, CopyFrom and
-	// Acquire: a description of the operation).
-	Statement classify.Result
-	// SQL is the statement routed; empty for Begin, CopyFrom, SendBatch and
-	// Acquire.
-	SQL string
-}
-
-// String formats the route as "group/node: reason (statement)".
-func (r Route) String() string {
-	s := r.Group + "/" + r.Node + ": " + r.Reason.String()
-	if r.Statement.Reason != "" {
-		s += " (" + r.Statement.Kind.String() + ": " + r.Statement.Reason + ")"
-	}
-	return s
 }

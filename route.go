@@ -25,6 +25,32 @@ import (
 // default group); the scope's stickiness after a write (or, in
 // ReadYourWrites mode, the scope's WAL position); else the read group.
 
+// Route is a routing decision: the bind group and node a call goes to, and
+// why.
+type Route struct {
+	// Group is the bind group.
+	Group string
+	// Node is the node's name in the configuration.
+	Node string
+	// Reason is the rule that decided.
+	Reason Reason
+	// Statement is what classify said of the SQL (for Begin, CopyFrom and
+	// Acquire: a description of the operation).
+	Statement classify.Result
+	// SQL is the statement routed; empty for Begin, CopyFrom, SendBatch and
+	// Acquire.
+	SQL string
+}
+
+// String formats the route as "group/node: reason (statement)".
+func (r Route) String() string {
+	s := r.Group + "/" + r.Node + ": " + r.Reason.String()
+	if r.Statement.Reason != "" {
+		s += " (" + r.Statement.Kind.String() + ": " + r.Statement.Reason + ")"
+	}
+	return s
+}
+
 // op is the kind of operation being routed.
 type op uint8
 

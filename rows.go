@@ -27,7 +27,7 @@ func putCall(c *call) {
 }
 
 // routedRows follows a routed query to its end: the call's attempt ends
-// (end) when the rows are done, which marks the scope after a write; a
+// (endCall) when the rows are done, which marks the scope after a write; a
 // read whose rows fail before the first row runs again where next allows.
 type routedRows struct {
 	c    *call    // the call while it runs; nil once it ended (recycled)
@@ -72,7 +72,7 @@ func (r *routedRows) end(err error) {
 	if err != nil {
 		r.err = c.pool.wrapErr(c, err)
 	}
-	c.pool.end(c, c.ctx, err)
+	c.pool.endCall(c, c.ctx, err)
 	r.release()
 }
 
@@ -157,7 +157,7 @@ func (row *routedRow) Scan(dest ...any) error {
 	for {
 		err := c.row.Scan(dest...)
 		if err == nil || errors.Is(err, pgx.ErrNoRows) {
-			c.pool.end(c, c.ctx, nil)
+			c.pool.endCall(c, c.ctx, nil)
 			putCall(c)
 			return err
 		}
@@ -292,7 +292,7 @@ func (b *routedBatch) Close() error {
 	if b.done.CompareAndSwap(false, true) {
 		bc := b.bc
 		b.bc = nil
-		bc.c.pool.end(&bc.c, bc.c.ctx, cmp.Or(b.err, err))
+		bc.c.pool.endCall(&bc.c, bc.c.ctx, cmp.Or(b.err, err))
 		putBatchCall(bc)
 	}
 	return err

@@ -69,7 +69,7 @@ func (t *routedTx) finish(ctx context.Context, err error, commit bool) {
 		return
 	}
 	t.c.txWrote = commit && t.state.wrote.Load()
-	t.c.pool.end(t.c, ctx, err)
+	t.c.pool.endCall(t.c, ctx, err)
 }
 
 // CopyFrom copies rows in the transaction: a write.
