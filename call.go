@@ -218,15 +218,25 @@ func (p *RoutedPool) signal(ctx context.Context, a *attempt, err error) {
 	}
 }
 
-// endCall ends c's last attempt, with the error of the operation that ended it
-// (nil for a success), which ran with ctx (the call's, or a transaction's
+// endCall ends c's last attempt, with the error of the operation that ended
+// it (nil for a success), which ran with ctx (the call's, or a transaction's
 // Commit or Rollback). After a success on the default group it updates the
 // scope: a write marks it, and in ReadYourWrites mode the scope then waits
 // for the primary's next position (after a read too, for monotonic reads).
+// A write without a scope makes the pool's own scope wait for that
+// position.
 func (p *RoutedPool) endCall(c *call, ctx context.Context, err error) {
 	p.signal(ctx, &c.attempt, err)
 	p.endAttempt(&c.attempt, err, false)
-	if err != nil || c.scope == nil || c.g != p.defaultGroup {
+	if err != nil || c.g != p.defaultGroup {
+		return
+	}
+	if c.scope == nil {
+		if p.unscoped != nil && callWrote(c.kind, c.res, c.txWrote) {
+			// The pool's own scope: its reads wait for this write's position.
+			p.unscoped.NoteWrite(time.Now())
+			p.awaitPosition(p.pub.snap.Load(), p.unscoped)
+		}
 		return
 	}
 	p.noteSuccess(c.scope, callWrote(c.kind, c.res, c.txWrote))

@@ -120,6 +120,15 @@ type Config struct {
 	Seed uint64
 	// Stickiness is the consistency mode after a write (zero: StickyScope).
 	Stickiness Stickiness
+	// ForgetUnscopedWrites turns the pool's own scope off. By default a call
+	// whose context carries no scope belongs to the pool's scope: after an
+	// unscoped write, unscoped reads go to a replica only once it is known
+	// to have replayed that write (by WAL position, as ReadYourWrites does
+	// for a scope), and to the default group until then; so code that never
+	// heard of scopes reads its own writes. Set, unscoped calls remember
+	// nothing (a read right after a write may be stale). NoStickiness turns
+	// the pool's scope off too. See docs/consistency.md.
+	ForgetUnscopedWrites bool
 	// Disabled sends everything to the default group's first node.
 	Disabled bool
 	// StaticRoles keeps the roles the configuration gives: writes go to the

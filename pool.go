@@ -31,13 +31,17 @@ import (
 // RoutedPool is a drop-in for *pgxpool.Pool that routes every call to a node
 // of a bind group. It is safe for concurrent use.
 type RoutedPool struct {
-	groups        []*group // default first, then read (if any), then by name; group.index
-	groupsByName  map[string]*group
-	defaultGroup  *group
-	readGroup     *group  // nil: no read group
-	nodes         []*node // node.index
-	classifier    *classify.Classifier
-	mode          stickiness.Mode
+	groups       []*group // default first, then read (if any), then by name; group.index
+	groupsByName map[string]*group
+	defaultGroup *group
+	readGroup    *group  // nil: no read group
+	nodes        []*node // node.index
+	classifier   *classify.Classifier
+	mode         stickiness.Mode
+	// unscoped is the pool's own scope, that of calls whose context
+	// carries none; nil when off (Config.ForgetUnscopedWrites,
+	// NoStickiness, Disabled).
+	unscoped      *stickiness.Scope
 	disabled      bool
 	straight      bool // disabled, with nothing to report: calls go straight to the node
 	noHealthyRead NoHealthyReadPolicy
@@ -152,6 +156,9 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 			WriteFunctions: cfg.WriteFunctions,
 			CacheSize:      cfg.ClassifyCacheSize,
 		}),
+	}
+	if !cfg.ForgetUnscopedWrites && cfg.Stickiness != NoStickiness && !cfg.Disabled {
+		p.unscoped = stickiness.NewScope()
 	}
 	p.tracer, p.healthTracer = combineTracers(cfg)
 	p.routeInContext = cfg.Tracer != nil

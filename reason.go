@@ -14,7 +14,8 @@ const (
 	// to the default group, and the scope turns sticky.
 	ReasonWrite Reason = iota
 	// ReasonWriteNoScope: a write without a scope in the context: it goes to
-	// the default group and nothing remembers it (see WithScope).
+	// the default group, and the pool's own scope remembers its position
+	// (unless Config.ForgetUnscopedWrites or NoStickiness).
 	ReasonWriteNoScope
 	// ReasonLockingRead: SELECT ... FOR UPDATE/SHARE goes to the default
 	// group; the scope does not turn sticky.
@@ -24,7 +25,8 @@ const (
 	// ReasonRead: a read goes to the read group.
 	ReasonRead
 	// ReasonReadNoScope: a read without a scope in the context goes to the
-	// read group; no earlier write of the caller is known.
+	// read group: a replica known to have replayed the pool's unscoped
+	// writes (or any, with the pool's scope off).
 	ReasonReadNoScope
 	// ReasonNoReadGroup: a read goes to the default group because the read
 	// group has no node.
@@ -71,13 +73,17 @@ const (
 	// ReasonHedge: a read whose first row was late (Config.HedgeAfter)
 	// was sent as well to this node; when it won, the call's route names it.
 	ReasonHedge
+	// ReasonUnscopedBehind: a read without a scope goes to the default group
+	// because no replica is known yet to have replayed the pool's last
+	// unscoped write (see Config.ForgetUnscopedWrites).
+	ReasonUnscopedBehind
 
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	ReasonWrite:          "write",
-	ReasonWriteNoScope:   "write (no scope: not remembered)",
+	ReasonWriteNoScope:   "write (no scope: the pool's scope remembers it)",
 	ReasonLockingRead:    "locking read",
 	ReasonSticky:         "sticky: the scope wrote",
 	ReasonRead:           "read",
@@ -97,6 +103,7 @@ var reasonNames = [numReasons]string{
 	ReasonMisroute:       "replica refused a write (25006)",
 	ReasonFailover:       "sent again to the new primary",
 	ReasonHedge:          "hedged read: its first row was late elsewhere",
+	ReasonUnscopedBehind: "read (no scope): replicas behind the pool's writes",
 }
 
 // reasonLabels are the snake-case names of the reasons: bounded and stable,
@@ -123,6 +130,7 @@ var reasonLabels = [numReasons]string{
 	ReasonMisroute:       "misroute",
 	ReasonFailover:       "failover",
 	ReasonHedge:          "hedge",
+	ReasonUnscopedBehind: "unscoped_behind",
 }
 
 // Name returns the reason's snake-case name ("read_no_scope", "misroute"),

@@ -212,6 +212,9 @@ func (p *RoutedPool) group(name string) *group {
 // health.
 func (p *RoutedPool) decideRead(v *snapshot, d *decision) error {
 	s := d.scope
+	if s == nil && p.unscoped != nil {
+		return p.decideUnscoped(v, d)
+	}
 	if s != nil && p.mode != stickiness.Off {
 		if p.mode == stickiness.ReadYourWrites {
 			return p.decideReadYourWrites(v, d)
@@ -291,27 +294,67 @@ func (p *RoutedPool) decideReadYourWrites(v *snapshot, d *decision) error {
 		}
 		return err
 	}
-	// The balancer's pick first, so that caught-up replicas share the load by
-	// their weights; else any usable replica that caught up.
-	m := g.pick(v)
-	if m == nil || !p.hasReplayed(v, m.node, need) {
-		m = nil
-		gs := &v.groups[g.index]
-		for i, c := range gs.members {
-			if gs.usable[i] && p.hasReplayed(v, c.node, need) {
-				m = c
-				break
-			}
-		}
-	}
+	m := p.caughtUp(v, need)
 	if m == nil {
-		for _, c := range g.members {
-			c.node.requestProbe()
-		}
 		return p.toGroup(v, d, p.defaultGroup, ReasonReplicasBehind)
 	}
 	p.require(v, s, v.nodes[m.node.index].position())
 	d.g, d.m, d.reason, d.auto = g, m, ReasonCaughtUp, true
+	return nil
+}
+
+// decideUnscoped routes a read whose context carries no scope by the pool's
+// own scope: to a replica known to have replayed the pool's last unscoped
+// write, else to the default group (ReasonUnscopedBehind). Unlike a scope in
+// ReadYourWrites mode it keeps no monotonic position from its reads: the
+// pool's scope is every unscoped caller's at once, and only writes raise
+// it.
+func (p *RoutedPool) decideUnscoped(v *snapshot, d *decision) error {
+	s, g := p.unscoped, p.readGroup
+	if g == nil {
+		return p.toReplica(v, d)
+	}
+	if !p.resolvePending(v, s) {
+		return p.toGroup(v, d, p.defaultGroup, ReasonUnscopedBehind)
+	}
+	if !p.sameHistory(v, s) {
+		// The position belongs to another primary's history (a failover
+		// since): replace it by the new primary's.
+		p.awaitPosition(v, s)
+		return p.toGroup(v, d, p.defaultGroup, ReasonUnscopedBehind)
+	}
+	need := s.Need()
+	if need == 0 {
+		return p.toReplica(v, d)
+	}
+	m := p.caughtUp(v, need)
+	if m == nil {
+		return p.toGroup(v, d, p.defaultGroup, ReasonUnscopedBehind)
+	}
+	d.g, d.m, d.reason, d.auto = g, m, ReasonReadNoScope, true
+	return nil
+}
+
+// caughtUp returns a usable replica known in v to have replayed need: the
+// balancer's pick first, so that caught-up replicas share the load by their
+// weights, else the first usable one that has. With none, it asks every
+// replica for its position at once (catch-up: one probe in flight per node
+// at most, coalesced) and returns nil: the read goes to the default group
+// without waiting, and the reads after it find the replica that caught up.
+func (p *RoutedPool) caughtUp(v *snapshot, need uint64) *member {
+	g := p.readGroup
+	if m := g.pick(v); m != nil && p.hasReplayed(v, m.node, need) {
+		return m
+	}
+	gs := &v.groups[g.index]
+	for i, c := range gs.members {
+		if gs.usable[i] && p.hasReplayed(v, c.node, need) {
+			return c
+		}
+	}
+	for _, c := range gs.members {
+		c.node.requestProbe()
+	}
 	return nil
 }
 

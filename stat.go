@@ -98,6 +98,9 @@ type NodeStat struct {
 	Ejections    int64
 	Readmissions int64
 	Retries      int64
+	// Probes counts the health probes started on the node: the regular ones
+	// and those asked for (a failover, read-your-writes catching up).
+	Probes int64
 	// Hedges counts the hedged reads sent to the node (HedgeAfter), and
 	// HedgeWins those of them that answered first.
 	Hedges, HedgeWins int64
@@ -126,6 +129,7 @@ func (p *RoutedPool) Stat() *Stat {
 				Ejections:    n.ejections.Load(),
 				Readmissions: n.readmissions.Load(),
 				Retries:      n.retries.Load(),
+				Probes:       int64(n.probesStarted.Load()),
 				Hedges:       n.hedges.Load(),
 				HedgeWins:    n.hedgeWins.Load(),
 				LastError:    s.lastErr,
