@@ -1,0 +1,162 @@
+package patroni_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/discovery/patroni"
+	"github.com/pgxroute/pgxroute/routingtest"
+)
+
+// template is the connection string the discoverer is given: every member's
+// host and port replace its placeholder ones; the rest must reach the server.
+const template = "postgres://postgres@placeholder:1/postgres?sslmode=disable&application_name=pgxroute-discovery&connect_timeout=5"
+
+// answer is what the server behind a discovered connection string says of
+// itself.
+type answer struct {
+	Port       int
+	InRecovery bool
+	AppName    string
+}
+
+// ask connects with cs and asks the server that answers where it is.
+func ask(ctx context.Context, t *testing.T, cs string) answer {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, cs)
+	if err != nil {
+		t.Fatalf("connect with a discovered connection string: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var a answer
+	if err := conn.QueryRow(ctx, "SELECT inet_server_port(), pg_is_in_recovery(), current_setting('application_name')").Scan(&a.Port, &a.InRecovery, &a.AppName); err != nil {
+		t.Fatalf("ask the server: %v", err)
+	}
+	return a
+}
+
+// summary is a discovered node without its connection string, for diffs.
+type summary struct {
+	Name    string
+	NoReads bool
+}
+
+func summarize(nodes []pgxroute.Node) []summary {
+	out := make([]summary, len(nodes))
+	for i, n := range nodes {
+		out[i] = summary{n.Name, n.NoReads}
+	}
+	return out
+}
+
+// TestPatroniDiscover runs the discoverer against a real Patroni cluster of
+// three members, member3 tagged noloadbalance: the leader comes first, every
+// connection string reaches its member's server (asked for its port and
+// recovery state), the tag gives NoReads, a killed member leaves the list and
+// comes back when it rejoins, and a REST URL that is down is passed over.
+func TestPatroniDiscover(t *testing.T) {
+	p := routingtest.NewPatroni(t, routingtest.PatroniOptions{
+		Tags: map[string]map[string]any{"member3": {"noloadbalance": true}},
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	m1, m2, m3 := p.Member("member1"), p.Member("member2"), p.Member("member3")
+	d := patroni.New(patroni.Config{URLs: []string{m2.RESTURL(), m1.RESTURL(), m3.RESTURL()}, ConnString: template})
+
+	t.Run("leader first, replicas, tags, and where each string connects", func(t *testing.T) {
+		nodes, err := d.Discover(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []summary{{"member1", false}, {"member2", false}, {"member3", true}}
+		if diff := cmp.Diff(want, summarize(nodes)); diff != "" {
+			t.Fatalf("Discover (-want +got):\n%s", diff)
+		}
+		for i, n := range nodes {
+			m := p.Member(n.Name)
+			got := ask(ctx, t, n.ConnString)
+			want := answer{Port: m.Port(), InRecovery: i > 0, AppName: "pgxroute-discovery"}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s: the server that answered (-want +got):\n%s", n.Name, diff)
+			}
+		}
+	})
+
+	t.Run("a killed member leaves, then rejoins", func(t *testing.T) {
+		if err := p.KillMember(m2); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		// Patroni keeps a dead member's key until its TTL runs out: poll,
+		// bounded. d's first URL (member2's) is down now: it must pass on.
+		ttl, _, _ := p.Settings()
+		want := []summary{{"member1", false}, {"member3", true}}
+		var got []summary
+		for i := 0; ; i++ {
+			nodes, err := d.Discover(ctx)
+			if err != nil {
+				t.Fatalf("Discover with member2 dead: %v", err)
+			}
+			if got = summarize(nodes); cmp.Equal(want, got) {
+				t.Logf("member2 left the list %v after its kill (Patroni ttl %v)", time.Since(killed).Round(time.Millisecond), ttl)
+				break
+			}
+			if i == 200 || ctx.Err() != nil {
+				t.Fatalf("member2 still listed after %d tries: (-want +got):\n%s", i, cmp.Diff(want, got))
+			}
+			time.Sleep(ttl / 20)
+		}
+		// Only member2's URL: the error names it.
+		_, err := patroni.New(patroni.Config{URLs: []string{m2.RESTURL()}, ConnString: template}).Discover(ctx)
+		if err == nil || !strings.Contains(err.Error(), "GET "+m2.RESTURL()+"/cluster") {
+			t.Fatalf("Discover from a dead member only: %v; want an error naming its URL", err)
+		}
+
+		restart := time.Now()
+		if err := p.StartMember(ctx, m2); err != nil {
+			t.Fatal(err)
+		}
+		want = []summary{{"member1", false}, {"member2", false}, {"member3", true}}
+		for i := 0; ; i++ {
+			nodes, err := d.Discover(ctx)
+			if err != nil {
+				t.Fatalf("Discover: %v", err)
+			}
+			if got = summarize(nodes); cmp.Equal(want, got) {
+				if a := ask(ctx, t, nodes[1].ConnString); a.Port != m2.Port() || !a.InRecovery {
+					t.Fatalf("member2's string reached %+v; want port %d in recovery", a, m2.Port())
+				}
+				t.Logf("member2 listed again %v after its restart", time.Since(restart).Round(time.Millisecond))
+				break
+			}
+			if i == 200 || ctx.Err() != nil {
+				t.Fatalf("member2 not listed again after %d tries: (-want +got):\n%s", i, cmp.Diff(want, got))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+// BenchmarkPatroniDiscover measures one Discover call against a real Patroni
+// cluster of three members: one GET /cluster on a new connection (no
+// keep-alive), its JSON decoded and three connection strings made.
+func BenchmarkPatroniDiscover(b *testing.B) {
+	p := routingtest.NewPatroni(b, routingtest.PatroniOptions{})
+	d := patroni.New(patroni.Config{URLs: []string{p.Member("member1").RESTURL()}, ConnString: template})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		nodes, err := d.Discover(ctx)
+		if err != nil || len(nodes) != 3 {
+			b.Fatal(fmt.Sprint(len(nodes), err))
+		}
+	}
+}
