@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -235,6 +236,34 @@ func BenchmarkPatroniDiscover(b *testing.B) {
 			b.ReportMetric(perOp(p1-p0, p2-p1), "patroni-cpu-µs/op")
 			b.ReportMetric(perOp(e1-e0, e2-e1), "etcd-cpu-µs/op")
 		}
+	})
+	// 1,000 calls spread at random over 5 s: what a router that delays its
+	// calls "at once" by a random 0 to 5 s makes of 1,000 instances.
+	b.Run("spread=1000/5s", func(b *testing.B) {
+		var slowest time.Duration
+		failed := 0
+		for b.Loop() {
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			for range 1000 {
+				delay := time.Duration(rand.Int64N(int64(5 * time.Second)))
+				wg.Go(func() {
+					time.Sleep(delay)
+					t0 := time.Now()
+					_, err := d.Discover(ctx)
+					el := time.Since(t0)
+					mu.Lock()
+					slowest = max(slowest, el)
+					if err != nil {
+						failed++
+					}
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+		}
+		b.ReportMetric(float64(slowest.Milliseconds()), "slowest-ms")
+		b.ReportMetric(float64(failed)/float64(b.N), "failed/op")
 	})
 	for _, k := range []int{4, 16, 64, 256} {
 		b.Run("burst="+strconv.Itoa(k), func(b *testing.B) {
