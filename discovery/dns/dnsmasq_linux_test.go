@@ -1,7 +1,6 @@
 package dns_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -26,29 +25,12 @@ type dnsmasq struct {
 	bin   string
 	port  int
 	hosts string // the hosts file
-	log   *lockedBuffer
+	log   string // the file of dnsmasq's output
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
 	srv  []string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // findDnsmasq returns dnsmasq's path, or skips the test (fails it with
@@ -80,12 +62,12 @@ func startDnsmasq(t testing.TB, srv, hosts []string) *dnsmasq {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d := &dnsmasq{t: t, bin: bin, hosts: filepath.Join(dir, "hosts"), log: &lockedBuffer{}}
+	d := &dnsmasq{t: t, bin: bin, hosts: filepath.Join(dir, "hosts"), log: filepath.Join(dir, "log")}
 	d.writeHosts(hosts)
 	t.Cleanup(func() {
 		d.stop()
 		if t.Failed() {
-			t.Logf("dnsmasq's log:\n%s", d.log.String())
+			t.Logf("dnsmasq's log:\n%s", d.output())
 		}
 	})
 	for attempt := 0; ; attempt++ {
@@ -95,7 +77,7 @@ func startDnsmasq(t testing.TB, srv, hosts []string) *dnsmasq {
 			return d
 		}
 		if attempt == 5 {
-			t.Fatalf("start dnsmasq: %v\n%s", err, d.log.String())
+			t.Fatalf("start dnsmasq: %v\n%s", err, d.output())
 		}
 	}
 }
@@ -135,8 +117,13 @@ func (d *dnsmasq) start(srv []string) error {
 	for _, s := range srv {
 		args = append(args, "--srv-host="+s)
 	}
+	out, err := os.OpenFile(d.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close() // the child has its own copy
 	cmd := exec.Command(d.bin, args...)
-	cmd.Stdout, cmd.Stderr = d.log, d.log
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return err
@@ -212,8 +199,14 @@ func (d *dnsmasq) SetSRV(srv []string) {
 	}
 }
 
+// output returns what dnsmasq wrote (every start's, appended).
+func (d *dnsmasq) output() string {
+	b, _ := os.ReadFile(d.log)
+	return string(b)
+}
+
 // Queries counts the queries dnsmasq logged.
-func (d *dnsmasq) Queries() int { return strings.Count(d.log.String(), ": query[") }
+func (d *dnsmasq) Queries() int { return strings.Count(d.output(), ": query[") }
 
 // Resolver returns a Go resolver that asks this dnsmasq only.
 func (d *dnsmasq) Resolver() *net.Resolver {

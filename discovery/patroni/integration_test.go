@@ -237,61 +237,45 @@ func BenchmarkPatroniDiscover(b *testing.B) {
 			b.ReportMetric(perOp(e1-e0, e2-e1), "etcd-cpu-µs/op")
 		}
 	})
-	// 1,000 calls spread at random over 5 s: what a router that delays its
-	// calls "at once" by a random 0 to 5 s makes of 1,000 instances.
-	b.Run("spread=1000/5s", func(b *testing.B) {
+	// calls makes n Discover calls, each after delay(), and reports the
+	// slowest and how many failed, per op.
+	calls := func(b *testing.B, n int, delay func() time.Duration) {
 		var slowest time.Duration
 		failed := 0
 		for b.Loop() {
 			var wg sync.WaitGroup
 			var mu sync.Mutex
-			for range 1000 {
-				delay := time.Duration(rand.Int64N(int64(5 * time.Second)))
+			start := make(chan struct{})
+			for range n {
+				wait := delay()
 				wg.Go(func() {
-					time.Sleep(delay)
+					<-start
+					time.Sleep(wait)
 					t0 := time.Now()
 					_, err := d.Discover(ctx)
 					el := time.Since(t0)
 					mu.Lock()
+					defer mu.Unlock()
 					slowest = max(slowest, el)
 					if err != nil {
 						failed++
 					}
-					mu.Unlock()
 				})
 			}
+			close(start)
 			wg.Wait()
 		}
 		b.ReportMetric(float64(slowest.Milliseconds()), "slowest-ms")
 		b.ReportMetric(float64(failed)/float64(b.N), "failed/op")
-	})
+	}
 	for _, k := range []int{4, 16, 64, 256} {
 		b.Run("burst="+strconv.Itoa(k), func(b *testing.B) {
-			var slowest time.Duration
-			failed := 0
-			for b.Loop() {
-				var wg sync.WaitGroup
-				var mu sync.Mutex
-				start := make(chan struct{})
-				for range k {
-					wg.Go(func() {
-						<-start
-						t0 := time.Now()
-						_, err := d.Discover(ctx)
-						el := time.Since(t0)
-						mu.Lock()
-						slowest = max(slowest, el)
-						if err != nil {
-							failed++
-						}
-						mu.Unlock()
-					})
-				}
-				close(start)
-				wg.Wait()
-			}
-			b.ReportMetric(float64(slowest.Milliseconds()), "slowest-ms")
-			b.ReportMetric(float64(failed)/float64(b.N), "failed/burst")
+			calls(b, k, func() time.Duration { return 0 })
 		})
 	}
+	// 1,000 calls spread at random over 5 s: what a router that delays its
+	// calls "at once" by a random 0 to 5 s makes of 1,000 instances.
+	b.Run("spread=1000/5s", func(b *testing.B) {
+		calls(b, 1000, func() time.Duration { return time.Duration(rand.Int64N(int64(5 * time.Second))) })
+	})
 }
