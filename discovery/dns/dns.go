@@ -4,10 +4,9 @@
 // services, round-robin names).
 //
 // A Discover call makes two queries (A and AAAA) for a plain name; for an
-// SRV name, one SRV query and two queries per target (see
-// docs/membership.md). The Go resolver does not cache: put a caching
-// resolver near the applications when many instances share a small DNS
-// server.
+// SRV name, one SRV query and two per target (see docs/membership.md). The
+// Go resolver does not cache: put a caching resolver near the applications
+// when many instances share a small DNS server.
 package dns
 
 import (
@@ -85,8 +84,8 @@ func New(cfg Config) *Discoverer {
 	return d
 }
 
-// Discover looks the name up and returns one Node per member, sorted by
-// name, each named "host:port" and with the configured connection string,
+// Discover looks the name up and returns one Node per member, in a fixed
+// order, each named "host:port" and with the configured connection string,
 // its host and port replaced:
 //
 //   - For an SRV name, a member is a target and port, named after the target
@@ -95,9 +94,10 @@ func New(cfg Config) *Discoverer {
 //     multi-host string: one server, several addresses). A target that does
 //     not exist is left out; any other lookup failure fails the call. SRV
 //     priorities and weights are not used: roles come from the router's
-//     probes.
+//     probes. The members are sorted by name.
 //   - For any other name, a member is an address, named "address:port" with
-//     the connection string's port.
+//     the connection string's port. The members are sorted by address
+//     (numerically, IPv4 first).
 //
 // An answer with no member is an error wrapping ErrNoMembers. Errors name
 // the name looked up and wrap the resolver's error (a *net.DNSError).

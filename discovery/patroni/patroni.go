@@ -2,11 +2,12 @@
 // pgxroute.Config.Discovery: it reads Patroni's REST API, GET /cluster, which
 // every member serves for the whole cluster.
 //
-// A Discover call makes one HTTP request (two or more only when a REST URL
-// fails): with the router's default interval and 1,000 application
-// instances, that is about 33 requests a second on the Patroni member that
-// answers, each a read of Patroni's in-memory view of the DCS (see
-// docs/membership.md).
+// A Discover call makes one HTTP request (more only when a REST URL fails).
+// With one call every 30 s from each of 1,000 application instances, that
+// is about 33 requests a second on the member that answers, each costing
+// Patroni under a millisecond of CPU (see docs/membership.md, which also
+// shows why calls made at the same moment by many instances must be
+// spread).
 package patroni
 
 import (
