@@ -58,7 +58,8 @@ func startDnsmasq(t testing.TB, srv, hosts []string) *dnsmasq {
 	t.Helper()
 	bin := findDnsmasq(t)
 	dir := t.TempDir()
-	// dnsmasq started as root reads the hosts file as nobody.
+	// Readable by all, in case dnsmasq started as root runs as another
+	// user when it reads the hosts file again.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

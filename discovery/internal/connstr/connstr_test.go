@@ -88,6 +88,11 @@ func TestWith(t *testing.T) {
 
 		},
 		{
+			name: "keyword/value, a password that holds host= and port=", in: `password='p host=evil port=1' user=app host=old sslmode=disable`,
+			hosts: []string{"10.0.0.9"}, port: 5432, wantPort: 5432,
+			want: parsed{Hosts: []string{"10.0.0.9"}, Ports: []uint16{5432}, User: "app", Password: "p host=evil port=1", Params: map[string]string{}},
+		},
+		{
 			name: "keyword/value, escaped password unquoted", in: `user=app password=x\'y sslmode=disable`,
 			hosts: []string{"h1", "h2"}, port: 5432, wantPort: 5432,
 			want: parsed{Hosts: []string{"h1", "h2"}, Ports: []uint16{5432, 5432}, User: "app", Password: `x'y`, Database: "", Params: map[string]string{}},
