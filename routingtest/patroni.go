@@ -54,6 +54,9 @@ type PatroniOptions struct {
 	// BinDir is the folder of PostgreSQL's server binaries, as in
 	// ClusterOptions.BinDir.
 	BinDir string
+	// Tags maps a member's name ("member2") to its Patroni tags, such as
+	// {"noloadbalance": true}, which GET /cluster shows.
+	Tags map[string]map[string]any
 	// User is the account etcd, Patroni and PostgreSQL run as when the
 	// process is root, as in ClusterOptions.User.
 	User string
@@ -519,6 +522,9 @@ func (p *Patroni) writeConfig(m *PatroniMember) error {
 			"remove_data_directory_on_rewind_failure":     true,
 			"remove_data_directory_on_diverged_timelines": true,
 		},
+	}
+	if tags := p.opts.Tags[m.name]; len(tags) > 0 {
+		conf["tags"] = tags
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
