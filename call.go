@@ -226,7 +226,9 @@ func (p *RoutedPool) signal(ctx context.Context, a *attempt, err error) {
 // A write without a scope makes the pool's own scope wait for that
 // position.
 func (p *RoutedPool) endCall(c *call, ctx context.Context, err error) {
-	p.signal(ctx, &c.attempt, err)
+	if err != nil {
+		p.signal(ctx, &c.attempt, err)
+	}
 	p.endAttempt(&c.attempt, err, false)
 	if err != nil || c.g != p.defaultGroup {
 		return
