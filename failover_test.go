@@ -257,7 +257,9 @@ func TestFailoverUnderLoad(t *testing.T) {
 		return ok
 	})
 	// Reads go to r2 only now (r1 is the primary; it took reads only as
-	// the fallback while r2 restarted): ask the servers.
+	// the fallback while r2 restarted): ask the servers. The writers wrote
+	// without a scope, so the pool's own scope sends unscoped reads to r1
+	// until r2 is known to have replayed the last write: a few probes.
 	waitFor(t, "r2 re-admitted", func() bool {
 		for _, m := range pool.Stat().Members {
 			if m.Name == r2.Name() {
@@ -265,6 +267,9 @@ func TestFailoverUnderLoad(t *testing.T) {
 			}
 		}
 		return false
+	})
+	waitFor(t, "an unscoped read on r2 (the pool's last write replayed there)", func() bool {
+		return servedBy(t, c, pool, ctx, "SELECT inet_server_port()") == r2.Name()
 	})
 	for range 10 {
 		if got := servedBy(t, c, pool, ctx, "SELECT inet_server_port()"); got != r2.Name() {

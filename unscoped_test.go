@@ -217,3 +217,48 @@ func TestUnscopedOff(t *testing.T) {
 		}
 	})
 }
+
+// TestUnscopedAcrossFailover: the pool's position from the old primary's
+// timeline neither allows a stale read nor strands unscoped reads on the new
+// primary: it is replaced by the new primary's, and unscoped reads go back
+// to the replica once it has replayed that.
+func TestUnscopedAcrossFailover(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	ctx := context.Background()
+	old, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
+	pool := failoverPool(t, c, pgxroute.Config{Health: fastHealth})
+	for range 5 {
+		if err := unscopedWrite(ctx, pool, "Exec", nextID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Kill(old); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Promote(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rejoin(ctx, r2, r1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "r1 the primary", func() bool { return pool.Stat().Primary == r1.Name() })
+	// Unscoped reads are not stranded on r1: back on r2 once it has
+	// replayed r1's position.
+	waitFor(t, "an unscoped read on r2 after the failover", func() bool {
+		return servedBy(t, c, pool, ctx, "SELECT inet_server_port()") == r2.Name()
+	})
+	// And a write on the new primary is read back without a stale read.
+	for range 20 {
+		id := nextID()
+		if err := unscopedWrite(ctx, pool, "QueryRow", id); err != nil {
+			t.Fatal(err)
+		}
+		found, port, err := readBack(ctx, pool, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !found {
+			t.Fatalf("stale read after the failover on port %d", port)
+		}
+	}
+}
