@@ -213,3 +213,82 @@ func TestHungPrimary(t *testing.T) {
 		return err == nil
 	})
 }
+
+// TestStallNeverSuspectsHealthy: the stall watch's short probe (a node
+// whose calls stop ending is probed at once with less time than Timeout)
+// never suspects a node that answers: a healthy cluster serving point reads
+// beside long reads (pg_sleep(2)), and a cluster where one replica is merely
+// slower (every read 50 ms slower), give 0 suspicions and 0 re-runs.
+func TestStallNeverSuspectsHealthy(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	ctx := context.Background()
+	if _, err := pool0(t, c).Exec(ctx, `CREATE FUNCTION slower_on(p int) RETURNS int LANGUAGE sql STABLE AS
+		'SELECT CASE WHEN inet_server_port() = p THEN (SELECT 1 FROM pg_sleep(0.05)) ELSE 1 END'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReplay(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r1 := c.Replicas()[0]
+	for _, tt := range []struct {
+		name       string
+		long, fast string
+		args       []any
+	}{
+		{name: "point reads beside long reads", long: "SELECT pg_sleep(2)", fast: "SELECT 1"},
+		{name: "one replica 50 ms slower", fast: "SELECT slower_on($1)", args: []any{r1.Port()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			events := &healthEvents{}
+			pool := newPool(t, c, pgxroute.Config{Tracer: events})
+			runCtx, cancel := context.WithTimeout(ctx, 6*time.Second)
+			defer cancel()
+			var wg sync.WaitGroup
+			var reads atomic.Int64
+			for w := range 16 {
+				sql, args := tt.fast, tt.args
+				if tt.long != "" && w < 4 {
+					sql, args = tt.long, nil
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for runCtx.Err() == nil {
+						rows, err := pool.Query(ctx, sql, args...)
+						if err == nil {
+							rows.Close()
+							err = rows.Err()
+						}
+						if err != nil {
+							t.Errorf("%s: %v", sql, err)
+							return
+						}
+						reads.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			st := pool.Stat()
+			var retries int64
+			for _, g := range st.Groups {
+				for _, n := range g.Nodes {
+					retries += n.Retries
+					for _, ev := range events.of(n.Name) {
+						if ev == pgxroute.EventSuspect || ev == pgxroute.EventEjected {
+							t.Errorf("node %s: %v under a healthy load", n.Name, ev)
+						}
+					}
+				}
+			}
+			t.Logf("FIGURES %s: %d reads, %d re-runs", tt.name, reads.Load(), retries)
+			if retries != 0 {
+				t.Errorf("%d reads ran again on a healthy cluster", retries)
+			}
+		})
+	}
+}
+
+// pool0 is a plain pool on c's primary for setting up a test.
+func pool0(t *testing.T, c *routingtest.Cluster) *pgxroute.RoutedPool {
+	return newPool(t, c, pgxroute.Config{Disabled: true})
+}

@@ -75,13 +75,20 @@ func (p *RoutedPool) runProber(ctx context.Context, n *node) {
 	watch := time.NewTicker(stallWatch)
 	defer watch.Stop()
 	var st stall
+	var took time.Duration // a recent answered probe's time (an average)
+	timeout := p.healthCfg.Timeout
 	for {
 		var r *probeResult
 		var err error
-		conn, r, err = p.probeOnce(ctx, n, conn, &sysid)
+		start := time.Now()
+		conn, r, err = p.probeOnce(ctx, n, conn, &sysid, timeout)
 		if ctx.Err() != nil {
 			return
 		}
+		if err == nil {
+			took = (3*took + time.Since(start)) / 4
+		}
+		timeout = p.healthCfg.Timeout
 		if err != nil {
 			p.apply(n, outcome{kind: probeFailed, err: err})
 		} else {
@@ -97,7 +104,13 @@ func (p *RoutedPool) runProber(ctx context.Context, n *node) {
 				break wait
 			case <-watch.C:
 				if st.stalled(n) {
-					break wait // calls wait and none ends: probe now
+					// Calls wait and none ends: probe now, and give the
+					// probe less time than usual (stallTimeout), so that a
+					// node that froze under calls is suspect (and its calls
+					// interrupted, its reads run again elsewhere) in a few
+					// hundred milliseconds rather than a whole Timeout.
+					timeout = p.stallTimeout(took)
+					break wait
 				}
 			case <-n.kick:
 				select {
@@ -123,10 +136,24 @@ func (p *RoutedPool) probeInterval() time.Duration {
 // stallWatch is how often a prober looks for stalled calls between probes.
 const stallWatch = 25 * time.Millisecond
 
+// stallTimeout is the timeout of a probe the stall watch starts: ten times
+// the node's recent probe time, at least minStallTimeout, at most half of
+// Health.Timeout. A healthy node, even one busy with long queries or merely
+// slower, answers a probe on its own connection in milliseconds; a frozen
+// or blackholed one does not answer at all.
+func (p *RoutedPool) stallTimeout(took time.Duration) time.Duration {
+	return min(max(10*took, minStallTimeout), p.healthCfg.Timeout/2)
+}
+
+// minStallTimeout is the least time a stall probe gets: far above a healthy
+// probe's few milliseconds, on a loaded machine too.
+const minStallTimeout = 200 * time.Millisecond
+
 // stall watches a node between two probes: calls in flight while none ended
 // for two looks in a row (50-75 ms) is the sign of a node that hangs, and
-// starts a probe at once rather than at the next interval, so that a node
-// that froze while serving calls is suspect about one Health.Timeout later.
+// starts a probe at once rather than at the next interval, with a shorter
+// timeout (stallTimeout), so that a node that froze while serving calls is
+// suspect a few hundred milliseconds later.
 // It fires once per quiet spell: a long query alone on a node costs one
 // early probe, not one every look.
 type stall struct {
@@ -149,16 +176,16 @@ func (s *stall) stalled(n *node) bool {
 	return true
 }
 
-// probeOnce runs one probe of n, connecting first when conn is nil. It
-// returns the connection to reuse (nil after a failure) and what the probe
-// saw.
-func (p *RoutedPool) probeOnce(ctx context.Context, n *node, conn *pgx.Conn, sysid *uint64) (*pgx.Conn, *probeResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.healthCfg.Timeout)
+// probeOnce runs one probe of n within timeout, connecting first when conn
+// is nil. It returns the connection to reuse (nil after a failure) and what
+// the probe saw.
+func (p *RoutedPool) probeOnce(ctx context.Context, n *node, conn *pgx.Conn, sysid *uint64, timeout time.Duration) (*pgx.Conn, *probeResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	seq := n.probesStarted.Add(1)
 	if conn == nil {
 		cc := n.pool.Config().ConnConfig.Copy()
-		cc.ConnectTimeout = p.healthCfg.Timeout
+		cc.ConnectTimeout = timeout
 		cc.RuntimeParams["application_name"] = "pgxroute-probe"
 		if n.dial != nil {
 			cc.DialFunc = n.dial // probes dial a suspect node too: they re-admit it
