@@ -56,6 +56,8 @@ type RoutedPool struct {
 	// SendBatch (their calls are recycled: callPool, batchPool).
 	rowsSlabs  slabs[routedRows]
 	batchSlabs slabs[routedBatch]
+	// events keeps the last health events for StatusHandler (events.go).
+	events *eventLog
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -155,7 +157,10 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		p.following = true
 		p.buildSets(p.cluster.Load(), nil) // before anyone reads the view
 	}
-	p.health = newHealthChecker(p, cfg, dynamic)
+	p.events = newEventLog()
+	hcfg := cfg
+	hcfg.Tracer = MultiTracer(cfg.Tracer, p.events) // health events only: calls trace p.tracer
+	p.health = newHealthChecker(p, hcfg, dynamic)
 	return p, nil
 }
 
