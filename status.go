@@ -338,7 +338,7 @@ func agoText(now time.Time, t any) string {
 func lagText(d time.Duration) string {
 	switch {
 	case d == 0:
-		return "0"
+		return "0s"
 	case d < time.Millisecond:
 		return d.Round(time.Microsecond).String()
 	case d < time.Second:
