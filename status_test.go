@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgxroute/pgxroute"
 	"github.com/pgxroute/pgxroute/routingtest"
@@ -644,5 +645,21 @@ func BenchmarkStatusHandler(b *testing.B) {
 			_ = pool.Stat()
 		}
 		b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	})
+	// What Stat costs each node's pool: pgxpool's Stat holds the pool's
+	// mutex while it counts the connections (here 4, all open).
+	b.Run("pgxpool.Stat", func(b *testing.B) {
+		pp, err := pgxpool.New(ctx, c.Primary().ConnString()+"&pool_max_conns=4&pool_min_conns=4")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pp.Close()
+		if err := pp.Ping(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = pp.Stat()
+		}
 	})
 }
