@@ -201,8 +201,8 @@ type statusEvent struct {
 	Kind     string    `json:"kind"`
 	Node     string    `json:"node"`
 	Previous string    `json:"previous,omitempty"`
-	State    string    `json:"state"`
-	Role     string    `json:"role"`
+	State    string    `json:"state,omitempty"` // none for primary_changed
+	Role     string    `json:"role,omitempty"`
 	Err      string    `json:"error,omitempty"`
 	At       time.Time `json:"at"`
 }
@@ -278,8 +278,16 @@ func newStatusDoc(p *RoutedPool, now time.Time) *statusDoc {
 	d.EventsTotal = total
 	d.Events = make([]statusEvent, len(evs))
 	for i, ev := range evs {
-		d.Events[i] = statusEvent{Kind: ev.Kind.String(), Node: ev.Node, Previous: ev.Previous,
+		se := statusEvent{Kind: ev.Kind.String(), Node: ev.Node, Previous: ev.Previous,
 			State: ev.State.String(), Role: ev.Role, Err: ev.Err, At: ev.At}
+		if ev.Kind == EventPrimaryChanged {
+			// The event is about the cluster: its State is no node's.
+			se.State = ""
+			if ev.Node == "" {
+				se.Role = ""
+			}
+		}
+		d.Events[i] = se
 	}
 	return d
 }

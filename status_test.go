@@ -97,9 +97,9 @@ type statusJSON struct {
 		} `json:"nodes"`
 	} `json:"groups"`
 	Events []struct {
-		Kind, Node, State, Role string
-		Err                     string    `json:"error"`
-		At                      time.Time `json:"at"`
+		Kind, Node, Previous, State, Role string
+		Err                               string    `json:"error"`
+		At                                time.Time `json:"at"`
 	} `json:"events"`
 	EventsTotal uint64 `json:"events_total"`
 }
@@ -662,4 +662,48 @@ func BenchmarkStatusHandler(b *testing.B) {
 			_ = pp.Stat()
 		}
 	})
+}
+
+// TestStatusNoPrimary: while no member is a primary (the configured one is
+// unreachable), the page says so where it names the writes' node, and the
+// JSON's primary is empty.
+func TestStatusNoPrimary(t *testing.T) {
+	c := sharedCluster(t)
+	closed := closedPort(t)
+	pool := newPool(t, c, pgxroute.Config{Groups: map[string][]pgxroute.Node{
+		pgxroute.DefaultGroupName: {{Name: "gone", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closed)}},
+		pgxroute.ReadGroupName:    {{Name: "replica1", ConnString: c.Replicas()[0].ConnString()}},
+	}, Health: fastHealth})
+	waitFor(t, "no primary known", func() bool {
+		st := pool.Stat()
+		return st.Primary == "" && nodeStat(pool, pgxroute.DefaultGroupName, "gone").State == pgxroute.StateDown
+	})
+	h := pgxroute.StatusHandler(pool)
+	_, page := get(t, h, http.MethodGet, "/", nil)
+	if !strings.Contains(page, `<strong id="primary" class="tag bad">No primary known</strong>`) {
+		t.Fatalf("the page does not say that no primary is known:\n%s", page)
+	}
+	_, body := get(t, h, http.MethodGet, "/?format=json", nil)
+	s := decodeStatus(t, body)
+	if s.Primary != "" {
+		t.Fatalf("JSON's primary %q, want none", s.Primary)
+	}
+	for _, m := range s.Members {
+		if m.Name == "gone" && (m.State != "down" || m.Primary || m.LastError == "") {
+			t.Fatalf("the unreachable member: %+v", m)
+		}
+	}
+	// The events say why: the member was ejected, and writes lost it.
+	var kinds []string
+	for _, ev := range s.Events {
+		kinds = append(kinds, ev.Kind+" "+ev.Node+" (previous "+ev.Previous+") "+ev.State)
+	}
+	for _, want := range []string{"ejected gone (previous ) down", "primary_changed  (previous gone) "} {
+		if !slices.Contains(kinds, want) {
+			t.Errorf("events %q lack %q", kinds, want)
+		}
+	}
+	if !strings.Contains(page, `<span class="mute">previous: gone</span>`) {
+		t.Errorf("the page's events do not name the former primary")
+	}
 }
