@@ -51,6 +51,10 @@ func (h statusHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "pgxroute status: method not allowed (GET or HEAD only)", http.StatusMethodNotAllowed)
 		return
 	}
+	if h.pool == nil {
+		http.Error(w, "pgxroute status: StatusHandler was given no pool", http.StatusInternalServerError)
+		return
+	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")

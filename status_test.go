@@ -707,3 +707,23 @@ func TestStatusNoPrimary(t *testing.T) {
 		t.Errorf("the page's events do not name the former primary")
 	}
 }
+
+// TestStatusNoPoolAndClosedPool: a handler given no pool answers 500
+// rather than panic; a closed pool's page is still served.
+func TestStatusNoPoolAndClosedPool(t *testing.T) {
+	res, body := get(t, pgxroute.StatusHandler(nil), http.MethodGet, "/", nil)
+	if res.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "no pool") {
+		t.Fatalf("nil pool: %d %q", res.StatusCode, body)
+	}
+	c := sharedCluster(t)
+	pool := namedPool(t, c, pgxroute.Config{}, "")
+	if err := pool.QueryRow(context.Background(), "SELECT 1").Scan(new(int)); err != nil {
+		t.Fatal(err)
+	}
+	pool.Close()
+	for _, target := range []string{"/", "/?format=json"} {
+		if res, body := get(t, pgxroute.StatusHandler(pool), http.MethodGet, target, nil); res.StatusCode != http.StatusOK {
+			t.Fatalf("closed pool, %s: %d %q", target, res.StatusCode, body)
+		}
+	}
+}
