@@ -543,7 +543,10 @@ func rowText(dom, attr, value string) string {
 func TestStatusPageInBrowser(t *testing.T) {
 	bin := chromium(t)
 	c := ownCluster(t, routingtest.ClusterOptions{})
-	pool := namedPool(t, c, pgxroute.Config{Health: fastHealth}, "")
+	// Hedged reads on, so that the page has hedges to show.
+	health := fastHealth
+	health.HedgeAfter = 5 * time.Millisecond
+	pool := namedPool(t, c, pgxroute.Config{Health: health}, "")
 	waitProbed(t, pool)
 	srv := httptest.NewServer(pgxroute.StatusHandler(pool))
 	defer srv.Close()
@@ -573,6 +576,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Fatal("the page does not say where writes go")
 	}
 
+	// The kill under reads from 4 goroutines (what the page shows of
+	// retries and hedges; TestKillReplicaDuringReads checks the reads).
+	stop := make(chan struct{})
+	load, wg := runReads(t, c, pool, 4, stop)
+	time.Sleep(200 * time.Millisecond)
 	if err := c.Kill(c.Replicas()[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -580,12 +588,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 		s := nodeStat(pool, pgxroute.ReadGroupName, victim).State
 		return s == pgxroute.StateDown
 	})
-	// Reads go on, on the other replica.
-	for range 10 {
-		if err := pool.QueryRow(ctx, "SELECT 1 FROM marker").Scan(new(int)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("reads during the kill: %d, failed %d", load.attempted.Load(), load.failed.Load())
 	dom = browse(t, bin, srv.URL, "--dump-dom")
 	row = rowText(dom, "data-member", victim)
 	t.Logf("after: %s", row)
