@@ -733,3 +733,40 @@ func TestStatusNoPoolAndClosedPool(t *testing.T) {
 		}
 	}
 }
+
+func ExampleStatusHandler() {
+	ctx := context.Background()
+	pool, err := pgxroute.New(ctx, pgxroute.Config{
+		Primary:  "postgres://app@primary.internal:5432/app",
+		Replicas: []pgxroute.Node{{Name: "replica-1", ConnString: "postgres://app@replica1.internal:5432/app"}},
+		Health:   pgxroute.HealthConfig{Disabled: true}, // no probes in this example
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer pool.Close()
+
+	// On the service's admin listener, beside net/http/pprof:
+	//	admin.Handle("/debug/pgxroute", pgxroute.StatusHandler(pool))
+	h := pgxroute.StatusHandler(pool)
+
+	req := httptest.NewRequest(http.MethodGet, "/debug/pgxroute", nil)
+	req.Header.Set("Accept", "application/json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var status struct {
+		Primary string
+		Members []struct{ Name, Role, State string }
+	}
+	if err := json.NewDecoder(rec.Body).Decode(&status); err != nil {
+		panic(err)
+	}
+	fmt.Println("writes go to", status.Primary)
+	for _, m := range status.Members {
+		fmt.Println(m.Name, m.Role, m.State)
+	}
+	// Output:
+	// writes go to primary.internal:5432
+	// primary.internal:5432 primary up
+	// replica-1 replica up
+}
