@@ -140,12 +140,6 @@ type statusMember struct {
 	Primary  bool   `json:"primary"`
 	Stale    bool   `json:"stale"`
 	// From the member's node in the default or read group.
-	nodeSeen
-}
-
-// nodeSeen is what a member and a node show alike: where the node is, and
-// what its probes and calls last saw of it.
-type nodeSeen struct {
 	Address     string        `json:"address,omitempty"`
 	LagSeconds  float64       `json:"lag_seconds"`
 	Lag         time.Duration `json:"-"`
@@ -163,6 +157,7 @@ type statusGroup struct {
 
 type statusNode struct {
 	Name         string           `json:"name"`
+	Address      string           `json:"address,omitempty"`
 	Weight       int              `json:"weight"`
 	State        string           `json:"state"`
 	Role         string           `json:"role"`
@@ -172,12 +167,17 @@ type statusNode struct {
 	Total        int64            `json:"total"`
 	InFlight     int64            `json:"in_flight"`
 	Pool         *statusPool      `json:"pool,omitempty"`
-	nodeSeen
-	Ejections    int64 `json:"ejections"`
-	Readmissions int64 `json:"readmissions"`
-	Retries      int64 `json:"retries"`
-	Hedges       int64 `json:"hedges"`
-	HedgeWins    int64 `json:"hedge_wins"`
+	LagSeconds   float64          `json:"lag_seconds"`
+	Lag          time.Duration    `json:"-"`
+	LagBytes     int64            `json:"lag_bytes"`
+	Position     string           `json:"position,omitempty"`
+	LastError    string           `json:"last_error,omitempty"`
+	LastErrorAt  *time.Time       `json:"last_error_at,omitempty"`
+	Ejections    int64            `json:"ejections"`
+	Readmissions int64            `json:"readmissions"`
+	Retries      int64            `json:"retries"`
+	Hedges       int64            `json:"hedges"`
+	HedgeWins    int64            `json:"hedge_wins"`
 }
 
 type reasonCount struct {
@@ -233,8 +233,8 @@ func newStatusDoc(p *RoutedPool, now time.Time) *statusDoc {
 			sn := statusNode{
 				Name: n.Name, Weight: n.Weight, State: n.State.String(), Role: n.Role, RoleMismatch: n.RoleMismatch,
 				Calls: make(map[string]int64, len(n.Calls)), Total: n.Total, InFlight: n.InFlight,
-				nodeSeen: nodeSeen{LagSeconds: n.Lag.Seconds(), Lag: n.Lag, LagBytes: n.LagBytes, Position: n.Position,
-					LastError: n.LastError, LastErrorAt: timePtr(n.LastErrorAt)},
+				LagSeconds: n.Lag.Seconds(), Lag: n.Lag, LagBytes: n.LagBytes, Position: n.Position,
+				LastError: n.LastError, LastErrorAt: timePtr(n.LastErrorAt),
 				Ejections: n.Ejections, Readmissions: n.Readmissions, Retries: n.Retries,
 				Hedges: n.Hedges, HedgeWins: n.HedgeWins,
 			}
@@ -273,7 +273,8 @@ func newStatusDoc(p *RoutedPool, now time.Time) *statusDoc {
 	for _, m := range st.Members {
 		sm := statusMember{Name: m.Name, Role: m.Role, State: m.State.String(), Timeline: m.Timeline, Primary: m.Primary, Stale: m.Stale}
 		if n := byName[m.Name]; n != nil {
-			sm.nodeSeen = n.nodeSeen
+			sm.Address, sm.LagSeconds, sm.Lag, sm.LagBytes, sm.Position = n.Address, n.LagSeconds, n.Lag, n.LagBytes, n.Position
+			sm.LastError, sm.LastErrorAt = n.LastError, n.LastErrorAt
 		}
 		d.Members = append(d.Members, sm)
 	}
