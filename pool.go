@@ -65,6 +65,8 @@ type RoutedPool struct {
 	// SendBatch (their calls are recycled: callPool, batchPool).
 	rowsSlabs  slabs[routedRows]
 	batchSlabs slabs[routedBatch]
+	// events keeps the last health events for StatusHandler (events.go).
+	events *eventLog
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -160,7 +162,8 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 	if !cfg.ForgetUnscopedWrites && cfg.Stickiness != NoStickiness && !cfg.Disabled {
 		p.unscoped = stickiness.NewScope()
 	}
-	p.tracer, p.healthTracer = combineTracers(cfg)
+	p.events = newEventLog()
+	p.tracer, p.healthTracer = combineTracers(cfg, p.events)
 	p.routeInContext = cfg.Tracer != nil
 	byKey := map[string]*node{}
 	fail := func(err error) (*RoutedPool, error) {

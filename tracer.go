@@ -188,10 +188,12 @@ func (m multiTracer) TraceHealth(ctx context.Context, ev HealthEvent) {
 
 // combineTracers returns the tracers a pool reports through, each event by
 // one path: the route tracer gets every attempt (OnRoute's adapter, then
-// Config.Tracer), the health tracer every health event (the Logger's
-// adapter, then Config.Tracer when it is a HealthTracer). Each is nil when
-// nothing listens, so that a pool without them pays nothing.
-func combineTracers(cfg Config) (RouteTracer, HealthTracer) {
+// Config.Tracer), the health tracer every health event (the pool's own
+// listeners in own, such as the status page's event log, the Logger's
+// adapter, then Config.Tracer when it is a HealthTracer). The route tracer
+// is nil when nothing listens, so that a pool without one pays nothing per
+// call.
+func combineTracers(cfg Config, own ...HealthTracer) (RouteTracer, HealthTracer) {
 	var route multiTracer
 	if cfg.OnRoute != nil {
 		route = append(route, onRouteTracer(cfg.OnRoute))
@@ -199,7 +201,7 @@ func combineTracers(cfg Config) (RouteTracer, HealthTracer) {
 	if cfg.Tracer != nil {
 		route = append(route, cfg.Tracer)
 	}
-	var health []HealthTracer
+	health := append([]HealthTracer(nil), own...)
 	if cfg.Logger != nil {
 		health = append(health, logTracer{cfg.Logger})
 	}
