@@ -104,12 +104,16 @@ func (p *RoutedPool) runProber(ctx context.Context, n *node) {
 				break wait
 			case <-watch.C:
 				if st.stalled(n) {
-					// Calls wait and none ends: probe now, and give the
-					// probe less time than usual (stallTimeout), so that a
-					// node that froze under calls is suspect (and its calls
-					// interrupted, its reads run again elsewhere) in a few
-					// hundred milliseconds rather than a whole Timeout.
-					timeout = p.stallTimeout(took)
+					// Calls wait and none ends: probe now, and, on the
+					// prober's open connection (no connect to pay for),
+					// give the probe less time than usual (stallTimeout),
+					// so that a node that froze under calls is suspect (and
+					// its calls interrupted, its reads run again elsewhere)
+					// in a few hundred milliseconds rather than a whole
+					// Timeout.
+					if conn != nil && took > 0 {
+						timeout = p.stallTimeout(took)
+					}
 					break wait
 				}
 			case <-n.kick:
@@ -147,7 +151,7 @@ func (p *RoutedPool) stallTimeout(took time.Duration) time.Duration {
 
 // minStallTimeout is the least time a stall probe gets: far above a healthy
 // probe's few milliseconds, on a loaded machine too.
-const minStallTimeout = 200 * time.Millisecond
+const minStallTimeout = 250 * time.Millisecond
 
 // stall watches a node between two probes: calls in flight while none ended
 // for two looks in a row (50-75 ms) is the sign of a node that hangs, and
