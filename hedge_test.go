@@ -68,14 +68,12 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))].Round(10 * time.Microsecond)
 }
 
-// TestHedgedReads: with one replica slow (a function that sleeps 200 ms on
-// it alone), reads that started there are hedged to the other replica,
-// which answers them; on a healthy cluster few reads are hedged. The
-// latencies are reported (docs/health.md), not asserted.
-func TestHedgedReads(t *testing.T) {
-	c := ownCluster(t, routingtest.ClusterOptions{})
+// createSlowOn creates slow_on(p int) on c: a function that sleeps 200 ms
+// on the server listening on port p alone, and waits until the replicas
+// have it.
+func createSlowOn(t *testing.T, c *routingtest.Cluster) {
+	t.Helper()
 	ctx := context.Background()
-	r1, r2 := c.Replicas()[0], c.Replicas()[1]
 	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +86,16 @@ func TestHedgedReads(t *testing.T) {
 	if err := c.WaitReplay(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestHedgedReads: with one replica slow (a function that sleeps 200 ms on
+// it alone), reads that started there are hedged to the other replica,
+// which answers them; on a healthy cluster few reads are hedged. The
+// latencies are reported (docs/health.md), not asserted.
+func TestHedgedReads(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{})
+	r1, r2 := c.Replicas()[0], c.Replicas()[1]
+	createSlowOn(t, c)
 	const reads = 400
 	slow := "SELECT slow_on($1), inet_server_port()"
 	healthy := "SELECT 1, inet_server_port()"
@@ -305,18 +313,7 @@ func TestHedgeTraced(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{})
 	ctx := context.Background()
 	r1 := c.Replicas()[0]
-	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE FUNCTION slow_on(p int) RETURNS int LANGUAGE sql STABLE AS
-		'SELECT CASE WHEN inet_server_port() = p THEN (SELECT 1 FROM pg_sleep(0.2)) ELSE 1 END'`); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitReplay(ctx); err != nil {
-		t.Fatal(err)
-	}
+	createSlowOn(t, c)
 	tr := &hedgeTrace{starts: map[int][]pgxroute.TraceRouteStartData{}, ends: map[int][]pgxroute.TraceRouteEndData{}}
 	pool := failoverPool(t, c, pgxroute.Config{HedgeAfter: 20 * time.Millisecond, Tracer: tr})
 	const calls = 40
