@@ -43,7 +43,7 @@ func Example() {
 	}
 	// Output:
 	// read      replica-1         read (no scope)
-	// default   primary.internal:5432 write (no scope: not remembered)
+	// default   primary.internal:5432 write (no scope: the pool's scope remembers it)
 	// default   primary.internal:5432 locking read
 }
 
@@ -360,7 +360,7 @@ func ExampleReasons() {
 	}
 	// Output:
 	// write
-	// write (no scope: not remembered)
+	// write (no scope: the pool's scope remembers it)
 	// locking read
 	// sticky: the scope wrote
 }
@@ -376,5 +376,5 @@ func ExampleRoutedPool_SendBatch() {
 	b.Queue("UPDATE counters SET n = n + 1")
 	f.Pool.SendBatch(context.Background(), b).Close()
 	fmt.Println(f.Last().Group, f.Last().Reason)
-	// Output: default write (no scope: not remembered)
+	// Output: default write (no scope: the pool's scope remembers it)
 }

@@ -208,9 +208,11 @@ func TestHedgeNeverTwice(t *testing.T) {
 		t.Errorf("reads WithReplica were hedged: %v → %v", hedges, after)
 	}
 	// Plain reads are (every one, after 1µs): the counter of hedges moves.
+	// (In scopes of their own: the unscoped writes above hold unscoped
+	// reads on the primary until the replicas replay them.)
 	for range rounds {
 		var one int
-		if err := pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		if err := pool.QueryRow(pgxroute.WithScope(ctx), "SELECT 1").Scan(&one); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -230,7 +232,10 @@ func TestHedgeRefusedRunsOnPrimary(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{})
 	ctx := context.Background()
 	r1 := c.Replicas()[0]
-	pool := failoverPool(t, c, pgxroute.Config{HedgeAfter: 20 * time.Millisecond})
+	// ForgetUnscopedWrites: each call, a write run on the primary after a
+	// refusal, would otherwise hold the next unscoped calls on the primary
+	// (the pool's own scope), and they must start on a replica.
+	pool := failoverPool(t, c, pgxroute.Config{HedgeAfter: 20 * time.Millisecond, ForgetUnscopedWrites: true})
 	counter := func() int {
 		var n int
 		if err := pool.QueryRow(pgxroute.WithPrimary(ctx), "SELECT n FROM counter").Scan(&n); err != nil {

@@ -188,7 +188,10 @@ func memberInRecovery(t *testing.T, m *routingtest.PatroniMember) bool {
 // is.
 func memberServing(t *testing.T, p *routingtest.Patroni, pool *pgxroute.RoutedPool) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A scope of its own: the load's writers write without one, and the
+	// pool's own scope would send unscoped reads to the leader while the
+	// replicas replay them.
+	ctx, cancel := context.WithTimeout(pgxroute.WithScope(context.Background()), 10*time.Second)
 	defer cancel()
 	var port int
 	if err := pool.QueryRow(ctx, "SELECT inet_server_port()").Scan(&port); err != nil {

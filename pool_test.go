@@ -165,9 +165,12 @@ func TestStickiness(t *testing.T) {
 	}
 }
 
+// TestNoScopeRemembersNothing: with ForgetUnscopedWrites, a call without a
+// scope remembers nothing: a read right after an unscoped write goes to a
+// replica (the pool's own scope is in unscoped_test.go).
 func TestNoScopeRemembersNothing(t *testing.T) {
 	c := sharedCluster(t)
-	pool := newPool(t, c, pgxroute.Config{})
+	pool := newPool(t, c, pgxroute.Config{ForgetUnscopedWrites: true})
 	ctx := context.Background()
 	r, err := pool.Route(ctx, "INSERT INTO items (id) VALUES (1)")
 	if err != nil {
@@ -195,7 +198,10 @@ func TestRules(t *testing.T) {
 		"reporting": {{Name: "replica1", ConnString: c.Replicas()[0].ConnString()}, {Name: "replica2", ConnString: c.Replicas()[1].ConnString()}},
 	}
 	off := pgxroute.HealthConfig{Disabled: true} // exact expectations: no probe may eject a node
-	pool := newPool(t, c, pgxroute.Config{Groups: groups, Health: off})
+	// ForgetUnscopedWrites: the table's unscoped writes (rule 3) must not
+	// hold its unscoped reads (rule 6) on the primary; the pool's own scope
+	// has tests of its own (unscoped_test.go).
+	pool := newPool(t, c, pgxroute.Config{Groups: groups, Health: off, ForgetUnscopedWrites: true})
 	disabled := newPool(t, c, pgxroute.Config{Groups: groups, Disabled: true})
 	noRead := newPool(t, c, pgxroute.Config{Primary: c.Primary().ConnString(), Replicas: []pgxroute.Node{}})
 
