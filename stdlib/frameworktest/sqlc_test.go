@@ -79,9 +79,9 @@ func TestSQLC(t *testing.T) {
 
 	type where struct {
 		Create, CreateInTx, Get, TxRead, ReadOnlyTx, WithPrimary string
-		Listed                                                 []string
-		Bio                                                    sql.NullString
-		Deleted                                                int64
+		Listed                                                   []string
+		Bio                                                      sql.NullString
+		Deleted                                                  int64
 	}
 	want := where{"primary", "primary", "replica", "primary", "replica", "primary", []string{"ann@replica", "bob@replica"}, sql.NullString{String: "b", Valid: true}, 1}
 	gotW := where{role(c, int(a.Port)), role(c, int(inTx.Port)), role(c, int(got.Served)), role(c, int(txPort)), role(c, int(roPort)), role(c, int(primaryPort)), listed, got.Bio, n}

@@ -421,4 +421,3 @@ func fmtRatios(v []float64) string {
 	}
 	return out
 }
-
