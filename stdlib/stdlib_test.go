@@ -3,6 +3,7 @@ package stdlib_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -462,5 +463,74 @@ func TestCloseLeavesPoolOpen(t *testing.T) {
 	}
 	if err := db.PingContext(ctx); err == nil {
 		t.Error("the closed *sql.DB still pings")
+	}
+}
+
+// TestSessionLostConnection ends a session's server connection from
+// another one: the statement that finds it broken fails with the server's
+// error (it was sent: no driver.ErrBadConn, so database/sql does not run it
+// again), the next one provably was not sent and is driver.ErrBadConn
+// (database/sql then drops the session), and the *sql.DB goes on.
+func TestSessionLostConnection(t *testing.T) {
+	c := sharedCluster(t)
+	pool := newPool(t, c, pgxroute.Config{})
+	db := openDB(t, pool)
+	ctx := pgxroute.WithPrimary(context.Background())
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pid int
+	if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	var ended bool
+	if err := db.QueryRowContext(ctx, "SELECT pg_terminate_backend($1)", pid).Scan(&ended); err != nil || !ended {
+		t.Fatalf("pg_terminate_backend(%d): %v, %v", pid, ended, err)
+	}
+	_, err = conn.ExecContext(ctx, "SELECT 1")
+	if err == nil || errors.Is(err, driver.ErrBadConn) {
+		t.Fatalf("the statement on the ended connection: %v, want the server's error, not ErrBadConn", err)
+	}
+	if _, err = conn.ExecContext(ctx, "SELECT 1"); !errors.Is(err, driver.ErrBadConn) {
+		t.Fatalf("the next statement: %v, want driver.ErrBadConn", err)
+	}
+	if node := servedBy(t, c, db, ctx, "SELECT inet_server_port()"); node != c.Primary().Name() {
+		t.Errorf("after the lost session: served by %s, want %s", node, c.Primary().Name())
+	}
+}
+
+// TestPreparedOnEachNode executes a prepared statement of a session three
+// times: pgx's statement cache prepares it on the session's server when it
+// first runs there, once.
+func TestPreparedOnEachNode(t *testing.T) {
+	c := sharedCluster(t)
+	pool := newPool(t, c, pgxroute.Config{})
+	db := openDB(t, pool)
+	ctx := context.Background()
+	const query = "SELECT inet_server_port() + $1::int"
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cst, err := conn.PrepareContext(ctx, query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cst.Close()
+	var port int
+	for range 3 {
+		if err := cst.QueryRowContext(ctx, 0).Scan(&port); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var prepared int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", query).Scan(&prepared); err != nil {
+		t.Fatal(err)
+	}
+	if node := nodeOf(t, c, port); !isReplica(c, node) || prepared != 1 {
+		t.Errorf("ran on %s, prepared there %d times; want a replica, once", node, prepared)
 	}
 }
