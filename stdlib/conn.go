@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -139,7 +140,28 @@ func (c *conn) ExecContext(ctx context.Context, query string, named []driver.Nam
 	if err != nil {
 		return nil, err
 	}
+	if c.tx == nil && dropsStatements(query) {
+		// The server dropped the statements pgx's cache knows as
+		// prepared: forget them too, or the connection's next user fails
+		// with 26000 (prepared statement does not exist).
+		if err := c.pin.Conn().DeallocateAll(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return driver.RowsAffected(tag.RowsAffected()), nil
+}
+
+// dropsStatements reports whether sql is DISCARD ALL or DEALLOCATE ALL,
+// which drop the session's prepared statements.
+func dropsStatements(sql string) bool {
+	w := strings.Fields(strings.ToUpper(strings.TrimSuffix(strings.TrimSpace(sql), ";")))
+	switch {
+	case len(w) == 2 && (w[0] == "DISCARD" || w[0] == "DEALLOCATE") && w[1] == "ALL":
+		return true
+	case len(w) == 3 && w[0] == "DEALLOCATE" && w[1] == "PREPARE" && w[2] == "ALL":
+		return true
+	}
+	return false
 }
 
 // QueryContext runs query as ExecContext does and reads its first row, so

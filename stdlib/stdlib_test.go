@@ -238,8 +238,32 @@ func TestSession(t *testing.T) {
 		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock(42)"); err != nil {
 			t.Fatal(err)
 		}
+		// DISCARD ALL drops the session's prepared statements: the
+		// statement prepared by the first query is prepared again (pgx's
+		// cache was reset), not reported missing (26000).
 		if _, err := conn.ExecContext(ctx, "DISCARD ALL"); err != nil {
 			t.Fatal(err)
+		}
+		if node := servedBy(t, c, conn, ctx, "SELECT inet_server_port()"); node != c.Primary().Name() {
+			t.Errorf("after DISCARD ALL the session runs on %s, want %s", node, c.Primary().Name())
+		}
+	})
+	t.Run("a later write marks the scope", func(t *testing.T) {
+		sctx := pgxroute.WithScope(ctx)
+		pctx := pgxroute.WithPrimary(sctx)
+		conn, err := db.Conn(pctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if node := servedBy(t, c, conn, pctx, "SELECT inet_server_port()"); node != c.Primary().Name() || pgxroute.IsSticky(sctx) {
+			t.Fatalf("a WithPrimary read: on %s, sticky %v; want %s, not sticky", node, pgxroute.IsSticky(sctx), c.Primary().Name())
+		}
+		if _, err := conn.ExecContext(sctx, "INSERT INTO items (id) VALUES ($1)", nextID()); err != nil {
+			t.Fatal(err)
+		}
+		if !pgxroute.IsSticky(sctx) {
+			t.Error("a session's write on the primary left the scope not sticky")
 		}
 	})
 	t.Run("released", func(t *testing.T) {
