@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
 	"runtime"
 	"slices"
 	"sync"
@@ -79,8 +80,15 @@ func main() {
 		calls   = flag.Int("calls", 20_000, "calls per kind per target per round")
 		workers = flag.Int("workers", 4, "concurrent goroutines; also the pools' size")
 		which   = flag.String("compare", "all", "all, sql or gorm")
+		serve   = flag.Bool("serve", false, "run nothing: start one local server, print its connection string, and keep it until interrupted (for stdlib's BenchmarkDatabaseSQL under valgrind: PGXROUTE_BENCH_DSN)")
 	)
 	flag.Parse()
+	if *serve {
+		if err := serveOne(); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if err := run(*rounds, *calls, *workers, *which); err != nil {
 		log.Fatal(err)
 	}
@@ -116,6 +124,22 @@ func run(rounds, calls, workers int, which string) error {
 		compare(ctx, a, b, rounds, calls, workers)
 		closeAll()
 	}
+	return nil
+}
+
+// serveOne starts a local server and keeps it until SIGINT or SIGTERM.
+func serveOne() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	c, err := routingtest.StartCluster(sctx, routingtest.ClusterOptions{Replicas: routingtest.NoReplicas})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Println(c.Primary().ConnString())
+	<-ctx.Done()
 	return nil
 }
 
