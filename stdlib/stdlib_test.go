@@ -558,3 +558,54 @@ func TestPreparedOnEachNode(t *testing.T) {
 		t.Errorf("ran on %s, prepared there %d times; want a replica, once", node, prepared)
 	}
 }
+
+// TestContextOverrides checks that the context's bind group reaches the
+// router through database/sql, and that in ReadYourWrites mode a scope's
+// read after its write sees the write (on the primary or on a replica that
+// replayed it).
+func TestContextOverrides(t *testing.T) {
+	c := sharedCluster(t)
+	ctx := context.Background()
+	r2 := c.Replicas()[1]
+	t.Run("WithBindGroup", func(t *testing.T) {
+		pool := newPool(t, c, pgxroute.Config{})
+		db := openDB(t, pool)
+		// The primary, and a group "analytics" of r2 alone.
+		cfg := pgxroute.Config{Groups: map[string][]pgxroute.Node{
+			pgxroute.DefaultGroupName: {{Name: c.Primary().Name(), ConnString: c.Primary().ConnString()}},
+			"analytics":               {{Name: r2.Name(), ConnString: r2.ConnString()}},
+		}}
+		apool, err := pgxroute.New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer apool.Close()
+		adb := stdlib.OpenDB(apool)
+		defer adb.Close()
+		gctx := pgxroute.WithBindGroup(ctx, "analytics")
+		for range 4 {
+			if node := servedBy(t, c, adb, gctx, "SELECT inet_server_port()"); node != r2.Name() {
+				t.Fatalf("WithBindGroup(analytics): served by %s, want %s", node, r2.Name())
+			}
+		}
+		_, err = db.ExecContext(pgxroute.WithBindGroup(ctx, "nowhere"), "SELECT 1")
+		if !errors.Is(err, pgxroute.ErrUnknownGroup) {
+			t.Errorf("an unknown group: %v, want ErrUnknownGroup", err)
+		}
+	})
+	t.Run("ReadYourWrites", func(t *testing.T) {
+		pool := newPool(t, c, pgxroute.Config{Stickiness: pgxroute.ReadYourWrites})
+		db := openDB(t, pool)
+		for range 5 {
+			sctx := pgxroute.WithScope(ctx)
+			id := nextID()
+			if _, err := db.ExecContext(sctx, "INSERT INTO items (id, note) VALUES ($1, 'ryw')", id); err != nil {
+				t.Fatal(err)
+			}
+			var note string
+			if err := db.QueryRowContext(sctx, "SELECT note FROM items WHERE id = $1", id).Scan(&note); err != nil || note != "ryw" {
+				t.Fatalf("read after the scope's write: %q, %v", note, err)
+			}
+		}
+	})
+}
