@@ -154,7 +154,11 @@ func (c *conn) ExecContext(ctx context.Context, query string, named []driver.Nam
 // dropsStatements reports whether sql is DISCARD ALL or DEALLOCATE ALL,
 // which drop the session's prepared statements.
 func dropsStatements(sql string) bool {
-	w := strings.Fields(strings.ToUpper(strings.TrimSuffix(strings.TrimSpace(sql), ";")))
+	s := strings.TrimSpace(sql)
+	if len(s) < len("DISCARD ALL") || s[0]|0x20 != 'd' {
+		return false // the usual statement: no allocation
+	}
+	w := strings.Fields(strings.ToUpper(strings.TrimSuffix(s, ";")))
 	switch {
 	case len(w) == 2 && (w[0] == "DISCARD" || w[0] == "DEALLOCATE") && w[1] == "ALL":
 		return true
