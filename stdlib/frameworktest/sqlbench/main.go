@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -80,6 +81,7 @@ func main() {
 		calls   = flag.Int("calls", 20_000, "calls per kind per target per round")
 		workers = flag.Int("workers", 4, "concurrent goroutines; also the pools' size")
 		which   = flag.String("compare", "all", "all, sql or gorm")
+		kinds   = flag.String("kinds", "", "a comma list of the kinds to run (default all: Exec, Query, QueryRow; First, Update)")
 		serve   = flag.Bool("serve", false, "run nothing: start one local server, print its connection string, and keep it until interrupted (for stdlib's BenchmarkDatabaseSQL under valgrind: PGXROUTE_BENCH_DSN)")
 	)
 	flag.Parse()
@@ -89,13 +91,24 @@ func main() {
 		}
 		return
 	}
+	only = map[string]bool{}
+	for _, k := range strings.Split(*kinds, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			only[k] = true
+		}
+	}
 	if err := run(*rounds, *calls, *workers, *which); err != nil {
 		log.Fatal(err)
 	}
 }
 
+// only holds the kinds -kinds names; empty: every kind.
+var only map[string]bool
+
 func run(rounds, calls, workers int, which string) error {
-	ctx := context.Background()
+	// Stop at SIGINT or SIGTERM between measurements, closing the servers.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	c, err := routingtest.StartCluster(sctx, routingtest.ClusterOptions{})
@@ -369,7 +382,9 @@ func measure(ctx context.Context, o op, calls, workers int, seed int64) (sample,
 func compare(ctx context.Context, a, b target, rounds, calls, workers int) {
 	kinds := make([]string, 0, len(a.ops))
 	for k := range a.ops {
-		kinds = append(kinds, k)
+		if len(only) == 0 || only[k] {
+			kinds = append(kinds, k)
+		}
 	}
 	slices.Sort(kinds)
 	fmt.Printf("\nA: %s\nB: %s\n\n", a.name, b.name)
@@ -386,6 +401,9 @@ func compare(ctx context.Context, a, b target, rounds, calls, workers int) {
 		var as, bs []sample
 		var cpuRatio, tputRatio []float64
 		for r := range rounds {
+			if ctx.Err() != nil {
+				return
+			}
 			order := []*target{&a, &b}
 			if r%2 == 1 {
 				order = []*target{&b, &a}
