@@ -37,13 +37,14 @@ const (
 	callCopy
 	callBegin
 	callAcquire
+	callSession // AcquireFor: a connection acquired, the statement sent on it
 )
 
 // endsAtOnce reports whether a call of kind k ends when its node answers
 // (Exec, CopyFrom, Acquire); the others end when their rows, batch or
 // transaction do.
 func (k callKind) endsAtOnce() bool {
-	return k == callExec || k == callCopy || k == callAcquire
+	return k == callExec || k == callCopy || k == callAcquire || k == callSession
 }
 
 // attempt is one try of a call on one node: its route, the context the node
@@ -90,6 +91,7 @@ type callInputs struct {
 	copied       int64
 	tx           pgx.Tx
 	conn         *pgxpool.Conn
+	send         func(*pgxpool.Conn) error // AcquireFor's
 }
 
 // execute runs c's attempts, from its current route, until one succeeds
@@ -169,11 +171,16 @@ func (p *RoutedPool) runOnNode(c *call) error {
 		c.inputs.copied, err = backend.CopyFrom(c.nodeCtx, c.inputs.table, c.inputs.columns, c.inputs.src)
 	case callBegin:
 		c.inputs.tx, err = backend.BeginTx(c.nodeCtx, c.inputs.txOpts)
-	case callAcquire:
+	case callAcquire, callSession:
 		if c.m.node.pool == nil {
-			err = ErrNoPool
-		} else {
-			c.inputs.conn, err = c.m.node.pool.Acquire(c.nodeCtx)
+			return ErrNoPool
+		}
+		c.inputs.conn, err = c.m.node.pool.Acquire(c.nodeCtx)
+		if err == nil && c.kind == callSession && c.inputs.send != nil {
+			if err = c.inputs.send(c.inputs.conn); err != nil {
+				c.inputs.conn.Release() // a broken connection is destroyed
+				c.inputs.conn = nil
+			}
 		}
 	}
 	return err
