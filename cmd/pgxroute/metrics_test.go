@@ -17,9 +17,10 @@ import (
 	"github.com/pgxroute/pgxroute/routingtest"
 )
 
-// TestDemoMetrics runs the demo with -metrics on a free loopback port and
-// scrapes it while it runs: the calls are counted, and after the kill the
-// endpoint shows replica1 down and ejected.
+// TestDemoMetrics runs the demo's kill scenario with -http on a free
+// loopback port and scrapes /metrics while it runs: the calls are counted,
+// and after the kill the endpoint shows replica1 down and ejected. When the
+// build has the status page (status_mount.go), / serves it.
 func TestDemoMetrics(t *testing.T) {
 	routingtest.SkipWithoutPostgres(t, "")
 	t.Parallel()
@@ -32,7 +33,7 @@ func TestDemoMetrics(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, err := runDemo(ctx, demoOptions{Duration: 6 * time.Second, Workers: 4, Kill: true, Metrics: "127.0.0.1:0"}, &out)
+		sum, err := runDemo(ctx, demoOptions{Scenarios: []string{"kill"}, Phase: 2 * time.Second, Workers: 4, HTTP: "127.0.0.1:0"}, &out)
 		done <- result{sum, err}
 	}()
 	addrRE := regexp.MustCompile(`Metrics: curl http://(127\.0\.0\.1:\d+)/metrics`)
@@ -45,6 +46,16 @@ func TestDemoMetrics(t *testing.T) {
 	if url == "" {
 		cancel()
 		t.Fatalf("no metrics address in the output:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "Status page: http://") {
+		resp, err := http.Get(strings.TrimSuffix(url, "metrics"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("the status page answers %s", resp.Status)
+		}
 	}
 	scrape := func() string {
 		resp, err := http.Get(url)
@@ -77,8 +88,8 @@ func TestDemoMetrics(t *testing.T) {
 	if !seen {
 		t.Fatalf("the scrapes never showed %q; last scrape:\n%s\noutput:\n%s", wants, text, out.String())
 	}
-	if r.sum.Killed != "replica1" {
-		t.Errorf("killed %q", r.sum.Killed)
+	if len(r.sum.Scenarios) != 1 || r.sum.Scenarios[0].Ejections["replica1"] == 0 {
+		t.Errorf("summaries %+v: want kill, replica1 ejected", r.sum.Scenarios)
 	}
 	if got := scrape(); got != "" {
 		t.Errorf("the endpoint still answers after the demo ended")
