@@ -214,21 +214,28 @@ func memberUp(st *pgxroute.Stat, name string) bool {
 	return false
 }
 
-// waitFirstWrite waits until the node acknowledged a write in this
-// scenario (bounded).
-func (d *demoRun) waitFirstWrite(ctx context.Context, s *scenarioState, node string) error {
-	deadline := time.Now().Add(settleTimeout)
-	for s.tally.firstWriteOn(d.ports[node]).IsZero() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no write acknowledged by %s within %s", node, settleTimeout)
+// watchFirstWrite watches, from now on, for the first write that node
+// acknowledges in this scenario, and prints it as it happens. The function
+// it returns waits for it (bounded by settleTimeout from the call).
+func (d *demoRun) watchFirstWrite(ctx context.Context, s *scenarioState, node string) func() error {
+	done := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(settleTimeout)
+		for s.tally.firstWriteOn(d.ports[node]).IsZero() {
+			if time.Now().After(deadline) {
+				done <- fmt.Errorf("no write acknowledged by %s within %s", node, settleTimeout)
+				return
+			}
+			if !sleepCtx(ctx, 5*time.Millisecond) {
+				done <- ctx.Err()
+				return
+			}
 		}
-		if !sleepCtx(ctx, 10*time.Millisecond) {
-			return ctx.Err()
-		}
-	}
-	d.step("first write acknowledged by %s, %.2fs after the fault", node,
-		(s.tally.firstWriteOn(d.ports[node]).Sub(s.start) - s.FaultAt).Seconds())
-	return nil
+		d.step("first write acknowledged by %s, %.2fs after the fault", node,
+			(s.tally.firstWriteOn(d.ports[node]).Sub(s.start) - s.FaultAt).Seconds())
+		done <- nil
+	}()
+	return func() error { return <-done }
 }
 
 // killReplica kills a replica with SIGKILL and starts it again.
@@ -301,7 +308,8 @@ func failover(ctx context.Context, d *demoRun, s *scenarioState) error {
 		return ctx.Err()
 	}
 	s.markFault()
-	d.step("kill %s, the primary (SIGKILL)", old.Name())
+	firstWrite := d.watchFirstWrite(ctx, s, to.Name())
+	d.step("kill the primary (node %s) with SIGKILL", old.Name())
 	if err := d.c.Kill(old); err != nil {
 		return err
 	}
@@ -316,7 +324,7 @@ func failover(ctx context.Context, d *demoRun, s *scenarioState) error {
 			return err
 		}
 	}
-	if err := d.waitFirstWrite(ctx, s, to.Name()); err != nil {
+	if err := firstWrite(); err != nil {
 		return err
 	}
 	if !sleepCtx(ctx, d.o.Phase) {
@@ -350,12 +358,13 @@ func switchover(ctx context.Context, d *demoRun, s *scenarioState) error {
 		return ctx.Err()
 	}
 	s.markFault()
+	firstWrite := d.watchFirstWrite(ctx, s, to.Name())
 	d.step("switchover to %s: stop %s, promote %s, repoint, rejoin", to.Name(), old.Name(), to.Name())
 	if err := d.c.Switchover(ctx, to); err != nil {
 		return err
 	}
 	d.step("switchover done: %s is the primary, %s a replica", to.Name(), old.Name())
-	if err := d.waitFirstWrite(ctx, s, to.Name()); err != nil {
+	if err := firstWrite(); err != nil {
 		return err
 	}
 	if err := d.waitFor(ctx, old.Name()+" up", func(st *pgxroute.Stat) bool { return memberUp(st, old.Name()) }); err != nil {
