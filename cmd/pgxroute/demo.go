@@ -171,7 +171,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (*demoSummary, e
 		Groups: map[string][]pgxroute.Node{
 			pgxroute.DefaultGroupName: {{Name: c.Primary().Name(), ConnString: c.Primary().ConnString()}},
 		},
-		Health: pgxroute.HealthConfig{Interval: 200 * time.Millisecond, Timeout: 500 * time.Millisecond, HedgeAfter: o.HedgeAfter},
+		Health: pgxroute.HealthConfig{Interval: 200 * time.Millisecond, HedgeAfter: o.HedgeAfter},
 		Tracer: events,
 	}
 	for _, r := range c.Replicas() {

@@ -50,10 +50,15 @@ type scenarioSummary struct {
 	Reads, ReadsFailed                     int64
 	Writes, WritesNeverSent, WritesUnknown int64
 	StickyReads, StickyStale               int64
-	SlowestRead                            time.Duration
-	ReadsBy, WritesBy                      map[string]int64 // by the answering server's own account
-	OtherPort                              int64            // answers from a port that is no node's
-	FirstError                             string
+	// StaleElsewhere counts the stale sticky reads that another server
+	// answered than the one that acknowledged the write (a write the old
+	// primary acknowledged and lost when it died, replication being
+	// asynchronous).
+	StaleElsewhere    int64
+	SlowestRead       time.Duration
+	ReadsBy, WritesBy map[string]int64 // by the answering server's own account
+	OtherPort         int64            // answers from a port that is no node's
+	FirstError        string
 
 	FaultAt time.Duration // since the scenario's start
 	// PrimaryBefore is the node that acknowledged writes before the fault;
@@ -129,7 +134,7 @@ func (d *demoRun) runScenario(ctx context.Context, sc scenario) (*scenarioSummar
 	t := s.tally
 	s.Reads, s.ReadsFailed = t.reads.Load(), t.readsFailed.Load()
 	s.Writes, s.WritesNeverSent, s.WritesUnknown = t.writes.Load(), t.writesNeverSent.Load(), t.writesUnkn.Load()
-	s.StickyReads, s.StickyStale = t.sticky.Load(), t.stickyStale.Load()
+	s.StickyReads, s.StickyStale, s.StaleElsewhere = t.sticky.Load(), t.stickyStale.Load(), t.staleElsewhere.Load()
 	s.SlowestRead = time.Duration(t.slowestRead.Load())
 	s.OtherPort = t.otherPort.Load()
 	s.FirstError = t.firstError()
@@ -410,6 +415,13 @@ func (s *scenarioSummary) String() string {
 	line("  writes         %9s answered  %7.0f/s   failed %d: never sent %d, outcome unknown %d",
 		commas(s.Writes), float64(s.Writes)/secs, s.WritesNeverSent+s.WritesUnknown, s.WritesNeverSent, s.WritesUnknown)
 	line("  sticky reads   %9s, %s of them saw their own write", commas(s.StickyReads), commas(s.StickyReads-s.StickyStale))
+	if s.StickyStale > 0 {
+		line("                 %d did not, %d of them answered by another server than the write", s.StickyStale, s.StaleElsewhere)
+		if s.StaleElsewhere > 0 {
+			line("                 (written on the old primary, which died before sending it to a replica:")
+			line("                 replication is asynchronous, and the new primary never had the row)")
+		}
+	}
 	line("  reads by       %s", byNode(s.ReadsBy))
 	line("  writes by      %s", byNode(s.WritesBy))
 	switch {

@@ -48,6 +48,7 @@ type tally struct {
 	reads, readsFailed                  atomic.Int64
 	writes, writesNeverSent, writesUnkn atomic.Int64
 	sticky, stickyStale                 atomic.Int64
+	staleElsewhere                      atomic.Int64 // stale sticky reads another server answered than the write's
 	slowestRead                         atomic.Int64 // nanoseconds
 	ports                               map[int]*portTally
 	otherPort                           atomic.Int64 // answers from a port that is no node (never expected)
@@ -145,15 +146,18 @@ func demoWorker(ctx context.Context, pool *pgxroute.RoutedPool, t *tally, worker
 		sctx := pgxroute.WithScope(ctx)
 		if rng.IntN(10) == 0 {
 			note := fmt.Sprintf("worker %d write %d", worker, n)
-			id, ok := demoWrite(ctx, sctx, pool, t, note)
+			id, wport, ok := demoWrite(ctx, sctx, pool, t, note)
 			if !ok {
 				continue
 			}
-			got, ok := demoRead(ctx, sctx, pool, t, id)
+			got, rport, ok := demoRead(ctx, sctx, pool, t, id)
 			if ok {
 				t.sticky.Add(1)
 				if got != note {
 					t.stickyStale.Add(1)
+					if rport != wport {
+						t.staleElsewhere.Add(1)
+					}
 				}
 			}
 			continue
@@ -164,9 +168,10 @@ func demoWorker(ctx context.Context, pool *pgxroute.RoutedPool, t *tally, worker
 	}
 }
 
-// demoWrite inserts a row and returns its id. A failure is counted (unless
-// ctx ended: the scenario is over) as never sent or outcome unknown.
-func demoWrite(ctx, sctx context.Context, pool *pgxroute.RoutedPool, t *tally, note string) (int64, bool) {
+// demoWrite inserts a row and returns its id and the port of the server
+// that acknowledged it. A failure is counted (unless ctx ended: the
+// scenario is over) as never sent or outcome unknown.
+func demoWrite(ctx, sctx context.Context, pool *pgxroute.RoutedPool, t *tally, note string) (int64, int, bool) {
 	cctx, cancel := context.WithTimeout(sctx, writeTimeout)
 	defer cancel()
 	start := time.Now()
@@ -183,15 +188,16 @@ func demoWrite(ctx, sctx context.Context, pool *pgxroute.RoutedPool, t *tally, n
 			}
 			t.fail(err)
 		}
-		return 0, false
+		return 0, 0, false
 	}
 	t.writes.Add(1)
 	t.answered(port, took, true)
-	return id, true
+	return id, port, true
 }
 
-// demoRead reads row id and returns its note ("" when the row is missing).
-func demoRead(ctx, sctx context.Context, pool *pgxroute.RoutedPool, t *tally, id int64) (string, bool) {
+// demoRead reads row id and returns its note ("" when the row is missing)
+// and the port of the server that answered.
+func demoRead(ctx, sctx context.Context, pool *pgxroute.RoutedPool, t *tally, id int64) (string, int, bool) {
 	cctx, cancel := context.WithTimeout(sctx, readTimeout)
 	defer cancel()
 	start := time.Now()
@@ -204,7 +210,7 @@ func demoRead(ctx, sctx context.Context, pool *pgxroute.RoutedPool, t *tally, id
 			t.readsFailed.Add(1)
 			t.fail(err)
 		}
-		return "", false
+		return "", 0, false
 	}
 	t.reads.Add(1)
 	for {
@@ -215,9 +221,9 @@ func demoRead(ctx, sctx context.Context, pool *pgxroute.RoutedPool, t *tally, id
 	}
 	t.answered(port, took, false)
 	if note == nil {
-		return "", true
+		return "", port, true
 	}
-	return *note, true
+	return *note, port, true
 }
 
 // p99 returns the 99th percentile of ds (nearest rank), 0 for none.
