@@ -57,6 +57,10 @@ type demoOptions struct {
 	// fault, the fault, the load after the recovery.
 	Phase   time.Duration
 	Workers int
+	// Pause is how long each worker waits between two units of work (0:
+	// none, as fast as the servers answer); the tests pause to leave the
+	// shared machine's CPU to the other tests.
+	Pause time.Duration
 	// HedgeAfter is the pool's Health.HedgeAfter (0: no hedged reads).
 	HedgeAfter time.Duration
 	TTY        bool // redraw the table in place
@@ -232,6 +236,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (*demoSummary, e
 	}
 	if len(sum.Scenarios) > 1 {
 		view.Text(overallLine(sum.Scenarios))
+	}
+	if n := events.dropped.Load(); n > 0 {
+		view.Text(fmt.Sprintf("(%d health events were not shown: the terminal fell behind)", n))
 	}
 	pool.Close()
 	events.Close()

@@ -72,7 +72,7 @@ func TestDemoScenarios(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var out syncBuffer
-	o := demoOptions{Scenarios: demoScenarioNames, Phase: time.Second, Workers: 4, HedgeAfter: 50 * time.Millisecond}
+	o := demoOptions{Scenarios: demoScenarioNames, Phase: time.Second, Workers: 4, Pause: 5 * time.Millisecond, HedgeAfter: 50 * time.Millisecond}
 	res, err := runDemo(ctx, o, &out)
 	t.Logf("demo output:\n%s", out.String())
 	if err != nil {
@@ -201,7 +201,7 @@ func TestDemoInterrupted(t *testing.T) {
 		cancel()
 	}()
 	start := time.Now()
-	res, err := runDemo(ctx, demoOptions{Scenarios: demoScenarioNames, Phase: time.Minute, Workers: 2}, &out)
+	res, err := runDemo(ctx, demoOptions{Scenarios: demoScenarioNames, Phase: time.Minute, Workers: 2, Pause: 5 * time.Millisecond}, &out)
 	if err == nil || err.Error() != "interrupted" {
 		t.Fatalf("err = %v, want interrupted", err)
 	}

@@ -36,7 +36,7 @@ func TestDemoMetrics(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, err := runDemo(ctx, demoOptions{Scenarios: []string{"kill"}, Phase: 2 * time.Second, Workers: 4, HTTP: "127.0.0.1:0", TTY: true}, &out)
+		sum, err := runDemo(ctx, demoOptions{Scenarios: []string{"kill"}, Phase: 2 * time.Second, Workers: 4, Pause: 5 * time.Millisecond, HTTP: "127.0.0.1:0", TTY: true}, &out)
 		done <- result{sum, err}
 	}()
 	addrRE := regexp.MustCompile(`Metrics: curl http://(127\.0\.0\.1:\d+)/metrics`)

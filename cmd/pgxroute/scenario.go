@@ -103,7 +103,7 @@ func (d *demoRun) runScenario(ctx context.Context, sc scenario) (*scenarioSummar
 	defer stopWork()
 	s.start = time.Now()
 	d.start.Store(s.start.UnixNano())
-	workers := runWorkers(wctx, d.pool, s.tally, d.o.Workers)
+	workers := runWorkers(wctx, d.pool, s.tally, d.o.Workers, d.o.Pause)
 	var frames sync.WaitGroup
 	frames.Add(1)
 	go func() {

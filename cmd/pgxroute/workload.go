@@ -124,14 +124,15 @@ func (t *tally) firstError() string {
 	return t.firstErr
 }
 
-// runWorkers runs n workers on pool until ctx ends, counting into t.
-func runWorkers(ctx context.Context, pool *pgxroute.RoutedPool, t *tally, n int) *sync.WaitGroup {
+// runWorkers runs n workers on pool until ctx ends, counting into t; each
+// waits pause between two units of work.
+func runWorkers(ctx context.Context, pool *pgxroute.RoutedPool, t *tally, n int, pause time.Duration) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			demoWorker(ctx, pool, t, i)
+			demoWorker(ctx, pool, t, i, pause)
 		}()
 	}
 	return &wg
@@ -140,9 +141,12 @@ func runWorkers(ctx context.Context, pool *pgxroute.RoutedPool, t *tally, n int)
 // demoWorker runs units of work (scopes) until ctx ends: one in ten writes a
 // row and reads it back in its scope (a sticky read, which the primary
 // serves), the others read one to three rows by id (replica reads).
-func demoWorker(ctx context.Context, pool *pgxroute.RoutedPool, t *tally, worker int) {
+func demoWorker(ctx context.Context, pool *pgxroute.RoutedPool, t *tally, worker int, pause time.Duration) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(worker)))
 	for n := 0; ctx.Err() == nil; n++ {
+		if n > 0 && pause > 0 && !sleepCtx(ctx, pause) {
+			return
+		}
 		sctx := pgxroute.WithScope(ctx)
 		if rng.IntN(10) == 0 {
 			note := fmt.Sprintf("worker %d write %d", worker, n)
