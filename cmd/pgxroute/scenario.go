@@ -243,31 +243,53 @@ func (d *demoRun) watchFirstWrite(ctx context.Context, s *scenarioState, node st
 	return func() error { return <-done }
 }
 
+// hold keeps the load running for one phase, or until ctx ends (its error).
+func (d *demoRun) hold(ctx context.Context) error {
+	if !sleepCtx(ctx, d.o.Phase) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// backThenHold waits until the router has the named node up again, then
+// holds one phase.
+func (d *demoRun) backThenHold(ctx context.Context, name string) error {
+	if err := d.waitFor(ctx, name+" up", func(st *pgxroute.Stat) bool { return memberUp(st, name) }); err != nil {
+		return err
+	}
+	return d.hold(ctx)
+}
+
+// seenThenHold waits until the router no longer has the named node up
+// (down or suspect: it saw the fault), then holds one phase.
+func (d *demoRun) seenThenHold(ctx context.Context, name string) error {
+	if err := d.waitFor(ctx, name+" avoided", func(st *pgxroute.Stat) bool { return !memberUp(st, name) }); err != nil {
+		return err
+	}
+	return d.hold(ctx)
+}
+
 // killReplica kills a replica with SIGKILL and starts it again.
 func killReplica(ctx context.Context, d *demoRun, s *scenarioState) error {
 	victim := d.c.Replicas()[0]
 	s.About = victim.Name() + " killed (SIGKILL), then started again"
 	s.PrimaryBefore = d.c.Primary().Name()
-	if !sleepCtx(ctx, d.o.Phase) {
-		return ctx.Err()
+	if err := d.hold(ctx); err != nil {
+		return err
 	}
 	s.markFault()
 	d.step("kill %s (SIGKILL): its reads go to the other replica", victim.Name())
 	if err := d.c.Kill(victim); err != nil {
 		return err
 	}
-	if !sleepCtx(ctx, d.o.Phase) {
-		return ctx.Err()
+	if err := d.seenThenHold(ctx, victim.Name()); err != nil {
+		return err
 	}
 	d.step("start %s again: the health checks re-admit it", victim.Name())
 	if err := d.c.Start(ctx, victim); err != nil {
 		return err
 	}
-	if err := d.waitFor(ctx, victim.Name()+" up", func(st *pgxroute.Stat) bool { return memberUp(st, victim.Name()) }); err != nil {
-		return err
-	}
-	sleepCtx(ctx, d.o.Phase)
-	return ctx.Err()
+	return d.backThenHold(ctx, victim.Name())
 }
 
 // freezeReplica freezes a replica with SIGSTOP and thaws it.
@@ -276,29 +298,26 @@ func freezeReplica(ctx context.Context, d *demoRun, s *scenarioState) error {
 	victim := rs[len(rs)-1]
 	s.About = victim.Name() + " frozen (SIGSTOP), then thawed"
 	s.PrimaryBefore = d.c.Primary().Name()
-	if !sleepCtx(ctx, d.o.Phase) {
-		return ctx.Err()
+	if err := d.hold(ctx); err != nil {
+		return err
 	}
 	s.markFault()
 	d.step("freeze %s (SIGSTOP): it keeps its sockets open and answers nothing", victim.Name())
 	if err := d.c.Freeze(victim); err != nil {
 		return err
 	}
-	ok := sleepCtx(ctx, d.o.Phase)
-	if ok {
+	// Thaw it whatever happens (Close would too).
+	heldErr := d.seenThenHold(ctx, victim.Name())
+	if heldErr == nil {
 		d.step("thaw %s (SIGCONT)", victim.Name())
 	}
 	if err := d.c.Thaw(victim); err != nil {
 		return err
 	}
-	if !ok {
-		return ctx.Err()
+	if heldErr != nil {
+		return heldErr
 	}
-	if err := d.waitFor(ctx, victim.Name()+" up", func(st *pgxroute.Stat) bool { return memberUp(st, victim.Name()) }); err != nil {
-		return err
-	}
-	sleepCtx(ctx, d.o.Phase)
-	return ctx.Err()
+	return d.backThenHold(ctx, victim.Name())
 }
 
 // failover kills the primary, promotes a replica, repoints the other one
@@ -309,8 +328,8 @@ func failover(ctx context.Context, d *demoRun, s *scenarioState) error {
 	to := rs[0]
 	s.About = fmt.Sprintf("%s killed, %s promoted, the old primary rejoined as a replica", old.Name(), to.Name())
 	s.PrimaryBefore, s.NewPrimary = old.Name(), to.Name()
-	if !sleepCtx(ctx, d.o.Phase) {
-		return ctx.Err()
+	if err := d.hold(ctx); err != nil {
+		return err
 	}
 	s.markFault()
 	firstWrite := d.watchFirstWrite(ctx, s, to.Name())
@@ -332,18 +351,14 @@ func failover(ctx context.Context, d *demoRun, s *scenarioState) error {
 	if err := firstWrite(); err != nil {
 		return err
 	}
-	if !sleepCtx(ctx, d.o.Phase) {
-		return ctx.Err()
+	if err := d.hold(ctx); err != nil {
+		return err
 	}
 	d.step("rejoin %s as a replica of %s (pg_rewind)", old.Name(), to.Name())
 	if err := d.c.Rejoin(ctx, old, to); err != nil {
 		return err
 	}
-	if err := d.waitFor(ctx, old.Name()+" up", func(st *pgxroute.Stat) bool { return memberUp(st, old.Name()) }); err != nil {
-		return err
-	}
-	sleepCtx(ctx, d.o.Phase)
-	return ctx.Err()
+	return d.backThenHold(ctx, old.Name())
 }
 
 // switchover moves the primary role to a replica cleanly: back to the
@@ -359,8 +374,8 @@ func switchover(ctx context.Context, d *demoRun, s *scenarioState) error {
 	}
 	s.About = fmt.Sprintf("the primary role moved cleanly from %s to %s", old.Name(), to.Name())
 	s.PrimaryBefore, s.NewPrimary = old.Name(), to.Name()
-	if !sleepCtx(ctx, d.o.Phase) {
-		return ctx.Err()
+	if err := d.hold(ctx); err != nil {
+		return err
 	}
 	s.markFault()
 	firstWrite := d.watchFirstWrite(ctx, s, to.Name())
@@ -372,11 +387,7 @@ func switchover(ctx context.Context, d *demoRun, s *scenarioState) error {
 	if err := firstWrite(); err != nil {
 		return err
 	}
-	if err := d.waitFor(ctx, old.Name()+" up", func(st *pgxroute.Stat) bool { return memberUp(st, old.Name()) }); err != nil {
-		return err
-	}
-	sleepCtx(ctx, d.o.Phase)
-	return ctx.Err()
+	return d.backThenHold(ctx, old.Name())
 }
 
 // counts are a node's cumulative health counts in Stat.
