@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,62 +20,74 @@ import (
 
 const demoAbout = `
 Demo starts a local PostgreSQL primary and two streaming replicas (it needs
-only the PostgreSQL server binaries), and runs a mixed workload through a
-pgxroute.RoutedPool: each worker loops over units of work (scopes); one in ten
-writes a row and reads it back (a sticky read, served by the primary), the
-others read rows by id from the replicas. Every read asks the server which
-port answered it (inet_server_port()), so the table and the summary show who
-served the reads by the servers' own account (SERVED), next to the router's
-count. Half-way through, replica1 is killed (SIGKILL): reads carry on on
-replica2. The servers and their files are removed at the end, also on Ctrl-C.`
+only the PostgreSQL server binaries) and runs a mixed workload through a
+pgxroute.RoutedPool while it does to the servers what happens to them in
+production:
+
+  kill        a replica is killed (SIGKILL), then started again
+  freeze      a replica is frozen (SIGSTOP: its sockets stay open, nothing
+              answers), then thawed
+  failover    the primary is killed, a replica promoted, the other one
+              repointed at it, and the old primary rejoined as a replica
+  switchover  the primary role moves cleanly to a replica (stop, promote,
+              repoint, rejoin), as an operator does for maintenance
+  all         each of them in turn (the default; about a minute)
+
+Each worker loops over units of work (scopes): one in ten writes a row and
+reads it back (a sticky read, served by the primary), the others read rows by
+id from the replicas. Every read and write asks the server that ran it who it
+is (inet_server_port()): each scenario's summary counts the calls by the
+servers' own answers, failed writes split into never sent and outcome
+unknown, the time from the fault to the first write the new primary
+acknowledged, the slowest read, and the router's ejections and readmissions.
+
+On a terminal a table of the nodes is redrawn in place, with the router's
+health events above it; otherwise (a pipe, CI) one plain line a second. The
+servers and their files are removed at the end, also on Ctrl-C.`
+
+// demoScenarioNames are the -scenario values besides "all", in the order
+// "all" runs them.
+var demoScenarioNames = []string{"kill", "freeze", "failover", "switchover"}
 
 // demoOptions configures runDemo.
 type demoOptions struct {
-	Duration time.Duration
-	Workers  int
-	Kill     bool // kill replica1 half-way
-	Restart  bool // start it again at three quarters
-	TTY      bool // redraw the table in place
-	Interval time.Duration
-	// Metrics, when set, is the address (host:port) where the demo serves
-	// its pool's Prometheus metrics at /metrics while it runs.
-	Metrics string
+	// Scenarios to run, in order (names of demoScenarioNames).
+	Scenarios []string
+	// Phase is the length of each phase of a scenario: the load before the
+	// fault, the fault, the load after the recovery.
+	Phase   time.Duration
+	Workers int
+	// Pause is how long each worker waits between two units of work (0:
+	// none, as fast as the servers answer); the tests pause to leave the
+	// shared machine's CPU to the other tests.
+	Pause time.Duration
+	// HedgeAfter is the pool's Health.HedgeAfter (0: no hedged reads).
+	HedgeAfter time.Duration
+	TTY        bool // redraw the table in place
+	Interval   time.Duration
+	// HTTP, when set, is the address (host:port) where the demo serves its
+	// pool's Prometheus metrics at /metrics, and its status page at / when
+	// this build has one (see status_mount.go), while it runs.
+	HTTP string
 }
 
-// demoSummary is the outcome of a demo run.
+// demoSummary is the outcome of a demo run: one summary per scenario.
 type demoSummary struct {
-	Elapsed      time.Duration
-	StartTime    time.Duration // to start the servers
-	Reads        int64         // point reads and sticky reads that succeeded
-	ReadsFailed  int64
-	Writes       int64
-	WritesFailed int64
-	StickyReads  int64
-	StickyStale  int64 // sticky reads that did not find their scope's row
-	Retries      int64 // routed calls retried on another node
-	FirstError   string
-	Served       map[string]int64 // node name -> reads it reported serving
-	Nodes        []nodeRow
-	Ejections    map[string]int64
-	Readmissions map[string]int64
-	Killed       string
-	KilledAt     time.Duration
-	RestartedAt  time.Duration
-	Interrupted  bool
+	StartTime   time.Duration // to start the servers
+	Scenarios   []*scenarioSummary
+	Interrupted bool
 }
-
-// demoSeedRows is the number of rows the point reads choose from.
-const demoSeedRows = 10000
 
 func runDemoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := demoOptions{}
-	fs := newFlagSet("demo", "[-duration 8s] [-workers 8] [-kill=true] [-restart=true] [-plain] [-metrics 127.0.0.1:9187]", demoAbout, stdout)
-	fs.DurationVar(&o.Duration, "duration", 8*time.Second, "how long the workload runs")
+	fs := newFlagSet("demo", "[-scenario all] [-phase 3s] [-workers 8] [-hedge 50ms] [-plain] [-http ADDR]", demoAbout, stdout)
+	scenario := fs.String("scenario", "all", "the scenario to run: "+strings.Join(demoScenarioNames, ", ")+" or all")
+	fs.DurationVar(&o.Phase, "phase", 3*time.Second, "each phase of a scenario: the load before the fault, the fault, the load after")
 	fs.IntVar(&o.Workers, "workers", 8, "concurrent workers")
-	fs.BoolVar(&o.Kill, "kill", true, "kill replica1 half-way through")
-	fs.BoolVar(&o.Restart, "restart", true, "start the killed replica again at three quarters")
+	fs.DurationVar(&o.HedgeAfter, "hedge", 50*time.Millisecond, "hedge a read not answered after this long on the other replica (0: off)")
 	plain := fs.Bool("plain", false, "print plain lines even on a terminal")
-	fs.StringVar(&o.Metrics, "metrics", "", "serve the pool's Prometheus metrics at http://`host:port`/metrics while the demo runs")
+	fs.StringVar(&o.HTTP, "http", "", "serve the pool's metrics (/metrics) and status page (/) at `host:port`")
+	fs.StringVar(&o.HTTP, "metrics", "", "the former name of -http `host:port`")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -83,8 +95,16 @@ func runDemoCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	if o.Duration <= 0 || o.Workers <= 0 {
-		return usagef("-duration and -workers must be positive")
+	switch {
+	case *scenario == "all":
+		o.Scenarios = demoScenarioNames
+	case slices.Contains(demoScenarioNames, *scenario):
+		o.Scenarios = []string{*scenario}
+	default:
+		return usagef("unknown scenario %q: want %s or all", *scenario, strings.Join(demoScenarioNames, ", "))
+	}
+	if o.Phase <= 0 || o.Workers <= 0 || o.HedgeAfter < 0 {
+		return usagef("-phase and -workers must be positive, -hedge not negative")
 	}
 	if f, ok := stdout.(*os.File); ok && !*plain {
 		o.TTY = isTerminal(f)
@@ -93,33 +113,32 @@ func runDemoCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	return err
 }
 
-// demoCounters are the workload's own counts.
-type demoCounters struct {
-	reads, readsFailed, writes, writesFailed, sticky, stickyStale atomic.Int64
-	served                                                        map[int]*atomic.Int64 // by port
-	mu                                                            sync.Mutex
-	firstErr                                                      string
+// demoRun is the state of one run of the demo.
+type demoRun struct {
+	o      demoOptions
+	c      *routingtest.Cluster
+	pool   *pgxroute.RoutedPool
+	view   *live
+	names  map[int]string // node name by port
+	ports  map[string]int // port by node name
+	events *eventTracer
+	// start is the start of the current scenario (UnixNano), for the
+	// events' times.
+	start atomic.Int64
 }
 
-func (dc *demoCounters) fail(err error) {
-	dc.mu.Lock()
-	if dc.firstErr == "" {
-		dc.firstErr = redact(err.Error())
-	}
-	dc.mu.Unlock()
-}
-
-// runDemo runs the demo, printing to out, and returns its summary. It
-// removes the cluster before it returns.
+// runDemo runs the demo's scenarios, printing to out, and returns their
+// summaries. It removes the cluster before it returns.
 func runDemo(ctx context.Context, o demoOptions, out io.Writer) (*demoSummary, error) {
 	if o.Interval <= 0 {
 		o.Interval = time.Second
 		if o.TTY {
-			o.Interval = 250 * time.Millisecond
+			o.Interval = 500 * time.Millisecond
 		}
 	}
+	view := newLive(out, o.TTY)
 	if bin, err := routingtest.FindBinDir(""); err == nil {
-		fmt.Fprintf(out, "Starting a primary and two replicas (PostgreSQL binaries in %s)...\n", bin)
+		view.Text(fitWidth(fmt.Sprintf("Starting a primary and two replicas (PostgreSQL binaries in %s)...", bin)))
 	}
 	t0 := time.Now()
 	c, err := routingtest.StartCluster(ctx, routingtest.ClusterOptions{})
@@ -134,28 +153,30 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (*demoSummary, e
 		if !closed {
 			closed = true
 			if err := c.Close(); err != nil {
-				fmt.Fprintf(out, "warning: closing the cluster: %v\n", err)
+				view.Text(fitWidth(fmt.Sprintf("warning: closing the cluster: %v", redact(err.Error()))))
 			}
 		}
 	}
 	defer closeCluster()
-	sum := &demoSummary{StartTime: time.Since(t0), Served: map[string]int64{}, Ejections: map[string]int64{}, Readmissions: map[string]int64{}}
-	fmt.Fprintf(out, "Servers started in %s:", sum.StartTime.Round(10*time.Millisecond))
-	names := map[int]string{}
+	sum := &demoSummary{StartTime: time.Since(t0)}
+	d := &demoRun{o: o, c: c, view: view, names: map[int]string{}, ports: map[string]int{}}
+	line := fmt.Sprintf("Servers started in %s:", sum.StartTime.Round(10*time.Millisecond))
 	for _, n := range c.Nodes() {
-		names[n.Port()] = n.Name()
-		fmt.Fprintf(out, " %s 127.0.0.1:%d", n.Name(), n.Port())
+		d.names[n.Port()], d.ports[n.Name()] = n.Name(), n.Port()
+		line += fmt.Sprintf(" %s :%d", n.Name(), n.Port())
 	}
-	fmt.Fprintln(out)
+	view.Text(line)
 
 	if err := demoSchema(ctx, c); err != nil {
 		return nil, err
 	}
+	events := newEventTracer(256)
 	cfg := pgxroute.Config{
 		Groups: map[string][]pgxroute.Node{
 			pgxroute.DefaultGroupName: {{Name: c.Primary().Name(), ConnString: c.Primary().ConnString()}},
 		},
-		Health: pgxroute.HealthConfig{Interval: 200 * time.Millisecond, Timeout: time.Second},
+		Health: pgxroute.HealthConfig{Interval: 200 * time.Millisecond, HedgeAfter: o.HedgeAfter},
+		Tracer: events,
 	}
 	for _, r := range c.Replicas() {
 		cfg.Replicas = append(cfg.Replicas, pgxroute.Node{Name: r.Name(), ConnString: r.ConnString()})
@@ -165,107 +186,66 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (*demoSummary, e
 		return nil, err
 	}
 	defer pool.Close()
-	if o.Metrics != "" {
-		addr, stopMetrics, err := serveMetrics(o.Metrics, pool)
+	d.pool, d.events = pool, events
+	if o.HTTP != "" {
+		addr, status, stopHTTP, err := serveHTTP(o.HTTP, pool)
 		if err != nil {
 			return nil, err
 		}
-		defer stopMetrics()
-		fmt.Fprintf(out, "Metrics: curl http://%s/metrics\n", addr)
+		defer stopHTTP()
+		msg := fmt.Sprintf("Metrics: curl http://%s/metrics", addr)
+		if status {
+			msg += fmt.Sprintf("   Status page: http://%s/", addr)
+		}
+		view.Text(msg)
 	}
-	fmt.Fprintf(out, "Workload: %d workers for %s, strategy %s, stickiness %s; one scope in ten writes then reads its row back\n",
-		o.Workers, o.Duration, cfg.Strategy, cfg.Stickiness)
+	hedge := "off"
+	if o.HedgeAfter > 0 {
+		hedge = "after " + o.HedgeAfter.String()
+	}
+	view.Text(fitWidth(fmt.Sprintf("Workload: %d workers, one scope in ten writes a row and reads it back; hedged reads %s",
+		o.Workers, hedge)))
 
-	dc := &demoCounters{served: map[int]*atomic.Int64{}}
-	for port := range names {
-		dc.served[port] = new(atomic.Int64)
-	}
-	view := newLive(out, o.TTY)
-	wctx, stop := context.WithTimeout(ctx, o.Duration)
-	defer stop()
-	start := time.Now()
-	snapshot := func() frame {
-		return demoFrame(pool.Stat(), dc, names, time.Since(start))
-	}
-
-	var wg sync.WaitGroup
-	for i := range o.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			demoWorker(wctx, pool, dc, i)
-		}()
-	}
-	var bg sync.WaitGroup
-	if o.Kill && len(c.Replicas()) > 0 {
-		victim := c.Replicas()[0]
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			if !sleepCtx(wctx, o.Duration/2) {
-				return
-			}
-			if err := c.Kill(victim); err != nil {
-				view.Event("kill %s: %v", victim.Name(), err)
-				return
-			}
-			sum.Killed, sum.KilledAt = victim.Name(), time.Since(start)
-			view.Event(">>> %s killed (SIGKILL) at %.1fs: reads carry on on the other replica", victim.Name(), sum.KilledAt.Seconds())
-			if !o.Restart || !sleepCtx(wctx, o.Duration/4) {
-				return
-			}
-			if err := c.Start(wctx, victim); err != nil {
-				if wctx.Err() == nil {
-					view.Event("restart %s: %v", victim.Name(), err)
-				}
-				return
-			}
-			sum.RestartedAt = time.Since(start)
-			view.Event(">>> %s started again at %.1fs: the health checks re-admit it", victim.Name(), sum.RestartedAt.Seconds())
-		}()
-	}
-	bg.Add(1)
+	// The router's health events, printed as they come.
+	var evWG sync.WaitGroup
+	evWG.Add(1)
 	go func() {
-		defer bg.Done()
-		tick := time.NewTicker(o.Interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case <-tick.C:
-				view.Frame(snapshot())
-			}
+		defer evWG.Done()
+		for ev := range events.C {
+			view.Event(d.eventLine(ev))
 		}
 	}()
-	wg.Wait()
-	bg.Wait()
-	sum.Elapsed = time.Since(start)
-	last := snapshot()
-	view.Frame(last)
-	sum.Interrupted = ctx.Err() != nil
+	defer func() {
+		events.Close()
+		evWG.Wait()
+	}()
 
-	sum.Reads, sum.ReadsFailed = dc.reads.Load(), dc.readsFailed.Load()
-	sum.Writes, sum.WritesFailed = dc.writes.Load(), dc.writesFailed.Load()
-	sum.StickyReads, sum.StickyStale = dc.sticky.Load(), dc.stickyStale.Load()
-	sum.FirstError = dc.firstErr
-	sum.Nodes = last.Rows
-	for port, n := range dc.served {
-		sum.Served[names[port]] = n.Load()
-	}
-	for _, g := range pool.Stat().Groups {
-		for _, n := range g.Nodes {
-			sum.Retries += n.Calls[pgxroute.ReasonRetry]
-			sum.Ejections[n.Name] = max(sum.Ejections[n.Name], n.Ejections)
-			sum.Readmissions[n.Name] = max(sum.Readmissions[n.Name], n.Readmissions)
+	for _, name := range o.Scenarios {
+		s, err := d.runScenario(ctx, scenarioByName(name))
+		if s != nil {
+			sum.Scenarios = append(sum.Scenarios, s)
+			view.Text("\n" + s.String())
+		}
+		if ctx.Err() != nil {
+			sum.Interrupted = true
+			break
+		}
+		if err != nil {
+			return sum, err
 		}
 	}
-	printSummary(out, sum, o, cfg)
-
+	if len(sum.Scenarios) > 1 {
+		view.Text(overallLine(sum.Scenarios))
+	}
+	if n := events.dropped.Load(); n > 0 {
+		view.Text(fmt.Sprintf("(%d health events were not shown: the terminal fell behind)", n))
+	}
 	pool.Close()
+	events.Close()
+	evWG.Wait()
 	t1 := time.Now()
 	closeCluster()
-	fmt.Fprintf(out, "Servers stopped and their files removed in %s.\n", time.Since(t1).Round(10*time.Millisecond))
+	view.Text(fmt.Sprintf("Servers stopped and their files removed in %s.", time.Since(t1).Round(10*time.Millisecond)))
 	if sum.Interrupted {
 		return sum, errors.New("interrupted")
 	}
@@ -288,132 +268,128 @@ INSERT INTO demo_items (note) SELECT 'seed ' || g FROM generate_series(1, `+fmt.
 	return c.WaitReplay(ctx)
 }
 
-// The demo's statements. Each read returns the port of the server that ran it.
-const (
-	demoInsert = `INSERT INTO demo_items (note) VALUES ($1) RETURNING id`
-	demoSelect = `SELECT note, inet_server_port() FROM demo_items WHERE id = $1`
-)
+// eventTracer passes the pool's health events to a channel without
+// blocking the router: when the channel is full the event is counted as
+// dropped.
+type eventTracer struct {
+	C       chan pgxroute.HealthEvent
+	mu      sync.Mutex
+	closed  bool
+	log     []pgxroute.HealthEvent // every event, in order
+	dropped atomic.Int64
+}
 
-// demoWorker runs scopes until ctx ends.
-func demoWorker(ctx context.Context, pool *pgxroute.RoutedPool, dc *demoCounters, worker int) {
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(worker)))
-	for n := 0; ctx.Err() == nil; n++ {
-		sctx := pgxroute.WithScope(ctx)
-		if rng.IntN(10) == 0 {
-			note := fmt.Sprintf("worker %d write %d", worker, n)
-			var id int64
-			if err := pool.QueryRow(sctx, demoInsert, note).Scan(&id); err != nil {
-				if ctx.Err() == nil {
-					dc.writesFailed.Add(1)
-					dc.fail(err)
-				}
-				continue
-			}
-			dc.writes.Add(1)
-			got, ok := demoRead(ctx, sctx, pool, dc, id)
-			if ok {
-				dc.sticky.Add(1)
-				if got != note {
-					dc.stickyStale.Add(1)
-				}
-			}
+func newEventTracer(size int) *eventTracer {
+	return &eventTracer{C: make(chan pgxroute.HealthEvent, size)}
+}
+
+// TraceRouteStart implements pgxroute.RouteTracer: the demo traces no call.
+func (e *eventTracer) TraceRouteStart(ctx context.Context, _ pgxroute.TraceRouteStartData) context.Context {
+	return ctx
+}
+
+// TraceRouteEnd implements pgxroute.RouteTracer.
+func (e *eventTracer) TraceRouteEnd(context.Context, pgxroute.TraceRouteEndData) {}
+
+// TraceHealth implements pgxroute.HealthTracer.
+func (e *eventTracer) TraceHealth(_ context.Context, ev pgxroute.HealthEvent) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	e.log = append(e.log, ev)
+	select {
+	case e.C <- ev:
+	default:
+		e.dropped.Add(1)
+	}
+}
+
+// since returns the events seen at t or later, by node.
+func (e *eventTracer) since(t time.Time) map[string][]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := map[string][]string{}
+	for _, ev := range e.log {
+		if !ev.At.Before(t) {
+			m[ev.Node] = append(m[ev.Node], ev.Kind.String())
+		}
+	}
+	return m
+}
+
+// Close closes C; later events are dropped. It is safe to call twice.
+func (e *eventTracer) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.closed {
+		e.closed = true
+		close(e.C)
+	}
+}
+
+// eventLine renders a health event as one line of at most maxWidth
+// columns, timed from the start of the current scenario.
+func (d *demoRun) eventLine(ev pgxroute.HealthEvent) string {
+	var msg string
+	switch ev.Kind {
+	case pgxroute.EventPrimaryChanged:
+		switch {
+		case ev.Node == "":
+			msg = fmt.Sprintf("no primary known (was %s): writes wait for one", ev.Previous)
+		case ev.Previous == "":
+			msg = fmt.Sprintf("writes go to %s", ev.Node)
+		default:
+			msg = fmt.Sprintf("writes go to %s now (was %s)", ev.Node, ev.Previous)
+		}
+	case pgxroute.EventReadmitted:
+		msg = fmt.Sprintf("%s re-admitted (%s)", ev.Node, ev.Role)
+	case pgxroute.EventRoleChanged:
+		msg = fmt.Sprintf("%s is a %s now", ev.Node, ev.Role)
+	case pgxroute.EventSplitBrain:
+		msg = fmt.Sprintf("split brain: %s and %s both report being a primary", ev.Node, ev.Previous)
+	default:
+		msg = fmt.Sprintf("%s %s", ev.Node, ev.Kind)
+	}
+	if ev.Err != "" {
+		msg += ": " + redact(ev.Err)
+	}
+	return fitWidth(fmt.Sprintf("  %6s  router: %s", d.sinceStart(ev.At), msg))
+}
+
+// sinceStart formats t as seconds since the current scenario started.
+func (d *demoRun) sinceStart(t time.Time) string {
+	return fmt.Sprintf("%.1fs", t.Sub(time.Unix(0, d.start.Load())).Seconds())
+}
+
+// step prints one of the demo's own actions (a kill, a promotion) above the
+// table.
+func (d *demoRun) step(format string, args ...any) {
+	d.view.Event(fitWidth(fmt.Sprintf("  %6s  >>> ", d.sinceStart(time.Now())) + fmt.Sprintf(format, args...)))
+}
+
+// serverRoles asks every running node whether it is in recovery, on a
+// connection of its own: "primary", "replica", or "down".
+func (d *demoRun) serverRoles(ctx context.Context) map[string]string {
+	roles := map[string]string{}
+	for _, n := range d.c.Nodes() {
+		roles[n.Name()] = "down"
+		if !n.Running() {
 			continue
 		}
-		for range 1 + rng.IntN(3) {
-			demoRead(ctx, sctx, pool, dc, 1+rng.Int64N(demoSeedRows))
-		}
-	}
-}
-
-// demoRead reads row id and counts the read by the port that served it. A
-// missing row is not a failure: it returns "" (a stale sticky read).
-func demoRead(ctx, sctx context.Context, pool *pgxroute.RoutedPool, dc *demoCounters, id int64) (string, bool) {
-	var note string
-	var port int
-	err := pool.QueryRow(sctx, demoSelect, id).Scan(&note, &port)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		dc.reads.Add(1)
-		return "", true
-	case err != nil:
-		if ctx.Err() == nil {
-			dc.readsFailed.Add(1)
-			dc.fail(err)
-		}
-		return "", false
-	}
-	dc.reads.Add(1)
-	if c := dc.served[port]; c != nil {
-		c.Add(1)
-	}
-	return note, true
-}
-
-// demoFrame builds a frame of the live table from the router's statistics
-// and the workload's counts.
-func demoFrame(st *pgxroute.Stat, dc *demoCounters, names map[int]string, elapsed time.Duration) frame {
-	f := frame{
-		Elapsed: elapsed, Reads: dc.reads.Load(), ReadsFailed: dc.readsFailed.Load(),
-		Writes: dc.writes.Load(), WritesFailed: dc.writesFailed.Load(), Sticky: dc.sticky.Load(),
-	}
-	served := map[string]int64{}
-	for port, n := range dc.served {
-		served[names[port]] = n.Load()
-	}
-	index := map[string]int{}
-	for _, g := range st.Groups {
-		for _, n := range g.Nodes {
-			i, ok := index[n.Name]
-			if !ok {
-				i = len(f.Rows)
-				index[n.Name] = i
-				f.Rows = append(f.Rows, nodeRow{
-					Name: n.Name, Group: g.Name, State: n.State.String(), Role: n.Role,
-					Served: served[n.Name], InFlight: n.InFlight, Lag: n.Lag, LagBytes: n.LagBytes,
-				})
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := pgx.Connect(cctx, n.ConnString())
+		if err == nil {
+			var rec bool
+			if err = conn.QueryRow(cctx, "SELECT pg_is_in_recovery()").Scan(&rec); err == nil {
+				roles[n.Name()] = map[bool]string{false: "primary", true: "replica"}[rec]
 			}
-			r := &f.Rows[i]
-			r.Reads += n.Calls[pgxroute.ReasonRead] + n.Calls[pgxroute.ReasonReadNoScope] + n.Calls[pgxroute.ReasonReadLagging] +
-				n.Calls[pgxroute.ReasonCaughtUp] + n.Calls[pgxroute.ReasonRetry] + n.Calls[pgxroute.ReasonFallback] + n.Calls[pgxroute.ReasonNoReadGroup]
-			r.Writes += n.Calls[pgxroute.ReasonWrite] + n.Calls[pgxroute.ReasonWriteNoScope] + n.Calls[pgxroute.ReasonTransaction]
-			r.Sticky += n.Calls[pgxroute.ReasonSticky] + n.Calls[pgxroute.ReasonReplicasBehind]
+			conn.Close(context.Background())
 		}
+		cancel()
 	}
-	return f
-}
-
-// printSummary prints the end of the demo.
-func printSummary(w io.Writer, s *demoSummary, o demoOptions, cfg pgxroute.Config) {
-	secs := max(s.Elapsed.Seconds(), 0.001)
-	fmt.Fprintln(w)
-	title := "Summary"
-	if s.Interrupted {
-		title += " (interrupted)"
-	}
-	fmt.Fprintf(w, "%s: %.1fs, %d workers, strategy %s, stickiness %s\n", title, s.Elapsed.Seconds(), o.Workers, cfg.Strategy, cfg.Stickiness)
-	fmt.Fprintf(w, "  reads          %8d  %8.0f/s   failed: %d\n", s.Reads, float64(s.Reads)/secs, s.ReadsFailed)
-	fmt.Fprintf(w, "  writes         %8d  %8.0f/s   failed: %d\n", s.Writes, float64(s.Writes)/secs, s.WritesFailed)
-	fmt.Fprintf(w, "  sticky reads   %8d             saw their own write: %d of %d\n", s.StickyReads, s.StickyReads-s.StickyStale, s.StickyReads)
-	fmt.Fprintf(w, "  retried calls  %8d             (ran again on another node after a connection failure)\n", s.Retries)
-	if s.Killed != "" {
-		fmt.Fprintf(w, "  %s killed at %.1fs", s.Killed, s.KilledAt.Seconds())
-		if s.RestartedAt > 0 {
-			fmt.Fprintf(w, ", started again at %.1fs", s.RestartedAt.Seconds())
-		}
-		fmt.Fprintln(w)
-	}
-	if s.FirstError != "" {
-		fmt.Fprintf(w, "  first error: %s\n", s.FirstError)
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	nw := nameWidth(s.Nodes)
-	fmt.Fprintf(tw, "  %-*s\tSTATE\tROUTED READS\tROUTED WRITES\tSTICKY READS\tSERVED (SERVER-REPORTED)\tEJECTIONS\tREADMISSIONS\t\n", nw, "NODE")
-	for _, r := range s.Nodes {
-		fmt.Fprintf(tw, "  %-*s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", nw, r.Name, r.State, r.Reads, r.Writes, r.Sticky, s.Served[r.Name], s.Ejections[r.Name], s.Readmissions[r.Name])
-	}
-	tw.Flush()
-	fmt.Fprintln(w, "  SERVED counts the reads each server said it answered (inet_server_port()).")
+	return roles
 }
 
 // sleepCtx sleeps for d and reports whether ctx is still live.

@@ -10,14 +10,25 @@
 //	demo         Starts a local primary and two streaming replicas (from the
 //	             PostgreSQL server binaries; nothing else to set up), runs a
 //	             mixed workload of reads, writes and sticky reads through a
-//	             RoutedPool with a live per-node table, kills a replica
-//	             half-way to show reads surviving, and ends with a summary
-//	             that includes the servers' own account of who served the
-//	             reads (inet_server_port). It removes its servers and files
-//	             when it ends, also on Ctrl-C.
-//	             Flags: -duration 8s -workers 8 -kill=true -restart=true -plain
-//	             -metrics 127.0.0.1:9187 (serve the pool's Prometheus metrics at
-//	             /metrics while the demo runs).
+//	             RoutedPool, and does to the servers what happens in
+//	             production: -scenario kill (a replica killed and started
+//	             again), freeze (a replica frozen with SIGSTOP, then thawed),
+//	             failover (the primary killed, a replica promoted, the other
+//	             repointed, the old primary rejoined as a replica),
+//	             switchover, or all (the default: each in turn, about a
+//	             minute). Each scenario ends with a summary counted from the
+//	             servers' own answers (inet_server_port): reads and writes
+//	             done and failed (never sent, outcome unknown), the time from
+//	             the fault to the first write on the new primary, the slowest
+//	             read, ejections and readmissions. On a terminal a table of
+//	             the nodes is redrawn in place with the router's health
+//	             events above it; plain lines otherwise. Nothing is wider
+//	             than 100 columns. It removes its servers and files when it
+//	             ends, also on Ctrl-C.
+//	             Flags: -scenario all -phase 3s -workers 8 -hedge 50ms -plain
+//	             -http 127.0.0.1:9187 (serve the pool's Prometheus metrics at
+//	             /metrics, and its status page at / when built with one,
+//	             while the demo runs).
 //
 //	explain      Prints how a statement is classified (write, read, locking
 //	             read, and why) and the route a configuration would give it:
@@ -82,7 +93,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"demo", "run a routed workload on a local primary and two replicas, killing one half-way", runDemoCommand},
+		{"demo", "run a routed workload on a local cluster through kill, freeze, failover, switchover", runDemoCommand},
 		{"explain", "show a statement's classification and the route a config picks for it", runExplain},
 		{"check", "report the reachability, role and lag of a deployment's nodes", runCheck},
 		{"consistency", "run the read-your-writes experiment under each consistency mode", runConsistency},

@@ -17,9 +17,13 @@ import (
 	"github.com/pgxroute/pgxroute/routingtest"
 )
 
-// TestDemoMetrics runs the demo with -metrics on a free loopback port and
-// scrapes it while it runs: the calls are counted, and after the kill the
-// endpoint shows replica1 down and ejected.
+// TestDemoMetrics runs the demo's kill scenario with -http on a free
+// loopback port and scrapes /metrics while it runs: the calls are counted,
+// and after the kill the endpoint shows replica1 down and ejected. When the
+// build has the status page (status_mount.go), / serves it. The demo runs
+// with the live view of a terminal: the table is redrawn in place (cursor
+// up, erase), the router's events show above it, and no line is wider than
+// 100 columns.
 func TestDemoMetrics(t *testing.T) {
 	routingtest.SkipWithoutPostgres(t, "")
 	t.Parallel()
@@ -32,7 +36,7 @@ func TestDemoMetrics(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		sum, err := runDemo(ctx, demoOptions{Duration: 6 * time.Second, Workers: 4, Kill: true, Metrics: "127.0.0.1:0"}, &out)
+		sum, err := runDemo(ctx, demoOptions{Scenarios: []string{"kill"}, Phase: 2 * time.Second, Workers: 4, Pause: 5 * time.Millisecond, HTTP: "127.0.0.1:0", TTY: true}, &out)
 		done <- result{sum, err}
 	}()
 	addrRE := regexp.MustCompile(`Metrics: curl http://(127\.0\.0\.1:\d+)/metrics`)
@@ -46,6 +50,16 @@ func TestDemoMetrics(t *testing.T) {
 		cancel()
 		t.Fatalf("no metrics address in the output:\n%s", out.String())
 	}
+	if strings.Contains(out.String(), "Status page: http://") {
+		resp, err := http.Get(strings.TrimSuffix(url, "metrics"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("the status page answers %s", resp.Status)
+		}
+	}
 	scrape := func() string {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -55,34 +69,60 @@ func TestDemoMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	wants := []string{
-		`pgxroute_node_state{node="replica1",state="down"} 1`,
-		`pgxroute_node_ejections_total{node="replica1"} 1`,
-		`pgxroute_calls_total{group="read",node="replica2",reason="read"}`,
-		`pgxroute_calls_total{group="default",node="primary",reason="sticky"}`,
+	wants := []*regexp.Regexp{
+		regexp.MustCompile(`pgxroute_node_state\{node="replica1",state="down"\} 1\n`),
+		// Once at least: a loaded machine may also eject it before the kill.
+		regexp.MustCompile(`pgxroute_node_ejections_total\{node="replica1"\} [1-9]`),
+		regexp.MustCompile(`pgxroute_calls_total\{group="read",node="replica2",reason="read"\} [1-9]`),
+		regexp.MustCompile(`pgxroute_calls_total\{group="default",node="primary",reason="sticky"\} [1-9]`),
 	}
 	var text string
 	seen := false
-	for deadline := time.Now().Add(2 * time.Minute); !seen && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	var r result
+	ended := false
+	// Scrape while the demo runs (it ends within the context's deadline).
+	for !seen && !ended {
+		select {
+		case r = <-done:
+			ended = true
+			continue
+		case <-time.After(100 * time.Millisecond):
+		}
 		text = scrape()
 		seen = true
 		for _, w := range wants {
-			seen = seen && strings.Contains(text, w)
+			seen = seen && w.MatchString(text)
 		}
 	}
-	r := <-done
+	if !ended {
+		r = <-done
+	}
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
 	if !seen {
-		t.Fatalf("the scrapes never showed %q; last scrape:\n%s\noutput:\n%s", wants, text, out.String())
+		t.Fatalf("the scrapes never showed %v; last scrape:\n%s\noutput:\n%s", wants, text, out.String())
 	}
-	if r.sum.Killed != "replica1" {
-		t.Errorf("killed %q", r.sum.Killed)
+	if len(r.sum.Scenarios) != 1 || r.sum.Scenarios[0].Ejections["replica1"] == 0 {
+		t.Errorf("summaries %+v: want kill, replica1 ejected", r.sum.Scenarios)
 	}
 	if got := scrape(); got != "" {
 		t.Errorf("the endpoint still answers after the demo ended")
 	}
+
+	// The terminal's live view: each redraw moves up over the table it
+	// drew (a status line, the header and three nodes) and erases it.
+	text = out.String()
+	if n := strings.Count(text, "\r\x1b[5A\x1b[J"); n < 2 {
+		t.Errorf("%d redraws of the 5-line table in place, want some; output:\n%s", n, strings.ReplaceAll(text, "\x1b", `\e`))
+	}
+	for _, want := range []string{"NODE", "ROLE", "STATE", "LAG", "CALLS/S", "IN FLIGHT", "P99",
+		">>> kill replica1 (SIGKILL)", "router: replica1 ejected", "router: replica1 re-admitted", "Summary of kill"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	t.Logf("widest line: %d columns", checkWidth(t, text))
 }
 
 // TestMetricsAllocateNothingPerCall: with the OpenTelemetry metrics and the
