@@ -67,11 +67,6 @@ func (c *configFlags) register(fs *flag.FlagSet) {
 	fs.Var(&c.replicas, "replica", "connection string (`URL`) of a replica; repeat for each replica")
 }
 
-// given reports whether the flags name a deployment.
-func (c *configFlags) given() bool {
-	return c.file != "" || c.primary != "" || len(c.replicas) > 0
-}
-
 // load returns the configuration the flags name. With none, it returns def
 // when it is not nil, else a usage error.
 func (c *configFlags) load(def *fileConfig) (fileConfig, string, error) {

@@ -175,8 +175,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) (*demoSummary, e
 		Groups: map[string][]pgxroute.Node{
 			pgxroute.DefaultGroupName: {{Name: c.Primary().Name(), ConnString: c.Primary().ConnString()}},
 		},
-		Health: pgxroute.HealthConfig{Interval: 200 * time.Millisecond, HedgeAfter: o.HedgeAfter},
-		Tracer: events,
+		Health:     pgxroute.HealthConfig{Interval: 200 * time.Millisecond},
+		HedgeAfter: o.HedgeAfter,
+		Tracer:     events,
 	}
 	for _, r := range c.Replicas() {
 		cfg.Replicas = append(cfg.Replicas, pgxroute.Node{Name: r.Name(), ConnString: r.ConnString()})
