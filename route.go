@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -535,10 +536,15 @@ func callWrote(kind callKind, res classify.Result, txWrote bool) bool {
 // the failed operation ran with was still live. Once that context ended (the
 // caller's deadline or cancellation, a hedge's loser cancelled) the error
 // says nothing of the node: pgx breaks off a write or read in progress with
-// an i/o timeout of its own making. A node that hangs is the prober's to
-// find (Health.Timeout, the stall watch).
+// an i/o timeout of its own making. Nor does an i/o deadline passed while
+// the context is live: no call sets one but pgx, when a context ends, and a
+// connection a cancelled call left with its deadline set fails its next
+// user that way (seen as "failed to deallocate cached statement(s):
+// timeout" on healthy replicas under hedged reads). A node that hangs is
+// the prober's to find (Health.Timeout, the stall watch); the read itself
+// still runs again elsewhere (next).
 func failureOfNode(ctx context.Context, err error) bool {
-	return err != nil && ctx.Err() == nil && isConnError(err)
+	return err != nil && ctx.Err() == nil && isConnError(err) && !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // outcomeUnknown reports whether a call that failed with err may have taken
