@@ -94,3 +94,8 @@ func (p *Pair) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comman
 func (p *Pair) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	return p.next().SendBatch(ctx, b)
 }
+
+// BeginTx begins a transaction on the next pool.
+func (p *Pair) BeginTx(ctx context.Context, o pgx.TxOptions) (pgx.Tx, error) {
+	return p.next().BeginTx(ctx, o)
+}
