@@ -24,35 +24,6 @@ import (
 // depend on the ports the harness picked.
 var serverKeys = []attribute.Key{"server.address", "server.port"}
 
-// failover kills the primary, runs a write (which finds it dead, waits for a
-// primary and is sent again), promotes replica1, and checks by the server's
-// own account that the write ran on replica1.
-func failover(t *testing.T, c *routingtest.Cluster, pool *pgxroute.RoutedPool) {
-	t.Helper()
-	ctx := context.Background()
-	r1 := c.Replicas()[0]
-	if err := c.Kill(c.Primary()); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	var port int
-	go func() {
-		done <- pool.QueryRow(ctx, "INSERT INTO obs_failover VALUES (1) RETURNING inet_server_port()").Scan(&port)
-	}()
-	if err := c.Promote(ctx, r1); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("the write across the failover: %v", err)
-	}
-	if port != r1.Port() {
-		t.Fatalf("the write ran on port %d, want replica1's (%d)", port, r1.Port())
-	}
-	if st := pool.Stat(); st.Primary != "replica1" {
-		t.Fatalf("Stat.Primary = %q after the write ran on replica1", st.Primary)
-	}
-}
-
 // TestMetricsFailover: with the SDK's ManualReader on a real cluster, the
 // primary killed and replica1 promoted: pgxroute.primary.changes goes from 0
 // to 1, pgxroute.member.primary from primary to replica1, replica1's
@@ -99,7 +70,10 @@ db.system.name=postgresql,pgxroute.node=replica1 1`)
 
 	ports := map[string]int{"primary": c.Primary().Port(), "replica1": c.Replicas()[0].Port()} // before the harness swaps them
 	start := time.Now()
-	failover(t, c, pool)
+	obstest.Failover(t, c, pool)
+	if st := pool.Stat(); st.Primary != "replica1" {
+		t.Fatalf("Stat.Primary = %q after the write ran on replica1", st.Primary)
+	}
 
 	expect("after", "pgxroute.primary.changes", "db.system.name=postgresql 1")
 	expect("after", "pgxroute.member.primary", `db.system.name=postgresql,pgxroute.node=primary 0

@@ -61,26 +61,8 @@ pgxroute_member_timeline{node="replica1"} 1
 		t.Fatalf("before the failover: %v", err)
 	}
 
-	ctx := context.Background()
-	r1 := c.Replicas()[0]
 	start := time.Now()
-	if err := c.Kill(c.Primary()); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	var port int
-	go func() {
-		done <- pool.QueryRow(ctx, "INSERT INTO obs_failover VALUES (1) RETURNING inet_server_port()").Scan(&port)
-	}()
-	if err := c.Promote(ctx, r1); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("the write across the failover: %v", err)
-	}
-	if port != rport {
-		t.Fatalf("the write ran on port %d, want replica1's (%d)", port, rport)
-	}
+	obstest.Failover(t, c, pool)
 
 	if err := testutil.CollectAndCompare(col, strings.NewReader(helpChanges+`pgxroute_primary_changes_total 1
 `+helpPrimary+`pgxroute_member_primary{node="primary"} 0

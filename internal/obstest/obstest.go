@@ -95,6 +95,33 @@ func NewFailoverPool(tb testing.TB, edit func(*pgxroute.Config)) (*routingtest.C
 	return c, pool
 }
 
+// Failover fails over a pool from NewFailoverPool: it kills the primary,
+// runs a write (which finds it dead, waits for a primary and is sent again),
+// promotes replica1, and checks by the server's own account that the write
+// ran on replica1.
+func Failover(tb testing.TB, c *routingtest.Cluster, pool *pgxroute.RoutedPool) {
+	tb.Helper()
+	ctx := context.Background()
+	r1 := c.Replicas()[0]
+	if err := c.Kill(c.Primary()); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var port int
+	go func() {
+		done <- pool.QueryRow(ctx, "INSERT INTO obs_failover VALUES (1) RETURNING inet_server_port()").Scan(&port)
+	}()
+	if err := c.Promote(ctx, r1); err != nil {
+		tb.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		tb.Fatalf("the write across the failover: %v", err)
+	}
+	if port != r1.Port() {
+		tb.Fatalf("the write ran on port %d, want replica1's (%d)", port, r1.Port())
+	}
+}
+
 // RunSequence runs the known sequence of calls of the adapters' tests on a
 // pool from NewRouted: four reads without a scope (two on each replica), two
 // writes without a scope, a scope's write and its sticky read; then, when
