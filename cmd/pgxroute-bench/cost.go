@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,7 +167,7 @@ func runCost(ctx context.Context, w io.Writer, s servers, workers, rounds int, d
 				cpuA, cpuB = append(cpuA, ca), append(cpuB, cb)
 				cpuRatios = append(cpuRatios, cb/ca)
 			}
-			med, lo, hi := medianRange(ratios)
+			med, lo, hi := costbench.MedianRange(ratios)
 			below := 0
 			for _, r := range ratios {
 				if r < c.want {
@@ -179,26 +178,12 @@ func runCost(ctx context.Context, w io.Writer, s servers, workers, rounds int, d
 			if med >= c.want {
 				res = "PASS"
 			}
-			cm, _, _ := medianRange(cpuRatios)
-			am, _, _ := medianRange(cpuA)
-			bm, _, _ := medianRange(cpuB)
+			cm, _, _ := costbench.MedianRange(cpuRatios)
+			am, _, _ := costbench.MedianRange(cpuA)
+			bm, _, _ := costbench.MedianRange(cpuB)
 			fmt.Fprintf(w, "| %s | %s | %.3f | %.3f – %.3f | %d of %d | ≥ %.2f | %s | %s, %s | %.3f |\n",
 				k.Name, c.name, med, lo, hi, below, rounds, c.want, res, fmtDur(time.Duration(am)), fmtDur(time.Duration(bm)), cm)
 		}
 	}
 	return nil
-}
-
-// medianRange returns the median, least and greatest of v.
-func medianRange(v []float64) (med, lo, hi float64) {
-	if len(v) == 0 {
-		return 0, 0, 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	med = s[len(s)/2]
-	if len(s)%2 == 0 {
-		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return med, s[0], s[len(s)-1]
 }

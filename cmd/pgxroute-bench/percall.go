@@ -314,8 +314,8 @@ func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, w
 				gcs += float64(res.GCs) * 1e4 / float64(res.Calls)
 				gcNs += float64(res.GCNs) / float64(res.Calls)
 			}
-			pm, plo, phi := medianRange(per)
-			rm, rlo, rhi := medianRange(ratios)
+			pm, plo, phi := costbench.MedianRange(per)
+			rm, rlo, rhi := costbench.MedianRange(ratios)
 			blo, bhi := bootstrapMedian(ratios)
 			nr := float64(len(rs))
 			fmt.Fprintf(w, "| %s | %s | %.2f µs (%.2f – %.2f) | %.3f (%.3f – %.3f) | %.3f – %.3f | %.1f | %.0f | %.1f | %.0f ns |\n", k.Name, t,
@@ -339,7 +339,7 @@ func bootstrapMedian(v []float64) (lo, hi float64) {
 		for j := range s {
 			s[j] = v[rng.IntN(len(v))]
 		}
-		meds[i], _, _ = medianRange(s)
+		meds[i], _, _ = costbench.MedianRange(s)
 	}
 	slices.Sort(meds)
 	return meds[n*25/1000], meds[n*975/1000-1]
