@@ -10,17 +10,17 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/costbench"
+	"github.com/pgxroute/pgxroute/routingtest"
 )
 
 // benchPool makes a RoutedPool over unreachable addresses: pgxpool connects
@@ -141,7 +141,7 @@ func BenchmarkQueryRow(b *testing.B) {
 	defer routed.Close()
 	for _, t := range []struct {
 		name string
-		q    querier
+		q    routingtest.QueryRower
 	}{{"raw", raw}, {"routed", routed}, {"raw-query", rawQuery{raw}}} {
 		b.Run(t.name, func(b *testing.B) {
 			b.SetParallelism(4)
@@ -213,9 +213,9 @@ func BenchmarkCostOfRouting(b *testing.B) {
 	const conns = 8
 	ctx := context.Background()
 	targets := costTargets(b, conns)
-	for _, k := range benchKinds(ctx) {
+	for _, k := range costbench.Kinds {
 		for _, t := range targets {
-			b.Run(k.name+"/"+t.name, func(b *testing.B) { runParallel(b, conns, k, t.q) })
+			b.Run(k.Name+"/"+t.name, func(b *testing.B) { runParallel(ctx, b, conns, k, t.q) })
 		}
 	}
 }
@@ -223,7 +223,7 @@ func BenchmarkCostOfRouting(b *testing.B) {
 // costTarget is a target of the cost benchmarks.
 type costTarget struct {
 	name string
-	q    benchQuerier
+	q    costbench.Querier
 }
 
 // costTargets are the cost benchmarks' targets on the shared cluster, each
@@ -260,95 +260,15 @@ func costTargets(b *testing.B, conns int32) []costTarget {
 	reps := c.Replicas()
 	two := routed(pgxroute.Config{Primary: c.Primary().ConnString(), Replicas: []pgxroute.Node{
 		{Name: "r1", ConnString: reps[0].ConnString()}, {Name: "r2", ConnString: reps[1].ConnString()}}})
-	pair := &benchPair{}
-	for i := range pair.pools {
-		pair.pools[i], err = pgxpool.NewWithConfig(ctx, poolCfg(reps[i].ConnString()))
+	pair := &costbench.Pair{}
+	for i := range pair.Pools {
+		pair.Pools[i], err = pgxpool.NewWithConfig(ctx, poolCfg(reps[i].ConnString()))
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(pair.pools[i].Close)
+		b.Cleanup(pair.Pools[i].Close)
 	}
 	return []costTarget{{"raw", raw}, {"routed", single}, {"disabled", disabled}, {"pair-raw", pair}, {"pair-routed", two}}
-}
-
-// benchKind is a call kind of the cost benchmarks.
-type benchKind struct {
-	name string
-	run  func(q benchQuerier, i int) error
-}
-
-// benchKinds are the calls the cost benchmarks make: QueryRow, Query with
-// Next and Close, Exec, and a batch of 10 reads.
-func benchKinds(ctx context.Context) []benchKind {
-	return []benchKind{
-		{"QueryRow", func(q benchQuerier, i int) error {
-			var v int
-			return q.QueryRow(ctx, "SELECT $1::int + 1", i).Scan(&v)
-		}},
-		{"Query", func(q benchQuerier, i int) error {
-			rows, err := q.Query(ctx, "SELECT $1::int + 1", i)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-			}
-			rows.Close()
-			return rows.Err()
-		}},
-		{"Exec", func(q benchQuerier, i int) error {
-			_, err := q.Exec(ctx, "SELECT $1::int + 1", i)
-			return err
-		}},
-		{"Batch10", func(q benchQuerier, i int) error {
-			var bt pgx.Batch
-			for j := range 10 {
-				bt.Queue("SELECT $1::int + 1", i+j)
-			}
-			return q.SendBatch(ctx, &bt).Close()
-		}},
-	}
-}
-
-// benchQuerier is what BenchmarkCostOfRouting calls.
-type benchQuerier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
-// benchPair alternates calls over two pools by hand.
-type benchPair struct {
-	pools [2]*pgxpool.Pool
-	n     atomic.Uint64
-}
-
-func (p *benchPair) next() *pgxpool.Pool { return p.pools[p.n.Add(1)&1] }
-
-func (p *benchPair) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return p.next().QueryRow(ctx, sql, args...)
-}
-
-func (p *benchPair) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return p.next().Query(ctx, sql, args...)
-}
-
-func (p *benchPair) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return p.next().Exec(ctx, sql, args...)
-}
-
-func (p *benchPair) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return p.next().SendBatch(ctx, b)
-}
-
-// processCPU returns the CPU time (user and system) this process used so
-// far, in nanoseconds: the client's cost of a call, apart from the server's.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // The client's path alone: BenchmarkCallPath runs the calls of
@@ -361,22 +281,22 @@ func processCPU() int64 {
 // It needs no PostgreSQL.
 func BenchmarkCallPath(b *testing.B) {
 	ctx := context.Background()
-	for _, k := range benchKinds(ctx) {
+	for _, k := range costbench.Kinds {
 		for _, t := range fakeTargets(b, 1) {
-			b.Run(k.name+"/"+t.name, func(b *testing.B) {
+			b.Run(k.Name+"/"+t.name, func(b *testing.B) {
 				b.ReportAllocs()
 				i := 0
 				var cpu0 int64
 				for b.Loop() {
 					if i == 0 {
-						cpu0 = processCPU()
+						cpu0 = costbench.ProcessCPU()
 					}
 					i++
-					if err := k.run(t.q, i); err != nil {
+					if err := k.Run(ctx, t.q, i); err != nil {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(i), "cpu-ns/op")
+				b.ReportMetric(float64(costbench.ProcessCPU()-cpu0)/float64(i), "cpu-ns/op")
 			})
 		}
 	}
@@ -389,36 +309,36 @@ func BenchmarkCallPath(b *testing.B) {
 func BenchmarkCallPathParallel(b *testing.B) {
 	ctx := context.Background()
 	const conns = 8
-	for _, k := range benchKinds(ctx) {
+	for _, k := range costbench.Kinds {
 		for _, t := range fakeTargets(b, conns) {
-			b.Run(k.name+"/"+t.name, func(b *testing.B) { runParallel(b, conns, k, t.q) })
+			b.Run(k.Name+"/"+t.name, func(b *testing.B) { runParallel(ctx, b, conns, k, t.q) })
 		}
 	}
 }
 
 // runParallel runs k on q from conns goroutines in all (a pool of conns
 // connections each), reporting allocations and the process's CPU per call.
-func runParallel(b *testing.B, conns int, k benchKind, q benchQuerier) {
+func runParallel(ctx context.Context, b *testing.B, conns int, k costbench.Kind, q costbench.Querier) {
 	b.SetParallelism(max(1, conns/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := costbench.ProcessCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
 			i++
-			if err := k.run(q, i); err != nil {
+			if err := k.Run(ctx, q, i); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(costbench.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // fakeTarget is a pool over fakePG servers.
 type fakeTarget struct {
 	name string
-	q    benchQuerier
+	q    costbench.Querier
 }
 
 // fakeTargets returns raw pgxpool, RoutedPool and RoutedPool with

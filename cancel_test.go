@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/routingtest"
 )
 
 // TestCancelledCallKeepsItsNode: a call whose context is cancelled while pgx
@@ -65,7 +66,7 @@ func TestCancelledCallKeepsItsNode(t *testing.T) {
 	go func() { _, err := pool.Exec(cctx, sql, make([]byte, 32<<20)); done <- err }()
 	// The write is blocked once the socket holds unsent data that the
 	// stopped backend does not read.
-	waitFor(t, "the call's write to block", func() bool { return sendQueue(t, local) >= 1<<20 })
+	routingtest.WaitFor(t, "the call's write to block", func() bool { return sendQueue(t, local) >= 1<<20 })
 	cancel()
 	err = <-done
 	// The backend waits for the rest of the argument, and newer pgx versions

@@ -160,7 +160,7 @@ func (l *load) check(t *testing.T) {
 func (l *load) waitWrites(t *testing.T, port, n int) {
 	t.Helper()
 	base := len(l.writesOn(port))
-	waitFor(t, "writes on the new primary", func() bool { return len(l.writesOn(port)) >= base+n })
+	routingtest.WaitFor(t, "writes on the new primary", func() bool { return len(l.writesOn(port)) >= base+n })
 }
 
 // server is a server the tests ask directly: a harness node or a Patroni
@@ -244,7 +244,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 		t.Errorf("Stat: primary %q after %d changes, want %q after 1", st.Primary, st.PrimaryChanges, r1.Name())
 	}
 	// r2 streams from r1 on r1's timeline; r1 reports its new timeline.
-	waitFor(t, "r2 seen on r1's timeline", func() bool {
+	routingtest.WaitFor(t, "r2 seen on r1's timeline", func() bool {
 		st := pool.Stat()
 		tl := map[string]uint32{}
 		for _, m := range st.Members {
@@ -260,7 +260,7 @@ func TestFailoverUnderLoad(t *testing.T) {
 	// the fallback while r2 restarted): ask the servers. The writers wrote
 	// without a scope, so the pool's own scope sends unscoped reads to r1
 	// until r2 is known to have replayed the last write: a few probes.
-	waitFor(t, "r2 re-admitted", func() bool {
+	routingtest.WaitFor(t, "r2 re-admitted", func() bool {
 		for _, m := range pool.Stat().Members {
 			if m.Name == r2.Name() {
 				return m.State == pgxroute.StateUp
@@ -268,11 +268,11 @@ func TestFailoverUnderLoad(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, "an unscoped read on r2 (the pool's last write replayed there)", func() bool {
-		return servedBy(t, c, pool, ctx, "SELECT inet_server_port()") == r2.Name()
+	routingtest.WaitFor(t, "an unscoped read on r2 (the pool's last write replayed there)", func() bool {
+		return routingtest.ServedBy(t, ctx, c, pool, "SELECT inet_server_port()") == r2.Name()
 	})
 	for range 10 {
-		if got := servedBy(t, c, pool, ctx, "SELECT inet_server_port()"); got != r2.Name() {
+		if got := routingtest.ServedBy(t, ctx, c, pool, "SELECT inet_server_port()"); got != r2.Name() {
 			t.Fatalf("read served by %s, want %s (the only replica)", got, r2.Name())
 		}
 	}
@@ -303,8 +303,8 @@ func TestSwitchoverHarness(t *testing.T) {
 	if ids := l.writesOn(old.Port()); rowsOn(t, r1, ids) != len(ids) {
 		t.Errorf("the old primary acknowledged %d writes; r1 holds only %d of them after a clean switchover", len(ids), rowsOn(t, r1, ids))
 	}
-	waitFor(t, "the old primary taking reads as a replica", func() bool {
-		return servedBy(t, c, pool, ctx, "SELECT inet_server_port()") == old.Name()
+	routingtest.WaitFor(t, "the old primary taking reads as a replica", func() bool {
+		return routingtest.ServedBy(t, ctx, c, pool, "SELECT inet_server_port()") == old.Name()
 	})
 }
 
@@ -326,11 +326,11 @@ func TestSplitBrain(t *testing.T) {
 	if err := c.Repoint(ctx, r2, r1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "r1 as the primary", func() bool { return pool.Stat().Primary == r1.Name() })
+	routingtest.WaitFor(t, "r1 as the primary", func() bool { return pool.Stat().Primary == r1.Name() })
 	if err := c.Start(ctx, old); err != nil { // a second primary, on timeline 1
 		t.Fatal(err)
 	}
-	waitFor(t, "the old primary seen as stale", func() bool {
+	routingtest.WaitFor(t, "the old primary seen as stale", func() bool {
 		return slices.Equal(pool.Stat().StalePrimaries, []string{old.Name()})
 	})
 	l := startLoad(pool, 8, 4)
@@ -349,7 +349,7 @@ func TestSplitBrain(t *testing.T) {
 		t.Errorf("the stale primary holds %d of the load's rows", n)
 	}
 	for range 20 {
-		if got := servedBy(t, c, pool, ctx, "SELECT inet_server_port()"); got == old.Name() {
+		if got := routingtest.ServedBy(t, ctx, c, pool, "SELECT inet_server_port()"); got == old.Name() {
 			t.Fatalf("a read ran on the stale primary")
 		}
 	}
@@ -371,7 +371,7 @@ func TestWaitForPrimary(t *testing.T) {
 	if err := c.Kill(old); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the primary lost", func() bool {
+	routingtest.WaitFor(t, "the primary lost", func() bool {
 		_, err := pool.Route(ctx, "INSERT INTO items (id) VALUES (1)")
 		return errors.Is(err, pgxroute.ErrNoPrimary)
 	})
@@ -410,7 +410,7 @@ func TestWaitForPrimary(t *testing.T) {
 	// A context deadline shorter than FailoverTimeout ends the wait (once
 	// the pool knows r1 is gone: a write on a connection whose server died
 	// unseen has an unknown outcome instead).
-	waitFor(t, "r1 lost", func() bool { return pool.Stat().Primary == "" })
+	routingtest.WaitFor(t, "r1 lost", func() bool { return pool.Stat().Primary == "" })
 	dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	_, err = pool.Exec(dctx, "INSERT INTO items (id) VALUES ($1)", nextID())
@@ -419,7 +419,7 @@ func TestWaitForPrimary(t *testing.T) {
 	}
 	// Negative FailoverTimeout: no wait at all.
 	now := failoverPool(t, c, pgxroute.Config{Health: pgxroute.HealthConfig{FailoverTimeout: -1}})
-	waitFor(t, "no primary seen", func() bool { return now.Stat().Primary == "" })
+	routingtest.WaitFor(t, "no primary seen", func() bool { return now.Stat().Primary == "" })
 	if _, err := now.Exec(ctx, "INSERT INTO items (id) VALUES ($1)", nextID()); !errors.Is(err, pgxroute.ErrNoPrimary) {
 		t.Errorf("write with FailoverTimeout < 0: %v, want ErrNoPrimary", err)
 	}
@@ -440,7 +440,7 @@ func TestStaticRoles(t *testing.T) {
 	if err := c.Promote(ctx, r1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "r1's role mismatch reported", func() bool {
+	routingtest.WaitFor(t, "r1's role mismatch reported", func() bool {
 		st := pool.Stat()
 		g, _ := st.Group(pgxroute.ReadGroupName)
 		n, _ := g.Node(r1.Name())
@@ -456,7 +456,7 @@ func TestStaticRoles(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for range 10 {
-		seen[servedBy(t, c, pool, ctx, "SELECT inet_server_port()")] = true
+		seen[routingtest.ServedBy(t, ctx, c, pool, "SELECT inet_server_port()")] = true
 	}
 	if seen[old.Name()] || len(seen) == 0 {
 		t.Errorf("reads served by %v", seen)

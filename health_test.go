@@ -31,21 +31,6 @@ func ownCluster(t *testing.T, opts routingtest.ClusterOptions) *routingtest.Clus
 	return c
 }
 
-// waitFor polls cond until it holds or a generous deadline passes (a
-// liveness bound for a broken build, not a speed assertion).
-func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	defer func() { t.Logf("waited %v for %s", time.Since(start).Round(time.Millisecond), what) }()
-	for !cond() {
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func nodeStat(p *pgxroute.RoutedPool, group, node string) pgxroute.NodeStat {
 	g, _ := p.Stat().Group(group)
 	n, _ := g.Node(node)
@@ -106,14 +91,14 @@ func TestKillReplicaDuringReads(t *testing.T) {
 	if err := c.Kill(victim); err != nil {
 		t.Fatal(err)
 	}
-	ejectedAfter := waitFor(t, "the killed replica to be ejected", func() bool {
+	ejectedAfter := routingtest.WaitFor(t, "the killed replica to be ejected", func() bool {
 		return nodeStat(pool, "read", victim.Name()).State == pgxroute.StateDown
 	})
 	time.Sleep(2 * time.Second)
 	if err := c.Start(context.Background(), victim); err != nil {
 		t.Fatal(err)
 	}
-	readmittedAfter := waitFor(t, "the restarted replica to be re-admitted", func() bool {
+	readmittedAfter := routingtest.WaitFor(t, "the restarted replica to be re-admitted", func() bool {
 		return nodeStat(pool, "read", victim.Name()).State == pgxroute.StateUp
 	})
 	time.Sleep(time.Second)
@@ -206,7 +191,7 @@ func TestPrimaryDown(t *testing.T) {
 	if err := c.Start(ctx, c.Primary()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "writes to succeed again", func() bool {
+	routingtest.WaitFor(t, "writes to succeed again", func() bool {
 		_, err := pool.Exec(ctx, "INSERT INTO items (id) VALUES ($1)", nextID())
 		return err == nil
 	})
@@ -248,7 +233,7 @@ func TestLaggingReplicas(t *testing.T) {
 	// received WAL it has not applied yet.
 	steadyWrites(t, c)
 
-	waitFor(t, "replica2 to lag", func() bool { return nodeStat(pool, "read", "replica2").State == pgxroute.StateLagging })
+	routingtest.WaitFor(t, "replica2 to lag", func() bool { return nodeStat(pool, "read", "replica2").State == pgxroute.StateLagging })
 	st := nodeStat(pool, "read", "replica2")
 	t.Logf("replica2: state %v, lag %v, %d bytes", st.State, st.Lag, st.LagBytes)
 	counts, _ := countServed(t, c, pool, 20)
@@ -261,7 +246,7 @@ func TestLaggingReplicas(t *testing.T) {
 		pool := newPool(t, c, pgxroute.Config{Health: health})
 		failRead := newPool(t, c, pgxroute.Config{Health: health, NoHealthyRead: pgxroute.FailRead})
 		steadyWrites(t, c)
-		waitFor(t, "both replicas to lag", func() bool {
+		routingtest.WaitFor(t, "both replicas to lag", func() bool {
 			g, _ := pool.Stat().Group("read")
 			g2, _ := failRead.Stat().Group("read")
 			return g.AllLagging && g2.AllLagging
@@ -270,11 +255,11 @@ func TestLaggingReplicas(t *testing.T) {
 		if err != nil || r.Reason != pgxroute.ReasonReadLagging || r.Group != "default" {
 			t.Fatalf("route with every replica lagging: %v, %v", r, err)
 		}
-		if got := servedBy(t, c, pool, context.Background(), whoami); got != "primary" {
+		if got := routingtest.ServedBy(t, context.Background(), c, pool, whoami); got != "primary" {
 			t.Fatalf("read with every replica lagging served by %s, want primary", got)
 		}
 		// With fallback off, the lagging replicas still serve rather than fail.
-		if got := servedBy(t, c, failRead, context.Background(), whoami); !strings.HasPrefix(got, "replica") {
+		if got := routingtest.ServedBy(t, context.Background(), c, failRead, whoami); !strings.HasPrefix(got, "replica") {
 			t.Fatalf("FailRead with every replica lagging: served by %s", got)
 		}
 	})
@@ -329,7 +314,7 @@ func TestRoleChangeAndOnRoute(t *testing.T) {
 	if err := c.Promote(context.Background(), c.Replicas()[1]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the promoted replica to show as a role mismatch", func() bool {
+	routingtest.WaitFor(t, "the promoted replica to show as a role mismatch", func() bool {
 		return nodeStat(pool, "read", "replica2").RoleMismatch
 	})
 	if st := nodeStat(pool, "read", "replica2"); st.Role != "primary" {
@@ -385,7 +370,7 @@ REVOKE EXECUTE ON FUNCTION pg_last_wal_replay_lsn() FROM PUBLIC;`); err != nil {
 		cfg.Replicas = append(cfg.Replicas, pgxroute.Node{Name: r.Name(), ConnString: asApp(r)})
 	}
 	pool := newPool(t, c, cfg)
-	waitFor(t, "probes to see the roles", func() bool {
+	routingtest.WaitFor(t, "probes to see the roles", func() bool {
 		return nodeStat(pool, "read", "replica1").Role == "replica" && nodeStat(pool, "default", primaryName(c)).Role == "primary"
 	})
 	for _, n := range []pgxroute.NodeStat{nodeStat(pool, "read", "replica1"), nodeStat(pool, "read", "replica2")} {
@@ -394,7 +379,7 @@ REVOKE EXECUTE ON FUNCTION pg_last_wal_replay_lsn() FROM PUBLIC;`); err != nil {
 		}
 	}
 	ctx := pgxroute.WithScope(context.Background())
-	if got := servedBy(t, c, pool, ctx, whoami); !strings.HasPrefix(got, "replica") {
+	if got := routingtest.ServedBy(t, ctx, c, pool, whoami); !strings.HasPrefix(got, "replica") {
 		t.Fatalf("read before a write served by %s", got)
 	}
 	if _, err := pool.Exec(ctx, "INSERT INTO items (id) VALUES ($1)", nextID()); err != nil {
@@ -402,7 +387,7 @@ REVOKE EXECUTE ON FUNCTION pg_last_wal_replay_lsn() FROM PUBLIC;`); err != nil {
 	}
 	time.Sleep(300 * time.Millisecond) // several probes: none can give a position
 	for i := 0; i < 5; i++ {
-		if got := servedBy(t, c, pool, ctx, whoami); got != "primary" {
+		if got := routingtest.ServedBy(t, ctx, c, pool, whoami); got != "primary" {
 			t.Fatalf("read %d after a write, without known positions, served by %s", i, got)
 		}
 	}

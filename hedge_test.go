@@ -104,7 +104,7 @@ func TestHedgedReads(t *testing.T) {
 	lat, _ := timedReadsOf(t, plain, reads, slow, r1.Port())
 	t.Logf("FIGURES no hedging, r1 slow: p50 %v p99 %v p99.9 %v", quantile(lat, 0.5), quantile(lat, 0.99), quantile(lat, 0.999))
 
-	logs := &syncBuffer{}
+	logs := &routingtest.SyncBuffer{}
 	pool := failoverPool(t, c, pgxroute.Config{HedgeAfter: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	defer func() {
@@ -143,7 +143,7 @@ func TestHedgedReads(t *testing.T) {
 		t.Errorf("hedges won by r2: %d; reads answered by %v: r2 should answer most", wins[r2.Name()], ports)
 	}
 	// Every attempt ended: nothing in flight is left behind.
-	waitFor(t, "the losers' attempts to end", func() bool {
+	routingtest.WaitFor(t, "the losers' attempts to end", func() bool {
 		for _, g := range pool.Stat().Groups {
 			for _, n := range g.Nodes {
 				if n.InFlight != 0 {
@@ -330,7 +330,7 @@ func TestHedgeTraced(t *testing.T) {
 		}
 	}
 	// A loser ends in the background: wait until every start has its end.
-	waitFor(t, "every attempt's end", func() bool {
+	routingtest.WaitFor(t, "every attempt's end", func() bool {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
 		for id, s := range tr.starts {

@@ -83,26 +83,6 @@ func nodeNames(c *routingtest.Cluster) map[int]string {
 	return m
 }
 
-// querier is what answers a query: a RoutedPool, a transaction, a batch...
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// servedBy asks the server that answers sql (which must return one int: the
-// server's port, e.g. "SELECT inet_server_port()") which node it is.
-func servedBy(t testing.TB, c *routingtest.Cluster, q querier, ctx context.Context, sql string, args ...any) string {
-	t.Helper()
-	var port int
-	if err := q.QueryRow(ctx, sql, args...).Scan(&port); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	name, ok := nodeNames(c)[port]
-	if !ok {
-		t.Fatalf("%s: answered by unknown port %d", sql, port)
-	}
-	return name
-}
-
 // newPool makes a RoutedPool over the cluster: the primary and both
 // replicas, with cfg's other settings, closed at the end of the test.
 func newPool(t testing.TB, c *routingtest.Cluster, cfg pgxroute.Config) *pgxroute.RoutedPool {

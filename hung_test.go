@@ -119,7 +119,7 @@ func TestHungReplica(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			avoided := waitFor(t, "the hung replica to be avoided", func() bool {
+			avoided := routingtest.WaitFor(t, "the hung replica to be avoided", func() bool {
 				s := nodeStat(pool, "read", victim.Name()).State
 				return s == pgxroute.StateSuspect || s == pgxroute.StateDown
 			})
@@ -132,7 +132,7 @@ func TestHungReplica(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			readmitted := waitFor(t, "the replica to take calls again", func() bool {
+			readmitted := routingtest.WaitFor(t, "the replica to take calls again", func() bool {
 				return nodeStat(pool, "read", victim.Name()).State == pgxroute.StateUp
 			})
 			time.Sleep(500 * time.Millisecond)
@@ -208,7 +208,7 @@ func TestHungPrimary(t *testing.T) {
 	if err := c.Thaw(c.Primary()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "writes to succeed after the thaw", func() bool {
+	routingtest.WaitFor(t, "writes to succeed after the thaw", func() bool {
 		_, err := pool.Exec(pgxroute.WithScope(ctx), "INSERT INTO items (id) VALUES ($1)", nextID())
 		return err == nil
 	})

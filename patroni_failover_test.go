@@ -1,7 +1,6 @@
 package pgxroute_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -50,7 +49,7 @@ func newPatroniCluster(t *testing.T) (*routingtest.Patroni, *routingtest.Patroni
 		if m == leader {
 			continue
 		}
-		waitFor(t, m.Name()+" replaying the schema", func() bool {
+		routingtest.WaitFor(t, m.Name()+" replaying the schema", func() bool {
 			rc, err := pgx.Connect(ctx, m.ConnString())
 			if err != nil {
 				return false
@@ -67,7 +66,7 @@ func newPatroniCluster(t *testing.T) (*routingtest.Patroni, *routingtest.Patroni
 // patroniPool is a RoutedPool with leader as its primary and the other
 // members as its replicas, named by member name, with default health
 // settings; the router's log is kept in logs.
-func patroniPool(t *testing.T, p *routingtest.Patroni, leader *routingtest.PatroniMember, logs *syncBuffer) *pgxroute.RoutedPool {
+func patroniPool(t *testing.T, p *routingtest.Patroni, leader *routingtest.PatroniMember, logs *routingtest.SyncBuffer) *pgxroute.RoutedPool {
 	t.Helper()
 	cfg := pgxroute.Config{
 		Groups: map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: leader.Name(), ConnString: leader.ConnString()}}},
@@ -84,24 +83,6 @@ func patroniPool(t *testing.T, p *routingtest.Patroni, leader *routingtest.Patro
 	}
 	t.Cleanup(pool.Close)
 	return pool
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // leaderWatch polls Patroni (GET /cluster on a running member's REST API,
@@ -251,7 +232,7 @@ func (l *load) counts() (reads, neverSent, unknown int, slowest time.Duration) {
 
 // logRouter prints the router's warnings (role and primary changes) when
 // the test ends.
-func logRouter(t *testing.T, logs *syncBuffer) {
+func logRouter(t *testing.T, logs *routingtest.SyncBuffer) {
 	t.Cleanup(func() {
 		if s := strings.TrimSpace(logs.String()); s != "" {
 			t.Logf("router log:\n%s", s)
@@ -276,7 +257,7 @@ func since(start, at time.Time) string {
 // takes routed reads again. The load runs throughout.
 func TestPatroniFailover(t *testing.T) {
 	p, old := newPatroniCluster(t)
-	var logs syncBuffer
+	var logs routingtest.SyncBuffer
 	logRouter(t, &logs)
 	pool := patroniPool(t, p, old, &logs)
 	l, end := patroniLoad(t, pool)
@@ -301,7 +282,7 @@ func TestPatroniFailover(t *testing.T) {
 			third = m
 		}
 	}
-	waitFor(t, third.Name()+" up", func() bool { return memberState(pool, third.Name()) == pgxroute.StateUp })
+	routingtest.WaitFor(t, third.Name()+" up", func() bool { return memberState(pool, third.Name()) == pgxroute.StateUp })
 	for range 20 {
 		if got := memberServing(t, p, pool); got != third.Name() {
 			t.Errorf("a routed read ran on %s, want %s (the only replica up)", got, third.Name())
@@ -315,7 +296,7 @@ func TestPatroniFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	rejoined := time.Now()
-	waitFor(t, old.Name()+" taking routed reads again", func() bool { return memberServing(t, p, pool) == old.Name() })
+	routingtest.WaitFor(t, old.Name()+" taking routed reads again", func() bool { return memberServing(t, p, pool) == old.Name() })
 	readsAgain := time.Now()
 	l.waitWrites(t, leader.Port(), 20)
 	end()
@@ -359,7 +340,7 @@ func TestPatroniFailover(t *testing.T) {
 // restarted it as a replica.
 func TestPatroniSwitchover(t *testing.T) {
 	p, old := newPatroniCluster(t)
-	var logs syncBuffer
+	var logs routingtest.SyncBuffer
 	logRouter(t, &logs)
 	pool := patroniPool(t, p, old, &logs)
 	l, end := patroniLoad(t, pool)
@@ -385,7 +366,7 @@ func TestPatroniSwitchover(t *testing.T) {
 		t.Fatal(err)
 	}
 	streaming := time.Now()
-	waitFor(t, old.Name()+" taking routed reads again", func() bool { return memberServing(t, p, pool) == old.Name() })
+	routingtest.WaitFor(t, old.Name()+" taking routed reads again", func() bool { return memberServing(t, p, pool) == old.Name() })
 	readsAgain := time.Now()
 	// Reads go to the two replicas only, never to the new leader.
 	for range 20 {

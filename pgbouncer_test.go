@@ -24,14 +24,6 @@ func TestPgBouncer(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{})
 	ctx := context.Background()
 	names := nodeNames(c)
-	served := func(t *testing.T, pool *pgxroute.RoutedPool, ctx context.Context, sql string) string {
-		t.Helper()
-		var port int
-		if err := pool.QueryRow(ctx, sql).Scan(&port); err != nil {
-			t.Fatal(err)
-		}
-		return names[port]
-	}
 	// One PgBouncer per node; server_login_retry short so that a restarted
 	// server is used again soon.
 	var conns []string
@@ -56,20 +48,20 @@ func TestPgBouncer(t *testing.T) {
 		scope := pgxroute.WithScope(ctx)
 		got := map[string]int{}
 		for range 10 {
-			got[served(t, pool, scope, "SELECT inet_server_port()")]++
+			got[routingtest.ServedBy(t, scope, c, pool, "SELECT inet_server_port()")]++
 		}
 		if got["replica1"] != 5 || got["replica2"] != 5 {
 			t.Errorf("reads through PgBouncer served by %v, want 5 and 5 on the replicas", got)
 		}
-		if n := served(t, pool, scope, "INSERT INTO items (id) VALUES ("+itoa(nextID())+") RETURNING port"); n != "primary" {
+		if n := routingtest.ServedBy(t, scope, c, pool, "INSERT INTO items (id) VALUES ("+itoa(nextID())+") RETURNING port"); n != "primary" {
 			t.Errorf("write through PgBouncer ran on %s", n)
 		}
-		if n := served(t, pool, scope, "SELECT inet_server_port()"); n != "primary" {
+		if n := routingtest.ServedBy(t, scope, c, pool, "SELECT inet_server_port()"); n != "primary" {
 			t.Errorf("read after a write ran on %s, want the primary (sticky)", n)
 		}
 		// The probes (simple protocol) work through it: roles and positions
 		// (waiting for every node's first probe, on a loaded machine).
-		waitFor(t, "every node probed through PgBouncer", func() bool {
+		routingtest.WaitFor(t, "every node probed through PgBouncer", func() bool {
 			for _, g := range pool.Stat().Groups {
 				for _, n := range g.Nodes {
 					if n.Role == "unknown" || n.Position == "" {
@@ -95,7 +87,7 @@ func TestPgBouncer(t *testing.T) {
 			{ConnString: b.ConnString("app_r1") + bouncerMode}, {ConnString: b.ConnString("app_r2") + bouncerMode}}})
 		got := map[string]int{}
 		for range 10 {
-			got[served(t, pool, pgxroute.WithScope(ctx), "SELECT inet_server_port()")]++
+			got[routingtest.ServedBy(t, pgxroute.WithScope(ctx), c, pool, "SELECT inet_server_port()")]++
 		}
 		if got["replica1"] != 5 || got["replica2"] != 5 {
 			t.Errorf("reads served by %v, want 5 and 5", got)
@@ -146,14 +138,14 @@ func TestPgBouncer(t *testing.T) {
 		if err := c.Kill(victim); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the replica behind PgBouncer to be avoided", func() bool {
+		routingtest.WaitFor(t, "the replica behind PgBouncer to be avoided", func() bool {
 			return nodeStat(pool, "read", "replica1").State != pgxroute.StateUp
 		})
 		time.Sleep(2 * time.Second)
 		if err := c.Start(ctx, victim); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the replica to take calls again", func() bool {
+		routingtest.WaitFor(t, "the replica to take calls again", func() bool {
 			return nodeStat(pool, "read", "replica1").State == pgxroute.StateUp
 		})
 		time.Sleep(500 * time.Millisecond)

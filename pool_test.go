@@ -39,15 +39,15 @@ func TestQuickStart(t *testing.T) {
 	pool := newPool(t, c, pgxroute.Config{})
 	ctx := pgxroute.WithScope(context.Background())
 
-	if got := servedBy(t, c, pool, ctx, whoami); !strings.HasPrefix(got, "replica") {
+	if got := routingtest.ServedBy(t, ctx, c, pool, whoami); !strings.HasPrefix(got, "replica") {
 		t.Errorf("read served by %s, want a replica", got)
 	}
 	id := nextID()
 	// The row records the port of the server that inserted it.
-	if got := servedBy(t, c, pool, ctx, "INSERT INTO items (id) VALUES ($1) RETURNING port", id); got != "primary" {
+	if got := routingtest.ServedBy(t, ctx, c, pool, "INSERT INTO items (id) VALUES ($1) RETURNING port", id); got != "primary" {
 		t.Errorf("write served by %s, want primary", got)
 	}
-	if got := servedBy(t, c, pool, ctx, "SELECT inet_server_port() FROM items WHERE id = $1", id); got != "primary" {
+	if got := routingtest.ServedBy(t, ctx, c, pool, "SELECT inet_server_port() FROM items WHERE id = $1", id); got != "primary" {
 		t.Errorf("read after write in a scope served by %s, want primary (sticky)", got)
 	}
 	if !pgxroute.IsSticky(ctx) {
@@ -61,7 +61,7 @@ func countServed(t *testing.T, c *routingtest.Cluster, pool *pgxroute.RoutedPool
 	counts := map[string]int{}
 	var order []string
 	for i := 0; i < n; i++ {
-		name := servedBy(t, c, pool, context.Background(), whoami)
+		name := routingtest.ServedBy(t, context.Background(), c, pool, whoami)
 		counts[name]++
 		order = append(order, name)
 	}
@@ -138,27 +138,27 @@ func TestStickiness(t *testing.T) {
 		t.Run(tc.mode.String(), func(t *testing.T) {
 			pool := newPool(t, c, pgxroute.Config{Stickiness: tc.mode})
 			ctx := pgxroute.WithScope(context.Background())
-			if got := servedBy(t, c, pool, ctx, whoami); !strings.HasPrefix(got, "replica") {
+			if got := routingtest.ServedBy(t, ctx, c, pool, whoami); !strings.HasPrefix(got, "replica") {
 				t.Fatalf("read before write served by %s", got)
 			}
 			if _, err := pool.Exec(ctx, "INSERT INTO items (id) VALUES ($1)", nextID()); err != nil {
 				t.Fatal(err)
 			}
 			for i := 0; i < 4; i++ {
-				if got := servedBy(t, c, pool, ctx, whoami); !strings.HasPrefix(got, tc.wantAfter) {
+				if got := routingtest.ServedBy(t, ctx, c, pool, whoami); !strings.HasPrefix(got, tc.wantAfter) {
 					t.Fatalf("read %d after write served by %s, want %s", i, got, tc.wantAfter)
 				}
 			}
 			// Another scope is not affected.
 			other := pgxroute.WithScope(context.Background())
-			if got := servedBy(t, c, pool, other, whoami); !strings.HasPrefix(got, "replica") {
+			if got := routingtest.ServedBy(t, other, c, pool, whoami); !strings.HasPrefix(got, "replica") {
 				t.Fatalf("another scope's read served by %s", got)
 			}
 			pgxroute.ResetStickiness(ctx)
 			if pgxroute.IsSticky(ctx) {
 				t.Fatal("still sticky after ResetStickiness")
 			}
-			if got := servedBy(t, c, pool, ctx, whoami); !strings.HasPrefix(got, "replica") {
+			if got := routingtest.ServedBy(t, ctx, c, pool, whoami); !strings.HasPrefix(got, "replica") {
 				t.Fatalf("read after reset served by %s", got)
 			}
 		})
@@ -182,7 +182,7 @@ func TestNoScopeRemembersNothing(t *testing.T) {
 	if _, err := pool.Exec(ctx, "INSERT INTO items (id) VALUES ($1)", nextID()); err != nil {
 		t.Fatal(err)
 	}
-	if got := servedBy(t, c, pool, ctx, whoami); !strings.HasPrefix(got, "replica") {
+	if got := routingtest.ServedBy(t, ctx, c, pool, whoami); !strings.HasPrefix(got, "replica") {
 		t.Fatalf("read after a write without scope served by %s, want a replica", got)
 	}
 }
@@ -252,7 +252,7 @@ func TestRules(t *testing.T) {
 			if r.Reason != tc.reason {
 				t.Errorf("Route reason %q, want %q", r.Reason, tc.reason)
 			}
-			if got := servedBy(t, c, tc.pool, tc.ctx, tc.sql); got != tc.want {
+			if got := routingtest.ServedBy(t, tc.ctx, c, tc.pool, tc.sql); got != tc.want {
 				t.Errorf("served by %s, want %s (route %v)", got, tc.want, r)
 			}
 		})
@@ -286,7 +286,7 @@ func TestRules(t *testing.T) {
 		ctx := pgxroute.WithBindGroup(bg, "reporting")
 		seen := map[string]int{}
 		for i := 0; i < 4; i++ {
-			seen[servedBy(t, c, pool, ctx, whoami)]++
+			seen[routingtest.ServedBy(t, ctx, c, pool, whoami)]++
 		}
 		if diff := cmp.Diff(map[string]int{"replica1": 2, "replica2": 2}, seen); diff != "" {
 			t.Fatalf("reporting group (-want +got):\n%s", diff)
@@ -306,12 +306,12 @@ func TestTransactions(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tx.Rollback(ctx)
-		first := servedBy(t, c, tx, ctx, whoami)
+		first := routingtest.ServedBy(t, ctx, c, tx, whoami)
 		if !strings.HasPrefix(first, "replica") {
 			t.Fatalf("read-only transaction on %s", first)
 		}
 		for i := 0; i < 3; i++ {
-			if got := servedBy(t, c, tx, ctx, whoami); got != first {
+			if got := routingtest.ServedBy(t, ctx, c, tx, whoami); got != first {
 				t.Fatalf("statement %d of the transaction on %s, first on %s", i, got, first)
 			}
 		}
@@ -328,7 +328,7 @@ func TestTransactions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := servedBy(t, c, tx, ctx, whoami); got != "primary" {
+		if got := routingtest.ServedBy(t, ctx, c, tx, whoami); got != "primary" {
 			t.Fatalf("read-write transaction on %s", got)
 		}
 		if r, ok := pgxroute.TxRoute(tx); !ok || r.Reason != pgxroute.ReasonTransaction {
@@ -354,7 +354,7 @@ func TestTransactions(t *testing.T) {
 			t.Fatal("not sticky after committing a write")
 		}
 		// Commit does not clear stickiness: reads after it must see it.
-		if got := servedBy(t, c, pool, ctx, whoami); got != "primary" {
+		if got := routingtest.ServedBy(t, ctx, c, pool, whoami); got != "primary" {
 			t.Fatalf("read after commit on %s", got)
 		}
 		_ = tx.Rollback(ctx) // the usual deferred Rollback after Commit is harmless
@@ -391,7 +391,7 @@ func TestTransactions(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tx.Rollback(bg)
-		if got := servedBy(t, c, tx, bg, whoami); got != "primary" {
+		if got := routingtest.ServedBy(t, bg, c, tx, whoami); got != "primary" {
 			t.Fatalf("serializable read-only transaction on %s", got)
 		}
 	})
@@ -446,7 +446,7 @@ func TestCopyFrom(t *testing.T) {
 		t.Fatalf("CopyFrom = %d, %v", n, err)
 	}
 	// The DEFAULT port column records where COPY ran.
-	if got := servedBy(t, c, pool, pgxroute.WithPrimary(ctx), "SELECT port FROM items WHERE id = $1", a); got != "primary" {
+	if got := routingtest.ServedBy(t, pgxroute.WithPrimary(ctx), c, pool, "SELECT port FROM items WHERE id = $1", a); got != "primary" {
 		t.Fatalf("COPY ran on %s", got)
 	}
 	if !pgxroute.IsSticky(ctx) {
@@ -463,7 +463,7 @@ func TestAcquire(t *testing.T) {
 		want string
 	}{{ctx, "primary"}, {pgxroute.WithReplica(ctx), "replica"}} {
 		err := pool.AcquireFunc(tc.ctx, func(conn *pgxpool.Conn) error {
-			if got := servedBy(t, c, conn, ctx, whoami); !strings.HasPrefix(got, tc.want) {
+			if got := routingtest.ServedBy(t, ctx, c, conn, whoami); !strings.HasPrefix(got, tc.want) {
 				t.Errorf("acquired a connection of %s, want %s", got, tc.want)
 			}
 			return nil

@@ -88,7 +88,7 @@ func TestTokenAcrossRequests(t *testing.T) {
 	})
 	srv := httptest.NewServer(pgxroute.MiddlewareWith(pgxroute.MiddlewareOptions{Cookie: "pgxroute"})(mux))
 	defer srv.Close()
-	waitFor(t, "the first probes", func() bool { return nodeStat(pool, "default", primaryName(c)).Position != "" })
+	routingtest.WaitFor(t, "the first probes", func() bool { return nodeStat(pool, "default", primaryName(c)).Position != "" })
 
 	post := func(client *http.Client) *http.Response {
 		t.Helper()
@@ -122,7 +122,7 @@ func TestTokens(t *testing.T) {
 	c := sharedCluster(t)
 	pool := newPool(t, c, pgxroute.Config{Stickiness: pgxroute.ReadYourWrites, Health: fastHealth})
 	bg := context.Background()
-	waitFor(t, "the first probes", func() bool { return nodeStat(pool, "default", primaryName(c)).Position != "" })
+	routingtest.WaitFor(t, "the first probes", func() bool { return nodeStat(pool, "default", primaryName(c)).Position != "" })
 
 	if tok := pgxroute.Token(bg); tok != "" {
 		t.Fatalf("token without scope: %q", tok)
@@ -143,7 +143,7 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reads of the token's scope to reach a replica", func() bool {
+	routingtest.WaitFor(t, "reads of the token's scope to reach a replica", func() bool {
 		r, err := pool.Route(ctx2, whoami)
 		return err == nil && r.Group == "read"
 	})
@@ -173,7 +173,7 @@ func TestTokens(t *testing.T) {
 		if err != nil || r.Group != "default" || r.Reason != pgxroute.ReasonReplicasBehind {
 			t.Fatalf("%s: first read routed %v, %v; want the default group while it waits", name, r, err)
 		}
-		waitFor(t, name+" token's reads to reach a replica", func() bool {
+		routingtest.WaitFor(t, name+" token's reads to reach a replica", func() bool {
 			r, err := pool.Route(ctx, whoami)
 			return err == nil && r.Group == "read"
 		})
@@ -186,7 +186,7 @@ func TestMonotonicReads(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{ApplyDelay: []time.Duration{0, 2 * time.Second}})
 	pool := newPool(t, c, pgxroute.Config{Stickiness: pgxroute.ReadYourWrites, Health: fastHealth, Strategy: pgxroute.RoundRobin})
 	ctx := context.Background()
-	waitFor(t, "the first probes", func() bool { return nodeStat(pool, "read", "replica2").Position != "" })
+	routingtest.WaitFor(t, "the first probes", func() bool { return nodeStat(pool, "read", "replica2").Position != "" })
 	// Writes outside any scope advance replica1 at once and replica2 two
 	// seconds later.
 	for i := 0; i < 3; i++ {
@@ -195,18 +195,18 @@ func TestMonotonicReads(t *testing.T) {
 		}
 	}
 	pos := func(node string) uint64 { return lsn(t, nodeStat(pool, "read", node).Position) }
-	waitFor(t, "replica1 to be known ahead of replica2", func() bool { return pos("replica1") > pos("replica2") })
+	routingtest.WaitFor(t, "replica1 to be known ahead of replica2", func() bool { return pos("replica1") > pos("replica2") })
 	scope := pgxroute.WithScope(ctx)
 	// Read until replica1 serves once; from then on replica2 must not serve
 	// while it is known to be behind the position replica1 had.
 	var p1 uint64
-	waitFor(t, "a read from replica1", func() bool {
+	routingtest.WaitFor(t, "a read from replica1", func() bool {
 		p1 = pos("replica1")
-		return servedBy(t, c, pool, scope, whoami) == "replica1"
+		return routingtest.ServedBy(t, scope, c, pool, whoami) == "replica1"
 	})
 	served := map[string]int{}
 	for i := 0; i < 20; i++ {
-		got := servedBy(t, c, pool, scope, whoami)
+		got := routingtest.ServedBy(t, scope, c, pool, whoami)
 		served[got]++
 		if got == "replica2" && pos("replica2") < p1 {
 			t.Fatalf("read %d went back in time to replica2 (%d < %d)", i, pos("replica2"), p1)

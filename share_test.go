@@ -45,7 +45,7 @@ func TestUnscopedShareFigures(t *testing.T) {
 					scopes[i] = pgxroute.WithScope(context.Background())
 				}
 			}
-			waitFor(t, "the first probes", func() bool { return nodeStat(pool, "read", replica.Name()).Position != "" })
+			routingtest.WaitFor(t, "the first probes", func() bool { return nodeStat(pool, "read", replica.Name()).Position != "" })
 			probes0 := nodeStat(pool, "read", replica.Name()).Probes
 			var reads, onReplica, stale atomic.Int64
 			var last [readers]atomic.Int64 // the id each reader's scope last wrote

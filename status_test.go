@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/costbench"
 	"github.com/pgxroute/pgxroute/routingtest"
 )
 
@@ -43,7 +44,7 @@ func namedPool(t testing.TB, c *routingtest.Cluster, cfg pgxroute.Config, suffix
 // waitProbed waits until every member's role is known.
 func waitProbed(t *testing.T, pool *pgxroute.RoutedPool) {
 	t.Helper()
-	waitFor(t, "every member probed", func() bool {
+	routingtest.WaitFor(t, "every member probed", func() bool {
 		for _, m := range pool.Stat().Members {
 			if m.Role == "unknown" {
 				return false
@@ -224,10 +225,10 @@ func TestStatusJSON(t *testing.T) {
 		served[group][node]++
 	}
 	for range 12 {
-		count(pgxroute.ReadGroupName, servedBy(t, c, pool, ctx, "SELECT inet_server_port() FROM marker"))
+		count(pgxroute.ReadGroupName, routingtest.ServedBy(t, ctx, c, pool, "SELECT inet_server_port() FROM marker"))
 	}
 	for range 3 {
-		count(pgxroute.DefaultGroupName, servedBy(t, c, pool, ctx, "INSERT INTO items (id) VALUES ($1) RETURNING port", nextID()))
+		count(pgxroute.DefaultGroupName, routingtest.ServedBy(t, ctx, c, pool, "INSERT INTO items (id) VALUES ($1) RETURNING port", nextID()))
 	}
 	_, body := get(t, pgxroute.StatusHandler(pool), http.MethodGet, "/?format=json", nil)
 
@@ -343,7 +344,7 @@ func TestStatusEscaping(t *testing.T) {
 		pgxroute.DefaultGroupName: {{Name: c.Primary().Name(), ConnString: c.Primary().ConnString()}},
 		pgxroute.ReadGroupName:    {{Name: evil, ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closed)}},
 	}, Health: fastHealth})
-	waitFor(t, "the unreachable node's error", func() bool { return nodeStat(pool, pgxroute.ReadGroupName, evil).LastError != "" })
+	routingtest.WaitFor(t, "the unreachable node's error", func() bool { return nodeStat(pool, pgxroute.ReadGroupName, evil).LastError != "" })
 	h := pgxroute.StatusHandler(pool)
 	_, page := get(t, h, http.MethodGet, "/", nil)
 	if strings.Contains(page, "<img") || strings.Contains(page, `onerror="`) {
@@ -390,7 +391,7 @@ func TestStatusShowsNoPassword(t *testing.T) {
 			{Name: "gone", ConnString: fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?connect_timeout=1", secret, closed)},
 		},
 	}, Health: fastHealth})
-	waitFor(t, "the unreachable node ejected with an error", func() bool {
+	routingtest.WaitFor(t, "the unreachable node ejected with an error", func() bool {
 		n := nodeStat(pool, pgxroute.ReadGroupName, "gone")
 		return n.State == pgxroute.StateDown && n.LastError != ""
 	})
@@ -585,7 +586,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if err := c.Kill(c.Replicas()[0]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the killed replica out", func() bool {
+	routingtest.WaitFor(t, "the killed replica out", func() bool {
 		s := nodeStat(pool, pgxroute.ReadGroupName, victim).State
 		return s == pgxroute.StateDown
 	})
@@ -632,7 +633,7 @@ func BenchmarkStatusHandler(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, bc.target, nil)
 			b.ReportAllocs()
 			var n int
-			cpu0 := processCPU()
+			cpu0 := costbench.ProcessCPU()
 			for b.Loop() {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)
@@ -641,17 +642,17 @@ func BenchmarkStatusHandler(b *testing.B) {
 			// CPU time, which a machine shared with other jobs does not
 			// stretch as it stretches ns/op (the probers' few probes
 			// included).
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(costbench.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(n), "bytes/page")
 		})
 	}
 	b.Run("stat", func(b *testing.B) {
 		b.ReportAllocs()
-		cpu0 := processCPU()
+		cpu0 := costbench.ProcessCPU()
 		for b.Loop() {
 			_ = pool.Stat()
 		}
-		b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64(costbench.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 	})
 	// What Stat costs each node's pool: pgxpool's Stat holds the pool's
 	// mutex while it counts the connections (here 4, all open).
@@ -681,7 +682,7 @@ func TestStatusNoPrimary(t *testing.T) {
 		pgxroute.DefaultGroupName: {{Name: "gone", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closed)}},
 		pgxroute.ReadGroupName:    {{Name: "replica1", ConnString: c.Replicas()[0].ConnString()}},
 	}, Health: fastHealth})
-	waitFor(t, "no primary known", func() bool {
+	routingtest.WaitFor(t, "no primary known", func() bool {
 		st := pool.Stat()
 		return st.Primary == "" && nodeStat(pool, pgxroute.DefaultGroupName, "gone").State == pgxroute.StateDown
 	})

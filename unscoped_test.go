@@ -136,7 +136,7 @@ func TestUnscopedReadYourWrites(t *testing.T) {
 	}
 	start := time.Now()
 	var onReplica time.Duration
-	waitFor(t, "an unscoped read on a replica after the last write", func() bool {
+	routingtest.WaitFor(t, "an unscoped read on a replica after the last write", func() bool {
 		found, port, err := readBack(ctx, pool, id)
 		if err != nil {
 			t.Fatal(err)
@@ -241,11 +241,11 @@ func TestUnscopedAcrossFailover(t *testing.T) {
 	if err := c.Rejoin(ctx, r2, r1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "r1 the primary", func() bool { return pool.Stat().Primary == r1.Name() })
+	routingtest.WaitFor(t, "r1 the primary", func() bool { return pool.Stat().Primary == r1.Name() })
 	// Unscoped reads are not stranded on r1: back on r2 once it has
 	// replayed r1's position.
-	waitFor(t, "an unscoped read on r2 after the failover", func() bool {
-		return servedBy(t, c, pool, ctx, "SELECT inet_server_port()") == r2.Name()
+	routingtest.WaitFor(t, "an unscoped read on r2 after the failover", func() bool {
+		return routingtest.ServedBy(t, ctx, c, pool, "SELECT inet_server_port()") == r2.Name()
 	})
 	// And a write on the new primary is read back without a stale read.
 	for range 20 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/pgxroute/pgxroute/internal/costbench"
 	pgxrouteotel "github.com/pgxroute/pgxroute/otel"
 	"github.com/pgxroute/pgxroute/routingtest"
 )
@@ -107,18 +107,8 @@ func TestMetricsCostOnFake(t *testing.T) {
 			i+1, off.wall, off.cpu, on.wall, on.cpu, on.wall/off.wall, on.cpu/off.cpu)
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	med, lo, hi := median(ratios)
+	med, lo, hi := costbench.MedianRange(ratios)
 	t.Logf("time per routed QueryRow on a fake, metrics on/off: median over %d pairs %.4f (%+.2f%%), range %.4f..%.4f", rounds, med, (med-1)*100, lo, hi)
-	med, lo, hi = median(cpuRatios)
+	med, lo, hi = costbench.MedianRange(cpuRatios)
 	t.Logf("CPU per routed QueryRow on a fake, metrics on/off: median over %d pairs %.4f (%+.2f%%), range %.4f..%.4f; load average %s", rounds, med, (med-1)*100, lo, hi, load)
-}
-
-// median returns the median, minimum and maximum of xs (sorting it).
-func median(xs []float64) (med, lo, hi float64) {
-	slices.Sort(xs)
-	med = xs[len(xs)/2]
-	if len(xs)%2 == 0 {
-		med = (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
-	}
-	return med, xs[0], xs[len(xs)-1]
 }

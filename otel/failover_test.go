@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -16,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/obstest"
 	pgxrouteotel "github.com/pgxroute/pgxroute/otel"
 	"github.com/pgxroute/pgxroute/routingtest"
 )
@@ -23,92 +23,6 @@ import (
 // The server attributes, dropped where a test compares text that must not
 // depend on the ports the harness picked.
 var serverKeys = []attribute.Key{"server.address", "server.port"}
-
-// newFailoverPool starts a primary and one replica and a RoutedPool over them
-// (nodes primary and replica1) that follows the cluster, probing each member
-// once at the start and then only every 10 minutes: within a test, only a
-// routed call's failure tells the router that the primary is gone, so that
-// the call that finds it dead is the one sent again to the new primary
-// (ReasonFailover). It returns once both members were probed (timeline 1
-// each).
-func newFailoverPool(t *testing.T, tracer pgxroute.RouteTracer) (*routingtest.Cluster, *pgxroute.RoutedPool) {
-	t.Helper()
-	c := routingtest.NewCluster(t, routingtest.ClusterOptions{Replicas: 1})
-	ctx := context.Background()
-	// The table of the write, created behind the router's back so that the
-	// primary's pool has no connection to find dead at the kill.
-	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = conn.Exec(ctx, "CREATE TABLE obs_failover (id int)")
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitReplay(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg := pgxroute.Config{
-		Groups:   map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}}},
-		Replicas: []pgxroute.Node{{Name: "replica1", ConnString: c.Replicas()[0].ConnString()}},
-		Health:   pgxroute.HealthConfig{Interval: 10 * time.Minute, Timeout: time.Second, FailoverTimeout: time.Minute},
-		Tracer:   tracer,
-	}
-	pool, err := pgxroute.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	waitFor(t, "both members probed on timeline 1", func() bool {
-		tl := map[string]uint32{}
-		for _, m := range pool.Stat().Members {
-			tl[m.Name] = m.Timeline
-		}
-		return tl["primary"] == 1 && tl["replica1"] == 1
-	})
-	return c, pool
-}
-
-// failover kills the primary, runs a write (which finds it dead, waits for a
-// primary and is sent again), promotes replica1, and checks by the server's
-// own account that the write ran on replica1.
-func failover(t *testing.T, c *routingtest.Cluster, pool *pgxroute.RoutedPool) {
-	t.Helper()
-	ctx := context.Background()
-	r1 := c.Replicas()[0]
-	if err := c.Kill(c.Primary()); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	var port int
-	go func() {
-		done <- pool.QueryRow(ctx, "INSERT INTO obs_failover VALUES (1) RETURNING inet_server_port()").Scan(&port)
-	}()
-	if err := c.Promote(ctx, r1); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("the write across the failover: %v", err)
-	}
-	if port != r1.Port() {
-		t.Fatalf("the write ran on port %d, want replica1's (%d)", port, r1.Port())
-	}
-	if st := pool.Stat(); st.Primary != "replica1" {
-		t.Fatalf("Stat.Primary = %q after the write ran on replica1", st.Primary)
-	}
-}
-
-// waitFor polls cond every 20 ms for at most 15 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
 
 // TestMetricsFailover: with the SDK's ManualReader on a real cluster, the
 // primary killed and replica1 promoted: pgxroute.primary.changes goes from 0
@@ -126,7 +40,7 @@ func TestMetricsFailover(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	tracer := pgxrouteotel.NewTracer(pgxrouteotel.WithMeterProvider(mp), pgxrouteotel.WithTracerProvider(tp))
-	c, pool := newFailoverPool(t, tracer)
+	c, pool := obstest.NewFailoverPool(t, func(cfg *pgxroute.Config) { cfg.Tracer = tracer })
 	if _, err := pgxrouteotel.NewMetrics(pool, pgxrouteotel.WithMeterProvider(mp)); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +70,10 @@ db.system.name=postgresql,pgxroute.node=replica1 1`)
 
 	ports := map[string]int{"primary": c.Primary().Port(), "replica1": c.Replicas()[0].Port()} // before the harness swaps them
 	start := time.Now()
-	failover(t, c, pool)
+	obstest.Failover(t, c, pool)
+	if st := pool.Stat(); st.Primary != "replica1" {
+		t.Fatalf("Stat.Primary = %q after the write ran on replica1", st.Primary)
+	}
 
 	expect("after", "pgxroute.primary.changes", "db.system.name=postgresql 1")
 	expect("after", "pgxroute.member.primary", `db.system.name=postgresql,pgxroute.node=primary 0
@@ -303,7 +220,7 @@ func TestMetricsSplitBrain(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	c, pool := newRouted(t, nil)
+	c, pool := obstest.NewRouted(t, nil)
 	if _, err := pgxrouteotel.NewMetrics(pool, pgxrouteotel.WithMeterProvider(mp)); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +228,7 @@ func TestMetricsSplitBrain(t *testing.T) {
 	r1, r2 := c.Replicas()[0], c.Replicas()[1]
 	// Every member probed before the kill, so that the primary's last
 	// timeline is known (1), not the 0 of a member never probed.
-	waitFor(t, "every member probed on timeline 1", func() bool {
+	routingtest.WaitFor(t, "every member probed on timeline 1", func() bool {
 		for _, m := range pool.Stat().Members {
 			if m.Timeline != 1 {
 				return false
@@ -327,7 +244,7 @@ func TestMetricsSplitBrain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the split brain seen", func() bool {
+	routingtest.WaitFor(t, "the split brain seen", func() bool {
 		st := pool.Stat()
 		return len(st.SplitBrain) == 2 && st.Primary == ""
 	})

@@ -12,7 +12,9 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/obstest"
 	pgxrouteotel "github.com/pgxroute/pgxroute/otel"
+	"github.com/pgxroute/pgxroute/routingtest"
 )
 
 // points collects once and returns every data point of the named instrument
@@ -75,7 +77,7 @@ func contains(keys []attribute.Key, k attribute.Key) bool {
 }
 
 func TestMetricsOnCluster(t *testing.T) {
-	c, pool := newRouted(t, nil)
+	c, pool := obstest.NewRouted(t, nil)
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
@@ -100,7 +102,7 @@ db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=up 1`
 		t.Fatalf("pgxroute.node.state before:\n%s\nwant:\n%s", got, stateBefore)
 	}
 
-	runSequence(t, c, pool, true)
+	obstest.RunSequence(t, c, pool, true)
 
 	const callsWant = `db.system.name=postgresql,pgxroute.group=default,pgxroute.node=primary,pgxroute.reason=sticky 1
 db.system.name=postgresql,pgxroute.group=default,pgxroute.node=primary,pgxroute.reason=write 1
@@ -226,13 +228,13 @@ func TestTracerCountsHealthEvents(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	c, pool := newRouted(t, func(cfg *pgxroute.Config) {
+	c, pool := obstest.NewRouted(t, func(cfg *pgxroute.Config) {
 		cfg.Tracer = pgxrouteotel.NewTracer(pgxrouteotel.WithMeterProvider(mp), pgxrouteotel.WithTracerProvider(noop.NewTracerProvider()))
 	})
 	if err := c.Kill(c.Replicas()[0]); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, pool, "replica1", pgxroute.StateDown)
+	routingtest.WaitState(t, pool, "replica1", pgxroute.StateDown)
 	got, md := points(t, reader, "pgxroute.health.events")
 	if !strings.Contains(got, "db.system.name=postgresql,pgxroute.health.event=ejected,pgxroute.node=replica1 1") {
 		t.Errorf("pgxroute.health.events:\n%s\nwant replica1 ejected once", got)

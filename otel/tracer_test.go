@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/obstest"
 	pgxrouteotel "github.com/pgxroute/pgxroute/otel"
 )
 
@@ -32,7 +33,7 @@ func newTraced(t *testing.T, health pgxroute.HealthConfig) (*tracetest.SpanRecor
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	c, pool := newRouted(t, func(cfg *pgxroute.Config) {
+	c, pool := obstest.NewRouted(t, func(cfg *pgxroute.Config) {
 		cfg.Health = health
 		cfg.Tracer = pgxrouteotel.NewTracer(pgxrouteotel.WithTracerProvider(tp))
 		cfg.ConfigurePool = func(group, node string, pc *pgxpool.Config) {
@@ -51,9 +52,9 @@ func TestTracerOtelpgxSpansCarryTheRoute(t *testing.T) {
 		sql  string
 		want want
 	}{
-		{ctx, readSQL + " AS first", want{"read", "replica1", "read_no_scope", "read"}},
-		{ctx, readSQL + " AS second", want{"read", "replica2", "read_no_scope", "read"}},
-		{pgxroute.WithReplica(ctx), readSQL + " AS third", want{"read", "replica1", "replica", "read"}},
+		{ctx, obstest.ReadSQL + " AS first", want{"read", "replica1", "read_no_scope", "read"}},
+		{ctx, obstest.ReadSQL + " AS second", want{"read", "replica2", "read_no_scope", "read"}},
+		{pgxroute.WithReplica(ctx), obstest.ReadSQL + " AS third", want{"read", "replica1", "replica", "read"}},
 		{ctx, "CREATE TABLE IF NOT EXISTS obs_trace (id int)", want{"default", "primary", "write_no_scope", "write"}},
 		{ctx, "SELECT inet_server_port() FROM (SELECT 1) s FOR UPDATE", want{"default", "primary", "locking_read", "locking_read"}},
 	}
@@ -123,14 +124,14 @@ func TestTracerRetrySpans(t *testing.T) {
 	ctx := context.Background()
 	var port int
 	for range 2 { // warm both replicas' pools
-		if err := pool.QueryRow(ctx, readSQL).Scan(&port); err != nil {
+		if err := pool.QueryRow(ctx, obstest.ReadSQL).Scan(&port); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := kill(0); err != nil {
 		t.Fatal(err)
 	}
-	if err := pool.QueryRow(ctx, readSQL).Scan(&port); err != nil {
+	if err := pool.QueryRow(ctx, obstest.ReadSQL).Scan(&port); err != nil {
 		t.Fatal(err)
 	}
 	if port != ports["replica2"] {
@@ -177,20 +178,20 @@ func TestQueryTracerWithoutRouteTracer(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	_, pool := newRouted(t, func(cfg *pgxroute.Config) {
+	_, pool := obstest.NewRouted(t, func(cfg *pgxroute.Config) {
 		cfg.Health = pgxroute.HealthConfig{Interval: time.Hour}
 		cfg.ConfigurePool = func(group, node string, pc *pgxpool.Config) {
 			pc.ConnConfig.Tracer = pgxrouteotel.QueryTracer(otelpgx.NewTracer(otelpgx.WithTracerProvider(tp)))
 		}
 	})
 	ctx, parent := tp.Tracer("test").Start(context.Background(), "request")
-	if _, err := pool.Exec(ctx, readSQL); err != nil {
+	if _, err := pool.Exec(ctx, obstest.ReadSQL); err != nil {
 		t.Fatal(err)
 	}
 	parent.End()
 	var q sdktrace.ReadOnlySpan
 	for _, s := range rec.Ended() {
-		if attrs(s)["db.query.text"].AsString() == readSQL {
+		if attrs(s)["db.query.text"].AsString() == obstest.ReadSQL {
 			q = s
 		}
 	}

@@ -3,7 +3,6 @@ package prometheus_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,113 +11,17 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/obstest"
 	pgxrouteprom "github.com/pgxroute/pgxroute/prometheus"
-	"github.com/pgxroute/pgxroute/routingtest"
 )
 
-// newRouted starts a primary and two replicas and a RoutedPool over them
-// whose nodes are named primary, replica1 and replica2, balanced round-robin,
-// probed every 100 ms.
-func newRouted(t *testing.T) (*routingtest.Cluster, *pgxroute.RoutedPool) {
-	t.Helper()
-	c := routingtest.NewCluster(t, routingtest.ClusterOptions{Replicas: 2})
-	ctx := context.Background()
-	cfg := pgxroute.Config{
-		Groups: map[string][]pgxroute.Node{
-			pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}},
-		},
-		Health: pgxroute.HealthConfig{Interval: 100 * time.Millisecond, Timeout: time.Second},
-	}
-	for i, r := range c.Replicas() {
-		cfg.Replicas = append(cfg.Replicas, pgxroute.Node{Name: fmt.Sprintf("replica%d", i+1), ConnString: r.ConnString()})
-	}
-	pool, err := pgxroute.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return c, pool
-}
-
-// ports maps the servers' ports to the pool's node names.
-func ports(c *routingtest.Cluster) map[int]string {
-	m := map[int]string{c.Primary().Port(): "primary"}
-	for i, r := range c.Replicas() {
-		m[r.Port()] = fmt.Sprintf("replica%d", i+1)
-	}
-	return m
-}
-
-// served runs sql (which must return inet_server_port()) through pool and
-// returns the name of the node that answered, by the server's own account.
-func served(t *testing.T, ctx context.Context, c *routingtest.Cluster, pool *pgxroute.RoutedPool, sql string) string {
-	t.Helper()
-	var port int
-	if err := pool.QueryRow(ctx, sql).Scan(&port); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return ports(c)[port]
-}
-
-// waitState waits (at most 15 s) until Stat shows the node in state s.
-func waitState(t *testing.T, pool *pgxroute.RoutedPool, node string, s pgxroute.NodeState) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, g := range pool.Stat().Groups {
-			if n, ok := g.Node(node); ok && n.State == s {
-				return
-			}
-		}
-	}
-	t.Fatalf("node %s never became %s", node, s)
-}
-
-// runSequence runs the known sequence of calls of the tests: four reads
-// without a scope (two on each replica), two writes without a scope, a
-// scope's write and its sticky read, then replica1 killed and, once it is
-// down, two more reads (both on replica2). It checks where each ran.
-func runSequence(t *testing.T, c *routingtest.Cluster, pool *pgxroute.RoutedPool) {
-	t.Helper()
-	ctx := context.Background()
-	const read = "SELECT inet_server_port()"
-	got := map[string]int{}
-	for range 4 {
-		got[served(t, ctx, c, pool, read)]++
-	}
-	if got["replica1"] != 2 || got["replica2"] != 2 {
-		t.Fatalf("reads served by %v, want two on each replica", got)
-	}
-	for _, sql := range []string{"CREATE TABLE IF NOT EXISTS obs_t (id int)", "INSERT INTO obs_t VALUES (1)"} {
-		if _, err := pool.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sctx := pgxroute.WithScope(ctx)
-	if _, err := pool.Exec(sctx, "INSERT INTO obs_t VALUES (2)"); err != nil {
-		t.Fatal(err)
-	}
-	if n := served(t, sctx, c, pool, read); n != "primary" {
-		t.Fatalf("sticky read served by %s, want primary", n)
-	}
-	if err := c.Kill(c.Replicas()[0]); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, pool, "replica1", pgxroute.StateDown)
-	for range 2 {
-		if n := served(t, ctx, c, pool, read); n != "replica2" {
-			t.Fatalf("read after the kill served by %s, want replica2", n)
-		}
-	}
-}
-
-// The expected text of the deterministic metrics after runSequence.
+// The expected text of the deterministic metrics after obstest.RunSequence.
 const wantAfterSequence = `
 # HELP pgxroute_calls_total Routed calls (attempts) by bind group, node and routing reason.
 # TYPE pgxroute_calls_total counter
@@ -154,7 +57,7 @@ pgxroute_node_in_flight_calls{node="replica2"} 0
 `
 
 func TestCollectorKnownSequence(t *testing.T) {
-	c, pool := newRouted(t)
+	c, pool := obstest.NewRouted(t, nil)
 	col := pgxrouteprom.NewCollector(pool, nil)
 	// Before any call: every node up, no call counted.
 	if err := testutil.CollectAndCompare(col, strings.NewReader(`
@@ -175,7 +78,7 @@ pgxroute_node_state{node="replica2",state="up"} 1
 `), "pgxroute_node_state", "pgxroute_calls_total"); err != nil {
 		t.Fatal(err)
 	}
-	runSequence(t, c, pool)
+	obstest.RunSequence(t, c, pool, true)
 	if err := testutil.CollectAndCompare(col, strings.NewReader(wantAfterSequence),
 		"pgxroute_calls_total", "pgxroute_node_ejections_total", "pgxroute_node_state", "pgxroute_node_in_flight_calls"); err != nil {
 		t.Fatal(err)
@@ -251,7 +154,7 @@ func scrape(t *testing.T, col prometheus.Collector) string {
 // TestCollectorRace collects while 64 goroutines route calls (run with
 // -race): every collection succeeds and the final count is exact.
 func TestCollectorRace(t *testing.T) {
-	_, pool := newRouted(t)
+	_, pool := obstest.NewRouted(t, nil)
 	col := pgxrouteprom.NewCollector(pool, nil)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(col)

@@ -12,64 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/obstest"
 	pgxrouteprom "github.com/pgxroute/pgxroute/prometheus"
 	"github.com/pgxroute/pgxroute/routingtest"
 )
-
-// newFailoverPool starts a primary and one replica and a RoutedPool over them
-// (nodes primary and replica1) that follows the cluster, probing each member
-// once at the start and then only every 10 minutes: within a test, only a
-// routed call's failure tells the router that the primary is gone, so that
-// the call that finds it dead is the one sent again to the new primary
-// (reason failover). It returns once both members were probed (timeline 1
-// each).
-func newFailoverPool(t *testing.T) (*routingtest.Cluster, *pgxroute.RoutedPool) {
-	t.Helper()
-	c := routingtest.NewCluster(t, routingtest.ClusterOptions{Replicas: 1})
-	ctx := context.Background()
-	// The table of the write, created behind the router's back so that the
-	// primary's pool has no connection to find dead at the kill.
-	conn, err := pgx.Connect(ctx, c.Primary().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = conn.Exec(ctx, "CREATE TABLE obs_failover (id int)")
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitReplay(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxroute.New(ctx, pgxroute.Config{
-		Groups:   map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString()}}},
-		Replicas: []pgxroute.Node{{Name: "replica1", ConnString: c.Replicas()[0].ConnString()}},
-		Health:   pgxroute.HealthConfig{Interval: 10 * time.Minute, Timeout: time.Second, FailoverTimeout: time.Minute},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	waitFor(t, "both members probed on timeline 1", func() bool {
-		tl := map[string]uint32{}
-		for _, m := range pool.Stat().Members {
-			tl[m.Name] = m.Timeline
-		}
-		return tl["primary"] == 1 && tl["replica1"] == 1
-	})
-	return c, pool
-}
-
-// waitFor polls cond every 20 ms for at most 15 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
 
 // The member gauges' HELP and TYPE lines.
 const (
@@ -97,7 +43,7 @@ const (
 // and once on replica1 with reason="failover"; pgxroute_node_info carries
 // each node's server address; the scrape passes promtool.
 func TestCollectorFailover(t *testing.T) {
-	c, pool := newFailoverPool(t)
+	c, pool := obstest.NewFailoverPool(t, nil)
 	col := pgxrouteprom.NewCollector(pool, nil)
 	pport, rport := c.Primary().Port(), c.Replicas()[0].Port() // before the harness swaps them
 	info := fmt.Sprintf(`# HELP pgxroute_node_info Always 1: the server address the node's pool dials (server_address, server_port; empty for a Backend), to join on node.
@@ -115,26 +61,8 @@ pgxroute_member_timeline{node="replica1"} 1
 		t.Fatalf("before the failover: %v", err)
 	}
 
-	ctx := context.Background()
-	r1 := c.Replicas()[0]
 	start := time.Now()
-	if err := c.Kill(c.Primary()); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	var port int
-	go func() {
-		done <- pool.QueryRow(ctx, "INSERT INTO obs_failover VALUES (1) RETURNING inet_server_port()").Scan(&port)
-	}()
-	if err := c.Promote(ctx, r1); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("the write across the failover: %v", err)
-	}
-	if port != rport {
-		t.Fatalf("the write ran on port %d, want replica1's (%d)", port, rport)
-	}
+	obstest.Failover(t, c, pool)
 
 	if err := testutil.CollectAndCompare(col, strings.NewReader(helpChanges+`pgxroute_primary_changes_total 1
 `+helpPrimary+`pgxroute_member_primary{node="primary"} 0
@@ -215,11 +143,11 @@ func TestCollectorStalePrimary(t *testing.T) {
 	if err := c.Promote(ctx, r1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "replica1 as the primary", func() bool { return pool.Stat().Primary == "replica1" })
+	routingtest.WaitFor(t, "replica1 as the primary", func() bool { return pool.Stat().Primary == "replica1" })
 	if err := c.Start(ctx, old); err != nil { // a second primary, on timeline 1
 		t.Fatal(err)
 	}
-	waitFor(t, "the old primary seen as stale", func() bool {
+	routingtest.WaitFor(t, "the old primary seen as stale", func() bool {
 		s := pool.Stat().StalePrimaries
 		return len(s) == 1 && s[0] == "primary"
 	})
@@ -315,7 +243,7 @@ func TestCollectorHedges(t *testing.T) {
 			t.Fatalf("read answered by port %d, not a replica", port)
 		}
 	}
-	waitFor(t, "the hedges' losers to end", func() bool {
+	routingtest.WaitFor(t, "the hedges' losers to end", func() bool {
 		for _, g := range pool.Stat().Groups {
 			for _, n := range g.Nodes {
 				if n.InFlight != 0 {

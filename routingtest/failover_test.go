@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -186,7 +185,7 @@ func TestRebuild(t *testing.T) {
 // TestSwitchover: a clean switchover to replica1; the old primary and
 // replica2 follow it, and no committed row is lost.
 func TestSwitchover(t *testing.T) {
-	var logs syncBuffer
+	var logs routingtest.SyncBuffer
 	c := routingtest.NewCluster(t, routingtest.ClusterOptions{Log: &logs})
 	ctx := context.Background()
 	old, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
@@ -234,22 +233,4 @@ func TestSwitchover(t *testing.T) {
 	if out := logs.String(); strings.Contains(out, "pg_rewind failed") || strings.Count(out, "pg_rewind from") != 2 {
 		t.Errorf("the switchovers did not rejoin with pg_rewind alone:\n%s", out)
 	}
-}
-
-// syncBuffer is a strings.Builder safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -17,9 +17,9 @@ import (
 func NewPatroni(tb testing.TB, opts PatroniOptions) *Patroni {
 	tb.Helper()
 	SkipWithoutPatroni(tb, opts.BinDir)
-	var logs *lockedBuffer
+	var logs *SyncBuffer
 	if opts.Log == nil {
-		logs = &lockedBuffer{}
+		logs = &SyncBuffer{}
 		opts.Log = logs
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -1,11 +1,9 @@
 package routingtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
-	"sync"
 	"testing"
 	"time"
 )
@@ -22,9 +20,9 @@ const RequirePGEnv = "PGXROUTE_REQUIRE_PG"
 func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 	tb.Helper()
 	SkipWithoutPostgres(tb, opts.BinDir)
-	var logs *lockedBuffer
+	var logs *SyncBuffer
 	if opts.Log == nil {
-		logs = &lockedBuffer{}
+		logs = &SyncBuffer{}
 		opts.Log = logs
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -63,22 +61,4 @@ func SkipWithoutPostgres(tb testing.TB, binDir string) {
 		tb.Skip(err.Error())
 	}
 	tb.Fatal(err)
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/costbench"
 )
 
 // Client CPU per call (-percall): a measurement of the cost of routing that
@@ -74,8 +75,8 @@ func gcCPU() int64 {
 }
 
 // percallOpen opens target name over the primary with pools of conns.
-func percallOpen(ctx context.Context, name, primary string, conns int) (costQuerier, func(), error) {
-	rawWith := func(dial func(*pgxpool.Config)) (costQuerier, func(), error) {
+func percallOpen(ctx context.Context, name, primary string, conns int) (costbench.Querier, func(), error) {
+	rawWith := func(dial func(*pgxpool.Config)) (costbench.Querier, func(), error) {
 		pc, err := pgxpool.ParseConfig(primary)
 		if err != nil {
 			return nil, nil, err
@@ -90,7 +91,7 @@ func percallOpen(ctx context.Context, name, primary string, conns int) (costQuer
 		}
 		return p, p.Close, fillPool(ctx, p, conns)
 	}
-	routedWith := func(cfg pgxroute.Config) (costQuerier, func(), error) {
+	routedWith := func(cfg pgxroute.Config) (costbench.Querier, func(), error) {
 		cfg.Primary = primary
 		cfg.ConfigurePool = func(_, _ string, pc *pgxpool.Config) { pc.MaxConns, pc.MinConns = int32(conns), int32(conns) }
 		p, err := pgxroute.New(ctx, cfg)
@@ -161,17 +162,17 @@ func runPercallChild(ctx context.Context, w io.Writer, target, primary string, w
 		return fmt.Errorf("%s: %w", target, err)
 	}
 	enc := json.NewEncoder(w)
-	for _, k := range costKinds {
-		if len(kinds) > 0 && !slices.Contains(kinds, k.name) {
+	for _, k := range costbench.Kinds {
+		if len(kinds) > 0 && !slices.Contains(kinds, k.Name) {
 			continue
 		}
-		if _, err := percallRun(ctx, q, k.run, workers, max(calls/10, 100)); err != nil {
-			return fmt.Errorf("%s %s warm-up: %w", target, k.name, err)
+		if _, err := percallRun(ctx, q, k.Run, workers, max(calls/10, 100)); err != nil {
+			return fmt.Errorf("%s %s warm-up: %w", target, k.Name, err)
 		}
 		runtime.GC()
 		var prof *os.File
 		if profileDir != "" {
-			if prof, err = os.Create(filepath.Join(profileDir, target+"-"+k.name+".pprof")); err != nil {
+			if prof, err = os.Create(filepath.Join(profileDir, target+"-"+k.Name+".pprof")); err != nil {
 				return err
 			}
 			if err := pprof.StartCPUProfile(prof); err != nil {
@@ -180,9 +181,9 @@ func runPercallChild(ctx context.Context, w io.Writer, target, primary string, w
 		}
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
-		cpu0, user0, gc0, t0 := processCPU(), userCPU(), gcCPU(), time.Now()
-		n, err := percallRun(ctx, q, k.run, workers, calls)
-		cpu, user, secs := processCPU()-cpu0, userCPU()-user0, time.Since(t0).Seconds()
+		cpu0, user0, gc0, t0 := costbench.ProcessCPU(), userCPU(), gcCPU(), time.Now()
+		n, err := percallRun(ctx, q, k.Run, workers, calls)
+		cpu, user, secs := costbench.ProcessCPU()-cpu0, userCPU()-user0, time.Since(t0).Seconds()
 		runtime.ReadMemStats(&m1)
 		gcNs := gcCPU() - gc0
 		if prof != nil {
@@ -190,9 +191,9 @@ func runPercallChild(ctx context.Context, w io.Writer, target, primary string, w
 			prof.Close()
 		}
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", target, k.name, err)
+			return fmt.Errorf("%s %s: %w", target, k.Name, err)
 		}
-		if err := enc.Encode(percallResult{Target: target, Kind: k.name, Calls: n, CPUNs: cpu, UserNs: user, Secs: secs,
+		if err := enc.Encode(percallResult{Target: target, Kind: k.Name, Calls: n, CPUNs: cpu, UserNs: user, Secs: secs,
 			Allocs: m1.Mallocs - m0.Mallocs, Bytes: m1.TotalAlloc - m0.TotalAlloc, Procs: runtime.GOMAXPROCS(0),
 			GCs: m1.NumGC - m0.NumGC, GCNs: gcNs}); err != nil {
 			return err
@@ -202,7 +203,7 @@ func runPercallChild(ctx context.Context, w io.Writer, target, primary string, w
 }
 
 // percallRun makes calls calls of run on q from workers goroutines.
-func percallRun(ctx context.Context, q costQuerier, run func(context.Context, costQuerier, int) error, workers int, calls int64) (int64, error) {
+func percallRun(ctx context.Context, q costbench.Querier, run func(context.Context, costbench.Querier, int) error, workers int, calls int64) (int64, error) {
 	var next atomic.Int64
 	var first atomic.Value
 	var wg sync.WaitGroup
@@ -290,8 +291,8 @@ func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, w
 	fmt.Fprintf(w, "\n### Client CPU per call\n\n%d workers, pools of %d, %d calls per kind per process, %d rounds (one process per target per round, rotating order); CPU is the process's getrusage user+system time over the calls; children's GOMAXPROCS %s.\n\n", workers, workers, calls, rounds, childProcs(results))
 	fmt.Fprintln(w, "| call | target | CPU per call: median (range) | ratio to raw: median of rounds (range) | 95% interval of the median ratio | allocs/call | bytes/call | GC cycles per 10 000 calls | GC CPU per call |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|")
-	for _, k := range costKinds {
-		byT := results[k.name]
+	for _, k := range costbench.Kinds {
+		byT := results[k.Name]
 		if byT == nil {
 			continue
 		}
@@ -313,11 +314,11 @@ func runPercall(ctx context.Context, w io.Writer, s servers, targets []string, w
 				gcs += float64(res.GCs) * 1e4 / float64(res.Calls)
 				gcNs += float64(res.GCNs) / float64(res.Calls)
 			}
-			pm, plo, phi := medianRange(per)
-			rm, rlo, rhi := medianRange(ratios)
+			pm, plo, phi := costbench.MedianRange(per)
+			rm, rlo, rhi := costbench.MedianRange(ratios)
 			blo, bhi := bootstrapMedian(ratios)
 			nr := float64(len(rs))
-			fmt.Fprintf(w, "| %s | %s | %.2f µs (%.2f – %.2f) | %.3f (%.3f – %.3f) | %.3f – %.3f | %.1f | %.0f | %.1f | %.0f ns |\n", k.name, t,
+			fmt.Fprintf(w, "| %s | %s | %.2f µs (%.2f – %.2f) | %.3f (%.3f – %.3f) | %.3f – %.3f | %.1f | %.0f | %.1f | %.0f ns |\n", k.Name, t,
 				pm/1e3, plo/1e3, phi/1e3, rm, rlo, rhi, blo, bhi, allocs/nr, bytes/nr, gcs/nr, gcNs/nr)
 		}
 	}
@@ -338,7 +339,7 @@ func bootstrapMedian(v []float64) (lo, hi float64) {
 		for j := range s {
 			s[j] = v[rng.IntN(len(v))]
 		}
-		meds[i], _, _ = medianRange(s)
+		meds[i], _, _ = costbench.MedianRange(s)
 	}
 	slices.Sort(meds)
 	return meds[n*25/1000], meds[n*975/1000-1]

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgxroute/pgxroute/internal/costbench"
 )
 
 // The statements every pgx-based target runs. gorm builds its own from the
@@ -111,31 +111,6 @@ func (t *pgxTarget) close() {
 	}
 }
 
-// pair alternates calls over two pools with an atomic counter: the routing a
-// user would write by hand, and the limit for RoutedPool over two replicas.
-type pair struct {
-	pools [2]*pgxpool.Pool
-	n     atomic.Uint64
-}
-
-func (p *pair) next() *pgxpool.Pool { return p.pools[p.n.Add(1)&1] }
-
-func (p *pair) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return p.next().Exec(ctx, sql, args...)
-}
-
-func (p *pair) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return p.next().QueryRow(ctx, sql, args...)
-}
-
-func (p *pair) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return p.next().SendBatch(ctx, b)
-}
-
-func (p *pair) BeginTx(ctx context.Context, o pgx.TxOptions) (pgx.Tx, error) {
-	return p.next().BeginTx(ctx, o)
-}
-
 // poolConfig parses a connection string into a pool config of the run's
 // size, tagged with the application name the statistics wait for.
 func poolConfig(connString string, conns int) (*pgxpool.Config, error) {
@@ -232,15 +207,15 @@ func openRawPair(ctx context.Context, s servers, conns int) (target, error) {
 		return nil, errors.New("raw-pair needs two replicas")
 	}
 	t := &pgxTarget{}
-	pr := &pair{}
-	for i := range pr.pools {
+	pr := &costbench.Pair{}
+	for i := range pr.Pools {
 		p, err := openPool(ctx, s.replicas[i], conns)
 		if err != nil {
 			t.close()
 			return nil, err
 		}
 		t.closers = append(t.closers, p.Close)
-		pr.pools[i] = p
+		pr.Pools[i] = p
 	}
 	w, err := openPool(ctx, s.primary, conns)
 	if err != nil {
