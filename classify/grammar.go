@@ -1226,6 +1226,13 @@ const (
 func (p *syn) frame() bool {
 	if p.is("between") {
 		p.next()
+		switch string(p.w[:p.wn]) {
+		case "is", "isnull", "notnull", "like", "ilike", "similar", "between":
+			// BETWEEN is also a column name there, and before these
+			// keywords (of its precedence or lower) bison takes it for
+			// one: ROWS BETWEEN is(1) PRECEDING is a syntax error.
+			return false
+		}
 		start := p.frameBound()
 		if start == 0 || !p.expect("and") {
 			return false
@@ -1811,8 +1818,11 @@ func (p *syn) exprRest(minLevel int, ctx uint8) bool {
 		if lvl == 0 || lvl < minLevel {
 			return true
 		}
-		if lvl == pLike && ctx&eSimilarEnds != 0 && p.is("similar") && !p.peek().is("to") {
-			return true // SUBSTRING(x SIMILAR p ESCAPE e)
+		if lvl == pLike && minLevel == 0 && ctx&eSimilarEnds != 0 && p.is("similar") && !p.peek().is("to") {
+			// SUBSTRING(x SIMILAR p ESCAPE e), where x is complete: inside
+			// an operand of a looser operator (NOT x SIMILAR, a AND b
+			// SIMILAR) bison shifts SIMILAR there, which then needs TO.
+			return true
 		}
 		if ctx&eLabels != 0 && minLevel == 0 && p.t.kind == tIdent && p.bareLabel() {
 			// gram.y shifts the keyword into a state where it is both an
