@@ -13,6 +13,8 @@ package classify
 // when name is none of them.
 func (p *syn) specialCall(name string) (handled, ok bool) {
 	switch name {
+	case "treat":
+		return true, p.expr(0, 0) && p.expect("as") && p.typeName() && p.expectSelf(')')
 	case "overlay":
 		return true, p.overlayArgs()
 	case "normalize":
