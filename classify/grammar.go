@@ -2434,23 +2434,7 @@ func (p *syn) callRest() bool {
 			return false
 		}
 	}
-	if p.is("filter") {
-		p.next()
-		if !p.expectSelf('(') || !p.expect("where") || !p.expr(0, 0) || !p.expectSelf(')') {
-			return false
-		}
-	}
-	if p.is("over") {
-		p.next()
-		if p.self('(') {
-			return p.windowSpec()
-		}
-		if !p.colID() {
-			return false
-		}
-		p.next()
-	}
-	return true
+	return p.filterOver()
 }
 
 // colNameExpr parses what begins with a column-name keyword: one of
