@@ -6,10 +6,17 @@ import (
 	"github.com/pgxroute/pgxroute/classify/internal/benchsql"
 )
 
+// sqljsonSelect is a read in the SQL/JSON syntax (a constructor, an
+// aggregate, a predicate and a query function), which the read grammar
+// rejected (a Write, sent to the primary) before it covered that syntax.
+const sqljsonSelect = `SELECT json_object('id' VALUE i.id, 'tags' : json_arrayagg(t.tag ORDER BY t.tag ABSENT ON NULL) RETURNING jsonb) ` +
+	`FROM items i JOIN tags t ON t.item_id = i.id WHERE i.data IS JSON OBJECT AND json_exists(i.data, '$.visible' FALSE ON ERROR) GROUP BY i.id`
+
 func BenchmarkClassify(b *testing.B) {
 	for _, bc := range []struct{ name, sql string }{
 		{"point-select", benchsql.PointSelect},
 		{"report-2KB", benchsql.ReportQuery()},
+		{"sqljson", sqljsonSelect},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -10,9 +10,9 @@ import "strings"
 // accepts is one of gram.y's, with gram.y's precedences, its
 // non-associative operators, its one-token lookahead for bare column
 // labels and the checks gram.y's actions make (multiple ORDER BY or LIMIT
-// clauses, window frames, WITHIN GROUP). Syntax it does not know (XML and
-// SQL/JSON functions, TABLESAMPLE, SEARCH and CYCLE, column definition
-// lists, ...) is rejected, which only sends such a read to the primary.
+// clauses, window frames, WITHIN GROUP). Syntax it does not know (see
+// docs/classify.md) is rejected, which only sends such a read to the
+// primary.
 // It allocates nothing: the parser is a value on the stack and a token is
 // a range of the source.
 
@@ -53,6 +53,8 @@ type syn struct {
 	hasAhead bool
 	ahead    tokInfo // the next token, when hasAhead
 	aheadL   lexer   // the lexer after it
+	rowAt    int     // 1 + where the last row of two (ROW(a, b) or (a, b)) parsed as an operand began
+	rowN     int     // the length of the row parenBody parsed last
 }
 
 // grammarAccepts reports whether every statement of sql is one the read
@@ -98,6 +100,18 @@ func (p *syn) scan() {
 			p.cat = lowerKeywordCategory(p.w[:p.wn])
 			if p.cat != notKeyword && !p.noLA {
 				p.lookahead()
+			}
+		}
+	case tUIdent:
+		// parser.c's base_yylex folds U&"..." UESCAPE '...' into one
+		// identifier; UESCAPE must be followed by a plain string. (The
+		// rules check the escapes themselves.)
+		q := p.l
+		if u := q.next(); u.kind == tIdent && eqFold(q.src[u.start:u.end], "uescape") {
+			if e := q.next(); e.kind == tString && q.src[e.start] == '\'' {
+				p.l, p.t.end = q, e.end
+			} else {
+				p.t.kind, p.op = tOp, opBad
 			}
 		}
 	case tOp:
@@ -712,7 +726,14 @@ func (p *syn) queryRest(f qflags, with bool) (qflags, bool) {
 				return qflags{}, false
 			}
 			p.next()
-			if !p.expect("only") { // WITH TIES is left out
+			switch {
+			case p.is("only"):
+				p.next()
+			case p.is("with") && p.peek().is("ties") && f.sort:
+				// "WITH TIES cannot be specified without ORDER BY clause"
+				p.next()
+				p.next()
+			default:
 				return qflags{}, false
 			}
 			sawLimit, f.limit = true, true
@@ -871,7 +892,8 @@ func (p *syn) columnList() bool {
 	}
 }
 
-// plainConst consumes a number, a string, TRUE, FALSE or NULL.
+// plainConst consumes an AexprConst: a number, a string, TRUE, FALSE,
+// NULL, or a typed constant (int '1', point '(0,0)', s.t 'x').
 func (p *syn) plainConst() bool {
 	switch {
 	case p.t.kind == tNumber:
@@ -882,8 +904,15 @@ func (p *syn) plainConst() bool {
 	case p.is("true") || p.is("false") || p.is("null"):
 		p.next()
 		return true
+	case p.typedConst():
+		return true
 	}
-	return false
+	q := *p
+	if !q.funcName() || !q.sconst() {
+		return false
+	}
+	*p = q
+	return p.stringConst()
 }
 
 // nameList is '(' ColId [, ...] ')'.
@@ -1011,6 +1040,19 @@ func (p *syn) targetList() bool {
 // parenExprList is '(' a_expr [, ...] ')'.
 func (p *syn) parenExprList() bool {
 	return p.expectSelf('(') && p.exprList() && p.expectSelf(')')
+}
+
+// exprCount is a_expr [, ...], counted.
+func (p *syn) exprCount() (int, bool) {
+	for n := 1; ; n++ {
+		if !p.expr(0, 0) {
+			return 0, false
+		}
+		if !p.self(',') {
+			return n, true
+		}
+		p.next()
+	}
 }
 
 // exprList is a_expr [, ...].
@@ -1184,6 +1226,13 @@ const (
 func (p *syn) frame() bool {
 	if p.is("between") {
 		p.next()
+		switch string(p.w[:p.wn]) {
+		case "is", "isnull", "notnull", "like", "ilike", "similar", "between":
+			// BETWEEN is also a column name there, and before these
+			// keywords (of its precedence or lower) bison takes it for
+			// one: ROWS BETWEEN is(1) PRECEDING is a syntax error.
+			return false
+		}
 		start := p.frameBound()
 		if start == 0 || !p.expect("and") {
 			return false
@@ -1222,17 +1271,16 @@ func (p *syn) frame() bool {
 // frameBound returns the kind of the frame bound it consumed, 0 for none.
 func (p *syn) frameBound() int {
 	switch {
-	case p.is("unbounded"):
+	case p.is("unbounded") && (p.peek().is("preceding") || p.peek().is("following")):
+		// Before anything else UNBOUNDED is a name: unbounded(1)
+		// PRECEDING is an offset.
 		p.next()
-		switch {
-		case p.is("preceding"):
-			p.next()
-			return boundUnboundedPreceding
-		case p.is("following"):
-			p.next()
+		following := p.is("following")
+		p.next()
+		if following {
 			return boundUnboundedFollowing
 		}
-		return 0
+		return boundUnboundedPreceding
 	case p.is("current"):
 		p.next()
 		if !p.expect("row") {
@@ -1376,6 +1424,14 @@ func (p *syn) tableRef() bool {
 		return p.aliasOpt() && p.tablesample()
 	case p.is("rows") && p.peek().is("from"):
 		return p.rowsFrom()
+	case (p.is("xmltable") || p.is("json_table")) && p.peek().self('('):
+		xml := p.is("xmltable")
+		p.next()
+		p.next()
+		if xml && !p.xmlTable() || !xml && !p.jsonTable() {
+			return false
+		}
+		return p.aliasOpt()
 	}
 	// A function or a table.
 	if !p.colID() && !p.typeFuncName() {
@@ -1648,8 +1704,9 @@ func (p *syn) funcName() bool {
 
 // Context flags of an expression.
 const (
-	eLabels uint8 = 1 << iota // a target list item: a bare label may end it
-	eB                        // gram.y's b_expr: no AND, OR, NOT, IS NULL, LIKE, BETWEEN, IN, ...
+	eLabels      uint8 = 1 << iota // a target list item: a bare label may end it
+	eB                             // gram.y's b_expr: no AND, OR, NOT, IS NULL, LIKE, BETWEEN, IN, ...
+	eSimilarEnds                   // SUBSTRING's first argument: SIMILAR without TO ends it
 )
 
 // Precedence levels, from gram.y's precedence declarations.
@@ -1761,6 +1818,12 @@ func (p *syn) exprRest(minLevel int, ctx uint8) bool {
 		if lvl == 0 || lvl < minLevel {
 			return true
 		}
+		if lvl == pLike && minLevel == 0 && ctx&eSimilarEnds != 0 && p.is("similar") && !p.peek().is("to") {
+			// SUBSTRING(x SIMILAR p ESCAPE e), where x is complete: inside
+			// an operand of a looser operator (NOT x SIMILAR, a AND b
+			// SIMILAR) bison shifts SIMILAR there, which then needs TO.
+			return true
+		}
 		if ctx&eLabels != 0 && minLevel == 0 && p.t.kind == tIdent && p.bareLabel() {
 			// gram.y shifts the keyword into a state where it is both an
 			// operator and a label; the next token decides.
@@ -1788,6 +1851,19 @@ func (p *syn) exprRest(minLevel int, ctx uint8) bool {
 			case p.is("distinct"):
 				p.next()
 				if !p.expect("from") || !p.expr(pIs+1, inner) || p.infix(ctx) == pIs {
+					return false
+				}
+			case p.is("document"):
+				p.next() // IS [NOT] DOCUMENT, in b_expr too
+			case ctx&eB != 0:
+				return false
+			case p.is("normalized"):
+				p.next()
+			case p.normalForm() && p.peek().is("normalized"):
+				p.next()
+				p.next()
+			case p.is("json"):
+				if !p.jsonPredicate() {
 					return false
 				}
 			default:
@@ -1953,7 +2029,30 @@ func (p *syn) prefix(ctx uint8) bool {
 		}
 		return p.expr(pOp+1, inner)
 	}
-	return p.primary(ctx)
+	start := p.t.start
+	if !p.primary(ctx) {
+		return false
+	}
+	if p.rowAt == start+1 && p.is("overlaps") {
+		// a_expr: row OVERLAPS row, where the operand just parsed was a
+		// row, with nothing after it. gram.y's action takes rows of two
+		// only.
+		if ctx&eB != 0 {
+			return false
+		}
+		p.next()
+		return p.row2()
+	}
+	return true
+}
+
+// row2 is OVERLAPS's right operand, a row of two: ROW '(' a_expr ','
+// a_expr ')' or '(' a_expr ',' a_expr ')'.
+func (p *syn) row2() bool {
+	if p.is("row") && p.peek().self('(') {
+		p.next()
+	}
+	return p.expectSelf('(') && p.expr(0, 0) && p.expectSelf(',') && p.expr(0, 0) && p.expectSelf(')')
 }
 
 // Kinds of what a parenthesis in an expression holds.
@@ -1994,7 +2093,12 @@ func (p *syn) parenBody() (int, bool) {
 				return parenQuery, true
 			}
 		}
-		if k != parenRow && !p.indirection() {
+		if k == parenRow && p.rowN == 2 && p.is("overlaps") {
+			p.next()
+			if !p.row2() {
+				return 0, false
+			}
+		} else if k != parenRow && !p.indirection() {
 			return 0, false
 		}
 		if !p.exprRest(0, 0) {
@@ -2005,9 +2109,11 @@ func (p *syn) parenBody() (int, bool) {
 	}
 	if p.self(',') {
 		p.next()
-		if !p.exprList() || !p.expectSelf(')') {
+		n, ok := p.exprCount()
+		if !ok || !p.expectSelf(')') {
 			return 0, false
 		}
+		p.rowN = n + 1
 		return parenRow, true
 	}
 	if !p.expectSelf(')') {
@@ -2090,12 +2196,16 @@ func (p *syn) primary(ctx uint8) bool {
 		if !p.self('(') {
 			return false
 		}
+		start := p.t.start
 		p.next()
 		k, ok := p.parenBody()
 		if !ok {
 			return false
 		}
 		if k == parenRow {
+			if p.rowN == 2 {
+				p.rowAt = start + 1
+			}
 			return true
 		}
 		return p.indirection()
@@ -2324,23 +2434,7 @@ func (p *syn) callRest() bool {
 			return false
 		}
 	}
-	if p.is("filter") {
-		p.next()
-		if !p.expectSelf('(') || !p.expect("where") || !p.expr(0, 0) || !p.expectSelf(')') {
-			return false
-		}
-	}
-	if p.is("over") {
-		p.next()
-		if p.self('(') {
-			return p.windowSpec()
-		}
-		if !p.colID() {
-			return false
-		}
-		p.next()
-	}
-	return true
+	return p.filterOver()
 }
 
 // colNameExpr parses what begins with a column-name keyword: one of
@@ -2355,18 +2449,27 @@ func (p *syn) colNameExpr(ctx uint8) bool {
 		p.next()
 		return p.indirection()
 	}
-	name := string(p.w[:p.wn])
+	name, start := string(p.w[:p.wn]), p.t.start
 	p.next()
 	p.next() // (
+	if handled, ok := p.specialCall(name); handled {
+		return ok
+	}
 	switch name {
 	case "coalesce", "greatest", "least", "grouping":
 		return p.exprList() && p.expectSelf(')')
 	case "row":
-		if p.self(')') {
-			p.next()
-			return true
+		n, ok := 0, true
+		if !p.self(')') {
+			n, ok = p.exprCount()
 		}
-		return p.exprList() && p.expectSelf(')')
+		if !ok || !p.expectSelf(')') {
+			return false
+		}
+		if n == 2 {
+			p.rowAt = start + 1
+		}
+		return true
 	case "nullif":
 		return p.expr(0, 0) && p.expectSelf(',') && p.expr(0, 0) && p.expectSelf(')')
 	case "exists":
@@ -2389,7 +2492,7 @@ func (p *syn) colNameExpr(ctx uint8) bool {
 			p.next()
 			return true
 		}
-		if !p.expr(0, 0) {
+		if !p.expr(0, eSimilarEnds) {
 			return false
 		}
 		switch {
@@ -2418,6 +2521,13 @@ func (p *syn) colNameExpr(ctx uint8) bool {
 		case p.self(','):
 			p.next()
 			if !p.exprList() {
+				return false
+			}
+		case p.is("similar"):
+			// a_expr SIMILAR a_expr ESCAPE a_expr: SIMILAR without TO,
+			// where the expression before stopped.
+			p.next()
+			if !p.expr(0, 0) || !p.expect("escape") || !p.expr(0, 0) {
 				return false
 			}
 		}

@@ -381,7 +381,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 	var pend, next uint8 // pendStar, pendCast: what p1 (the token before t) was
 	cases := 0           // CASEs opened and not yet ENDed
 	uni := uint8(0)      // 1: p1 is a U& string or name (its escapes not yet checked); 2: p1 is the UESCAPE after one
-	tbl := uint8(0)      // TABLE [ONLY] name [*]: 1 a name is due, 2 after a name, 3 after its '*'
+	tbl := uint8(0)      // TABLE [ONLY] name [*]: 1 a name is due, 2 after a name, 3 after its '*', 4 after ONLY
 	if head == kwTable {
 		tbl = 1
 	}
@@ -422,7 +422,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				if depth < start && !(t.isOp(')') || t.isOp(';') || t.kind == tIdent && afterParenQuery(t.kw)) {
 					st.write(reasonSyntax) // "(SELECT 1) a": a parenthesised statement takes a clause, not an operand
 				}
-				if closed&fValues != 0 && !(t.isOp(',') || t.isOp(')') || t.isOp(';') || t.kind == tIdent && afterParenQuery(t.kw)) {
+				if closed&fValues != 0 && !(t.isOp(',') || t.isOp(')') || t.isOp(';') || t.kind == tIdent && (afterParenQuery(t.kw) || jsonArrayQueryTail(l.src, t))) {
 					st.write(reasonSyntax) // "VALUES (0) a", "VALUES (0) OR 0": a row is no operand (INSERT's ON CONFLICT is a write already)
 				}
 			case '(':
@@ -458,15 +458,16 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 		}
 		if tbl != 0 {
 			switch {
-			case tbl == 1:
+			case tbl == 1 && t.kind == tIdent && eqFold(l.src[t.start:t.end], "only") && !p1.isOp('.'):
+				tbl = 4 // TABLE ONLY: a name or ONLY (name) follows
+			case tbl == 4 && t.isOp('('):
+				tbl = 0 // ONLY (name): the read grammar checks the rest
+			case tbl == 1 || tbl == 4:
 				tbl = 0
 				if !colID(l.src, t) {
 					st.write(reasonSyntax) // "TABLE TABLE": a reserved keyword names no table
 				} else {
 					tbl = 2
-					if t.kind == tIdent && eqFold(l.src[t.start:t.end], "only") {
-						tbl = 1
-					}
 				}
 			case tbl == 2 && t.isOp('.'):
 				tbl = 1
@@ -711,7 +712,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 				}
 			}
 			if pend&pendStar != 0 && !(t.kw >= kwFrom && t.kw <= kwReturning) ||
-				pend&pendAlias != 0 && notAfterName(l.src, t) && namesAfterOperand(l.src, p1, p2, p3, cur, pend, like, st.res.Kind == LockingRead) {
+				pend&pendAlias != 0 && notAfterName(l.src, t) && !(cur&fNamed != 0 && tableColumnOption(l.src, t)) && namesAfterOperand(l.src, p1, p2, p3, cur, pend, like, st.res.Kind == LockingRead) {
 				// "SELECT * x", "SELECT * OR": only a clause follows a bare
 				// star; "SELECT 0 a b", "SELECT 0 a of": an alias takes no
 				// second name.
@@ -825,7 +826,7 @@ func (r *rules) body(l *lexer, depth int, head keyword) (Result, bool, bool) {
 			if cur&(fCastType|fFrom) != 0 && (cur&fCastType != 0 || p1.kw == kwFrom) {
 				r.frameChecks(l.src, &cur, closed, brackets, p1, p2, p3, t, &st)
 			}
-			if cur&(fFrom|fOn) == fFrom && t.kind >= tString {
+			if cur&(fFrom|fOn) == fFrom && t.kind >= tString && !(p2.kind == tUIdent && p1.kind == tIdent && eqFold(l.src[p1.start:p1.end], "uescape")) {
 				st.write(reasonSyntax) // "FROM t* 0": a FROM clause holds no constant outside parentheses and ON
 			}
 			if pend&pendAlias != 0 && (t.kind <= tUIdent || cur&fNamed == 0) && namesAfterOperand(l.src, p1, p2, p3, cur, pend, like, st.res.Kind == LockingRead) {
@@ -1302,6 +1303,44 @@ func afterKeyword(src string, p1, p2, p3, t token, cur uint16) bool {
 // afterParenQuery reports whether the keyword k may follow a parenthesised
 // query at the statement's level: a set operation, ORDER BY, LIMIT,
 // OFFSET, FETCH or a locking clause.
+// jsonArrayQueryTail reports whether t may follow the query of
+// JSON_ARRAY(query ...): FORMAT or RETURNING.
+func jsonArrayQueryTail(src string, t token) bool {
+	w := src[t.start:t.end]
+	return eqFold(w, "format") || eqFold(w, "returning")
+}
+
+// tableColumnOption reports whether t may follow a column's name and type
+// in XMLTABLE's or JSON_TABLE's column list, where a type name that is no
+// keyword looks like an alias to the token rules: "b jsonb FORMAT JSON",
+// "c bool EXISTS", "a mytype PATH 'x'". The read grammar checks these
+// lists.
+func tableColumnOption(src string, t token) bool {
+	switch w := src[t.start:t.end]; w[0] | 0x20 {
+	case 'd':
+		return eqFold(w, "default")
+	case 'e':
+		return eqFold(w, "exists") || eqFold(w, "error") || eqFold(w, "empty")
+	case 'f':
+		return eqFold(w, "format") || eqFold(w, "false")
+	case 'k':
+		return eqFold(w, "keep")
+	case 'n':
+		return eqFold(w, "not") || eqFold(w, "null")
+	case 'o':
+		return eqFold(w, "omit")
+	case 'p':
+		return eqFold(w, "path")
+	case 't':
+		return eqFold(w, "true")
+	case 'u':
+		return eqFold(w, "unknown")
+	case 'w':
+		return eqFold(w, "with") || eqFold(w, "without")
+	}
+	return false
+}
+
 func afterParenQuery(k keyword) bool {
 	switch k {
 	case kwUnion, kwIntersect, kwExcept, kwOrder, kwLimit, kwOffset, kwFetch, kwFor:
@@ -1612,13 +1651,6 @@ func badAfterComma(w string) bool {
 		return eqFold(w, "unique") || eqFold(w, "using")
 	}
 	return false
-}
-
-// isPlainName reports whether t may be a name that is no keyword: a quoted
-// name, or an identifier the lexer knows no keyword for (the caller looks
-// it up in the full list).
-func isPlainName(t token) bool {
-	return t.kind == tQIdent || t.kind == tUIdent || t.kind == tIdent && t.kw == kwNone
 }
 
 // operandEnd reports whether t may end an operand: a constant, a closing

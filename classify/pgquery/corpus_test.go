@@ -229,17 +229,17 @@ func TestCorpusAgainstOracle(t *testing.T) {
 			}
 		}
 	}
-	// The oracle's reads the lexer calls Write: what the read grammar
-	// leaves out (XML and SQL/JSON functions, OVERLAPS, IS NORMALIZED,
-	// WITH TIES, ...; docs/classify.md) and the two
-	// standard_conforming_strings cases. 188 of 12 195 when the grammar
-	// came in; a change that sends more reads to the primary fails here.
-	const knownConservative = 188
+	// The oracle's reads the lexer calls Write: the two
+	// standard_conforming_strings cases (docs/classify.md), the only ones
+	// since the read grammar covers the SQL/JSON and XML syntax; 188 of
+	// 12 195 before it did. A change that sends more reads to the primary
+	// fails here.
+	const knownConservative = 2
 	if missed > knownConservative {
 		t.Errorf("the lexer calls %d of the oracle's reads Write, more than the %d known conservative cases", missed, knownConservative)
 	}
-	if share >= 2 {
-		t.Errorf("the lexer calls %.2f%% of the oracle's reads Write; goal under 2%%", share)
+	if share > 0.5 {
+		t.Errorf("the lexer calls %.2f%% of the oracle's reads Write; goal at most 0.5%%", share)
 	}
 }
 
