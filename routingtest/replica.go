@@ -75,6 +75,11 @@ func EmulatedConfig(connString string) (pgxroute.Config, error) {
 		// the cluster's roles, the router would see two primaries on one
 		// timeline (a split brain). The roles are the configured ones.
 		StaticRoles: true,
+		// Nor can they be stale: the pool's own scope, which holds reads
+		// without a scope on the primary after a write until a replica is
+		// known to have replayed it, is off, so that those reads reach the
+		// read-only sessions too (where a write taken for a read fails).
+		ForgetUnscopedWrites: true,
 	}, nil
 }
 
