@@ -40,7 +40,7 @@ type RoutedPool struct {
 	mode         stickiness.Mode
 	// unscoped is the pool's own scope, that of calls whose context
 	// carries none; nil when off (Config.ForgetUnscopedWrites,
-	// NoStickiness, Disabled).
+	// NoStickiness, Disabled) or when there is no read group.
 	unscoped      *stickiness.Scope
 	disabled      bool
 	straight      bool // disabled, with nothing to report: calls go straight to the node
@@ -159,9 +159,6 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 			CacheSize:      cfg.ClassifyCacheSize,
 		}),
 	}
-	if !cfg.ForgetUnscopedWrites && cfg.Stickiness != NoStickiness && !cfg.Disabled {
-		p.unscoped = stickiness.NewScope()
-	}
 	p.events = newEventLog()
 	p.tracer, p.healthTracer = combineTracers(cfg, p.events)
 	p.routeInContext = cfg.Tracer != nil
@@ -223,6 +220,11 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 	p.readGroup = p.groupsByName[readName]
 	if p.readGroup != nil {
 		p.readGroup.isRead = true
+		// The pool's own scope; with no read group every read goes to the
+		// default group, and there is nothing to hold back.
+		if !cfg.ForgetUnscopedWrites && cfg.Stickiness != NoStickiness && !cfg.Disabled {
+			p.unscoped = stickiness.NewScope()
+		}
 	}
 	p.joinCluster(cfg)
 	for _, g := range p.groups {

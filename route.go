@@ -311,10 +311,7 @@ func (p *RoutedPool) decideReadYourWrites(v *snapshot, d *decision) error {
 // pool's scope is every unscoped caller's at once, and only writes raise
 // it.
 func (p *RoutedPool) decideUnscoped(v *snapshot, d *decision) error {
-	s, g := p.unscoped, p.readGroup
-	if g == nil {
-		return p.toReplica(v, d)
-	}
+	s, g := p.unscoped, p.readGroup // not nil: New makes the pool's scope only with a read group
 	if !p.resolvePending(v, s) {
 		return p.toGroup(v, d, p.defaultGroup, ReasonUnscopedBehind)
 	}
