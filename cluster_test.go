@@ -253,7 +253,7 @@ func TestNextNodeState(t *testing.T) {
 		},
 		{
 			name:  "re-admission needs SuccessesToReadmit in a row",
-			start: nodeState{down: true, role: roleReplica, probe: replica},
+			start: nodeState{down: true, interrupted: true, role: roleReplica, probe: replica},
 			steps: []step{
 				{o: answered(replica), state: StateDown},
 				{o: failed(refused), state: StateDown},
@@ -275,6 +275,19 @@ func TestNextNodeState(t *testing.T) {
 			steps: []step{
 				{o: callErr, state: StateDown, events: []HealthEventKind{EventEjected}, act: "reset probe"},
 				{o: callErr, state: StateDown},
+			},
+		},
+		{
+			name: "ejected by a call, then a probe fails: the calls in flight are interrupted, once",
+			steps: []step{
+				{o: callErr, state: StateDown, events: []HealthEventKind{EventEjected}, act: "reset probe"},
+				{o: failed(refused), state: StateDown, act: "interrupt"},
+				{o: failed(refused), state: StateDown},
+				{o: failed(refused), state: StateDown},
+				{o: answered(replica), state: StateDown},
+				{o: answered(replica), state: StateUp, events: []HealthEventKind{EventReadmitted}},
+				{o: callErr, state: StateDown, events: []HealthEventKind{EventEjected}, act: "reset probe"},
+				{o: failed(refused), state: StateDown, act: "interrupt"},
 			},
 		},
 		{

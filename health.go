@@ -122,6 +122,9 @@ type nodeState struct {
 	// failures and successes count probes in a row, for ejection and
 	// re-admission.
 	failures, successes int
+	// interrupted: the node's calls were interrupted since it went down
+	// (at most once per outage).
+	interrupted bool
 	lastErr             string // redacted
 	lastErrAt           time.Time
 }
@@ -215,7 +218,10 @@ type transition struct {
 //
 //   - A probe that fails counts a failure (and resets the successes); one
 //     unanswered past its timeout makes the node suspect at once (its calls
-//     are interrupted); FailuresToEject failures in a row eject it.
+//     are interrupted); FailuresToEject failures in a row eject it (and
+//     interrupt them). A node a call's failure ejected has its calls
+//     interrupted at its first failed probe: that confirms the node, not
+//     one connection, is gone.
 //   - A probe that answers clears suspicion and the failures, counts a
 //     success for a down node (SuccessesToReadmit re-admit it), and records
 //     the node's role and positions.
@@ -238,6 +244,17 @@ func nextNodeState(s nodeState, o outcome, r healthRules) (nodeState, transition
 			t.events = append(t.events, nodeEvent{kind: EventEjected, why: "probes failed", err: s.lastErr})
 			t.interrupt, t.probeNow = true, true // the prober gave up: nothing waits on the node
 		}
+		if s.down && !s.interrupted {
+			// Down by a call's failure, and now a probe fails too: the
+			// node is gone, not one connection of it. Its calls in flight
+			// may wait for ever (a PgBouncer holds a query while its
+			// server is gone, and answers nothing): interrupt them now,
+			// once per outage.
+			t.interrupt = true
+		}
+		if t.interrupt && s.down {
+			s.interrupted = true
+		}
 	case callFailed:
 		s.lastErr, s.lastErrAt = redactedError(o.err), o.at
 		if r.ejectOnCall && !s.down {
@@ -253,7 +270,7 @@ func nextNodeState(s nodeState, o outcome, r healthRules) (nodeState, transition
 		}
 		if s.down {
 			if s.successes++; s.successes >= r.successesToReadmit {
-				s.down, s.successes = false, 0
+				s.down, s.successes, s.interrupted = false, 0, false
 				t.events = append(t.events, nodeEvent{kind: EventReadmitted, why: "probes answered"})
 			}
 		}

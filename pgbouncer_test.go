@@ -167,3 +167,59 @@ func TestPgBouncer(t *testing.T) {
 		}
 	})
 }
+
+// TestPgBouncerDeadServer kills a replica's PostgreSQL behind a live
+// PgBouncer, with the default health settings and pgx's cache_describe
+// mode, under 16 goroutines that read with no deadline: with a PgBouncer
+// per node, and with one PgBouncer serving every node. PgBouncer keeps a
+// client's query while it tries to reach the server again, so the client
+// sees silence, not a connection error: the router's probe, which goes
+// through the same PgBouncer, goes unanswered, the node turns suspect, its
+// calls are interrupted and the reads run again on the other replica. No
+// read may fail; the slowest read is reported (docs/health.md).
+func TestPgBouncerDeadServer(t *testing.T) {
+	routingtest.SkipWithoutPgBouncer(t)
+	const mode = "&default_query_exec_mode=cache_describe"
+	for _, shared := range []bool{false, true} {
+		name := "a PgBouncer per node"
+		if shared {
+			name = "one PgBouncer for every node"
+		}
+		t.Run(name, func(t *testing.T) {
+			c := ownCluster(t, routingtest.ClusterOptions{})
+			var conns []string
+			if shared {
+				b := c.NewPgBouncer(t, routingtest.PgBouncerOptions{Databases: []routingtest.PgBouncerDatabase{
+					{Name: "app", Node: c.Primary()}, {Name: "app_r1", Node: c.Replicas()[0]}, {Name: "app_r2", Node: c.Replicas()[1]}}})
+				conns = []string{b.ConnString("app") + mode, b.ConnString("app_r1") + mode, b.ConnString("app_r2") + mode}
+			} else {
+				for _, n := range c.Nodes() {
+					b := c.NewPgBouncer(t, routingtest.PgBouncerOptions{Databases: []routingtest.PgBouncerDatabase{{Name: "app", Node: n}}})
+					conns = append(conns, b.ConnString("app")+mode)
+				}
+			}
+			pool := newPool(t, c, pgxroute.Config{Primary: conns[0], Replicas: []pgxroute.Node{
+				{Name: "replica1", ConnString: conns[1]}, {Name: "replica2", ConnString: conns[2]}}})
+			stop := make(chan struct{})
+			load := startTimedReads(c, pool, 16, stop)
+			time.Sleep(2 * time.Second)
+			killed := time.Now()
+			if err := c.Kill(c.Replicas()[0]); err != nil {
+				t.Fatal(err)
+			}
+			avoided := routingtest.WaitFor(t, "the dead replica to be avoided", func() bool {
+				return nodeStat(pool, "read", "replica1").State != pgxroute.StateUp
+			})
+			time.Sleep(5*time.Second - time.Since(killed))
+			close(stop)
+			load.finished.Wait()
+			st := nodeStat(pool, "read", "replica1")
+			t.Logf("FIGURES %s: reads done %d, failed %d, slowest %v, longest time with no read ending %v, avoided %v after the kill (%s, last error %q)",
+				name, load.done.Load(), load.failed.Load(), time.Duration(load.slowest.Load()).Round(time.Millisecond),
+				load.longestGap(), avoided.Round(time.Millisecond), st.State, st.LastError)
+			if n := load.failed.Load(); n != 0 {
+				t.Fatalf("%d reads failed, e.g. %v", n, load.errs)
+			}
+		})
+	}
+}
