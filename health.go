@@ -125,8 +125,8 @@ type nodeState struct {
 	// interrupted: the node's calls were interrupted since it went down
 	// (at most once per outage).
 	interrupted bool
-	lastErr             string // redacted
-	lastErrAt           time.Time
+	lastErr     string // redacted
+	lastErrAt   time.Time
 }
 
 // up reports whether the node takes calls: neither down nor suspect.
