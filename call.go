@@ -240,20 +240,20 @@ func (p *RoutedPool) endCall(c *call, ctx context.Context, err error) {
 	if err != nil || c.g != p.defaultGroup {
 		return
 	}
-	if c.scope == nil {
-		if p.unscoped != nil && callWrote(c.kind, c.res, c.txWrote) {
-			// The pool's own scope: its reads wait for this write's position.
+	p.noteSuccess(c.scope, callWrote(c.kind, c.res, c.txWrote))
+}
+
+// noteSuccess updates scope s after a call that succeeded on the default
+// group; wrote says the call wrote. A nil s is the pool's own scope: a
+// write makes its reads wait for the write's position.
+func (p *RoutedPool) noteSuccess(s *stickiness.Scope, wrote bool) {
+	if s == nil {
+		if p.unscoped != nil && wrote {
 			p.unscoped.NoteWrite(time.Now())
 			p.awaitPosition(p.pub.snap.Load(), p.unscoped)
 		}
 		return
 	}
-	p.noteSuccess(c.scope, callWrote(c.kind, c.res, c.txWrote))
-}
-
-// noteSuccess updates scope s after a call that succeeded on the default
-// group.
-func (p *RoutedPool) noteSuccess(s *stickiness.Scope, wrote bool) {
 	if wrote {
 		s.NoteWrite(time.Now())
 	}

@@ -273,63 +273,54 @@ func (p *RoutedPool) decideReadYourWrites(v *snapshot, d *decision) error {
 	if t := s.TakeToken(); t != nil {
 		p.checkToken(v, s, t)
 	}
-	g := p.readGroup
-	if g == nil {
+	if p.readGroup == nil {
 		return p.toGroup(v, d, p.defaultGroup, ReasonNoReadGroup)
 	}
+	return p.decideByPosition(v, d, s, ReasonCaughtUp, ReasonReplicasBehind, true)
+}
+
+// decideUnscoped routes a read whose context carries no scope by the pool's
+// own scope (decideByPosition). Unlike a scope in ReadYourWrites mode it
+// keeps no monotonic position from its reads: the pool's scope is every
+// unscoped caller's at once, and only writes raise it. New makes the
+// pool's scope only with a read group.
+func (p *RoutedPool) decideUnscoped(v *snapshot, d *decision) error {
+	return p.decideByPosition(v, d, p.unscoped, ReasonReadNoScope, ReasonUnscopedBehind, false)
+}
+
+// decideByPosition routes a read of scope s, the read group being there, by
+// WAL position: to a replica known to have replayed s's position (reason
+// caught), else to the default group (reason behind). With monotonic (a
+// scope in ReadYourWrites mode), the read raises s's position to that of
+// the replica it goes to, so that no later read of s goes back in time.
+func (p *RoutedPool) decideByPosition(v *snapshot, d *decision, s *stickiness.Scope, caught, behind Reason, monotonic bool) error {
+	g := p.readGroup
 	if !p.resolvePending(v, s) {
-		return p.toGroup(v, d, p.defaultGroup, ReasonReplicasBehind)
+		return p.toGroup(v, d, p.defaultGroup, behind)
 	}
 	if !p.sameHistory(v, s) {
 		// The scope's positions belong to another primary's history (a
 		// failover since): a position there says nothing of a replica of
 		// the new one. Wait for the new primary's position.
 		p.awaitPosition(v, s)
-		return p.toGroup(v, d, p.defaultGroup, ReasonReplicasBehind)
+		return p.toGroup(v, d, p.defaultGroup, behind)
 	}
 	need := s.Need()
 	if need == 0 {
 		err := p.toReplica(v, d)
-		if err == nil && d.g == g {
+		if monotonic && err == nil && d.g == g {
 			p.require(v, s, v.nodes[d.m.node.index].position())
 		}
 		return err
 	}
 	m := p.caughtUp(v, need)
 	if m == nil {
-		return p.toGroup(v, d, p.defaultGroup, ReasonReplicasBehind)
+		return p.toGroup(v, d, p.defaultGroup, behind)
 	}
-	p.require(v, s, v.nodes[m.node.index].position())
-	d.g, d.m, d.reason, d.auto = g, m, ReasonCaughtUp, true
-	return nil
-}
-
-// decideUnscoped routes a read whose context carries no scope by the pool's
-// own scope: to a replica known to have replayed the pool's last unscoped
-// write, else to the default group (ReasonUnscopedBehind). Unlike a scope in
-// ReadYourWrites mode it keeps no monotonic position from its reads: the
-// pool's scope is every unscoped caller's at once, and only writes raise
-// it.
-func (p *RoutedPool) decideUnscoped(v *snapshot, d *decision) error {
-	s, g := p.unscoped, p.readGroup // not nil: New makes the pool's scope only with a read group
-	if !p.resolvePending(v, s) {
-		return p.toGroup(v, d, p.defaultGroup, ReasonUnscopedBehind)
+	if monotonic {
+		p.require(v, s, v.nodes[m.node.index].position())
 	}
-	if !p.sameHistory(v, s) {
-		// The position belongs to another primary's history (a failover
-		// since): replace it by the new primary's.
-		p.awaitPosition(v, s)
-		return p.toGroup(v, d, p.defaultGroup, ReasonUnscopedBehind)
-	}
-	need := s.Need()
-	if need == 0 {
-		return p.toReplica(v, d)
-	}
-	m := p.caughtUp(v, need)
-	if m == nil {
-		return p.toGroup(v, d, p.defaultGroup, ReasonUnscopedBehind)
-	}
-	d.g, d.m, d.reason, d.auto = g, m, ReasonReadNoScope, true
+	d.g, d.m, d.reason, d.auto = g, m, caught, true
 	return nil
 }
 

@@ -2,7 +2,6 @@ package pgxroute
 
 import (
 	"context"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -52,16 +51,7 @@ func (p *RoutedPool) AcquireFor(ctx context.Context, sql string, send func(*pgxp
 // position); without a scope, the pool's own scope does. On another group
 // it does nothing.
 func (p *RoutedPool) NoteWrite(ctx context.Context, r Route) {
-	if r.Group != p.defaultGroup.name {
-		return
+	if r.Group == p.defaultGroup.name {
+		p.noteSuccess(scopeFrom(ctx), true)
 	}
-	s := scopeFrom(ctx)
-	if s == nil {
-		if p.unscoped != nil {
-			p.unscoped.NoteWrite(time.Now())
-			p.awaitPosition(p.pub.snap.Load(), p.unscoped)
-		}
-		return
-	}
-	p.noteSuccess(s, true)
 }
