@@ -92,7 +92,12 @@ type Node struct {
 	NoReads bool
 }
 
-// Discoverer reports the members of the replication cluster.
+// Discoverer reports the members of the replication cluster: the nodes of
+// the default and read groups (see Config.Discovery). The packages
+// discovery/patroni and discovery/dns are two. Discover must return the
+// members in a stable order, the first guess of the primary first (roles
+// still come from the router's probes), and an error rather than an empty
+// list: the router keeps the members it has when Discover fails.
 type Discoverer interface {
 	Discover(ctx context.Context) ([]Node, error)
 }
@@ -131,6 +136,30 @@ type Config struct {
 	ForgetUnscopedWrites bool
 	// Disabled sends everything to the default group's first node.
 	Disabled bool
+	// Discovery, when set, reports the members of the replication cluster
+	// while the pool runs: the default and read groups then hold what it
+	// last returned (the first member in the default group, the others in
+	// the read group, as Primary and Replicas would), and Primary,
+	// Replicas, Groups[DefaultGroup] and Groups[ReadGroup], when given, are
+	// only the start (without them New asks the discoverer once, and fails
+	// with its error). It is asked every DiscoveryInterval, and sooner when
+	// the primary is lost or a member is ejected; a failing discoverer
+	// keeps the members it gave last (the failure is logged, counted and
+	// shown in Stat). See docs/membership.md.
+	Discovery Discoverer
+	// DiscoveryInterval is the time between two Discover calls, each one
+	// jittered by up to a fifth either way so that many application
+	// instances do not ask at the same moment. Zero: 30s. The calls asked
+	// for by a lost primary or an ejected member come at most once per
+	// tenth of it.
+	DiscoveryInterval time.Duration
+	// DrainTimeout bounds how long a node removed from its groups (SetGroup,
+	// Discovery) keeps its pool for the calls, transactions and acquired
+	// connections that were running on it: when they are all done its pool
+	// closes at once; past DrainTimeout its remaining connections are
+	// closed, and their calls fail with an error that wraps ErrNodeRemoved.
+	// Zero: 30s. Negative: close at once.
+	DrainTimeout time.Duration
 	// StaticRoles keeps the roles the configuration gives: writes go to the
 	// default group's nodes and reads to the read group's whatever the
 	// probes see (a mismatch is only reported, in Stat and the log). By

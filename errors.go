@@ -48,6 +48,10 @@ var (
 	// transaction's statements and its commit are pgx's: their errors are
 	// the node's own). A call that provably never reached a server is
 	// not marked so: it is sent again to the primary (see Config).
+	// ErrNodeRemoved is wrapped by the error of a call that was still
+	// running on a node removed from its groups (SetGroup, Discovery) when
+	// Config.DrainTimeout ran out and the node's connections were closed.
+	ErrNodeRemoved    = errors.New("pgxroute: node removed: its drain timed out and its connections were closed")
 	ErrOutcomeUnknown = errors.New("pgxroute: outcome unknown: the connection failed after the statement was sent")
 )
 

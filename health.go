@@ -39,6 +39,10 @@ const (
 	// FailuresToEject failed probes it is also ejected (Ejections counts
 	// it), and then needs SuccessesToReadmit answered probes to come back.
 	StateSuspect
+	// StateJoining: the node was added while the pool ran (SetGroup,
+	// Discovery) and has not answered a probe yet: it takes no calls until
+	// it does.
+	StateJoining
 )
 
 // String names the state.
@@ -52,6 +56,8 @@ func (s NodeState) String() string {
 		return "down"
 	case StateSuspect:
 		return "suspect"
+	case StateJoining:
+		return "joining"
 	}
 	return "unknown"
 }

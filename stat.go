@@ -31,6 +31,53 @@ type Stat struct {
 	// Members lists the cluster's members (the nodes of the default and
 	// read groups) with what each was last seen as.
 	Members []MemberStat
+	// Draining lists the nodes removed from every group (SetGroup,
+	// Discovery) whose calls, transactions or acquired connections still
+	// run: they take no new call, and their pools close when these end or
+	// Config.DrainTimeout runs out.
+	Draining []DrainingStat
+	// Membership counts the changes of the groups' nodes while the pool ran.
+	Membership MembershipStat
+	// Discovery is Config.Discovery's state; nil without it.
+	Discovery *DiscoveryStat
+}
+
+// DrainingStat is a node removed from every group that still drains.
+type DrainingStat struct {
+	Name string
+	// Since is when it was removed.
+	Since time.Time
+	// InFlight counts its routed calls still running (open transactions and
+	// unread rows included); Acquired its pool's acquired connections.
+	InFlight int64
+	Acquired int32
+}
+
+// MembershipStat counts the membership changes (SetGroup, Discovery).
+type MembershipStat struct {
+	// Added and Removed count nodes added to and removed from a group.
+	Added, Removed int64
+	// Drained counts removed nodes whose pools closed, and DrainTimeouts
+	// those of them whose calls DrainTimeout cut short.
+	Drained, DrainTimeouts int64
+	// LastChange is the time of the last change.
+	LastChange time.Time
+}
+
+// DiscoveryStat is what Config.Discovery did.
+type DiscoveryStat struct {
+	// Calls counts the Discover calls, Failures those that failed or
+	// returned a list the router refused (the members then stay as they
+	// were).
+	Calls, Failures int64
+	// LastError is the last failure's error, without passwords, and
+	// LastErrorAt its time; LastSuccessAt is the time of the last call that
+	// succeeded.
+	LastError     string
+	LastErrorAt   time.Time
+	LastSuccessAt time.Time
+	// Members names the members the last successful call gave.
+	Members []string
 }
 
 // MemberStat is one member of the cluster as the router sees it.

@@ -95,19 +95,36 @@ const (
 	// EventRoleMismatch: with static roles, a probe saw a default-group
 	// node in recovery or a read-group node not in recovery.
 	EventRoleMismatch
+	// EventNodeAdded: SetGroup or Discovery added the node to a group (a
+	// new node takes calls after its first answered probe). Group names
+	// the group.
+	EventNodeAdded
+	// EventNodeRemoved: SetGroup or Discovery removed the node from a
+	// group; once in no group it takes no new call and drains.
+	EventNodeRemoved
+	// EventNodeDrained: a removed node's pool closed: every call on it
+	// ended, or DrainTimeout ran out (Detail says which).
+	EventNodeDrained
+	// EventDiscoveryFailed: Config.Discovery's Discover failed, or returned
+	// a list SetGroup refused; the members stay as they were.
+	EventDiscoveryFailed
 )
 
 var healthEventNames = [...]string{
-	EventEjected:        "ejected",
-	EventReadmitted:     "readmitted",
-	EventLagging:        "lagging",
-	EventCaughtUp:       "caught_up",
-	EventRoleChanged:    "role_changed",
-	EventPrimaryChanged: "primary_changed",
-	EventSuspect:        "suspect",
-	EventSplitBrain:     "split_brain",
-	EventAnswering:      "answering",
-	EventRoleMismatch:   "role_mismatch",
+	EventEjected:         "ejected",
+	EventReadmitted:      "readmitted",
+	EventLagging:         "lagging",
+	EventCaughtUp:        "caught_up",
+	EventRoleChanged:     "role_changed",
+	EventPrimaryChanged:  "primary_changed",
+	EventSuspect:         "suspect",
+	EventSplitBrain:      "split_brain",
+	EventAnswering:       "answering",
+	EventRoleMismatch:    "role_mismatch",
+	EventNodeAdded:       "node_added",
+	EventNodeRemoved:     "node_removed",
+	EventNodeDrained:     "node_drained",
+	EventDiscoveryFailed: "discovery_failed",
 }
 
 // String names the event kind in snake case ("ejected", "primary_changed"),
@@ -125,6 +142,8 @@ type HealthEvent struct {
 	// Node is the node the event is about (for EventPrimaryChanged, the new
 	// primary, "" when none is known).
 	Node string
+	// Group is, for EventNodeAdded and EventNodeRemoved, the group.
+	Group string
 	// Previous is, for EventPrimaryChanged, the former primary, and for
 	// EventSplitBrain the other member that reports being a primary.
 	Previous string
@@ -262,17 +281,21 @@ func (l logTracer) TraceHealth(ctx context.Context, ev HealthEvent) {
 	switch ev.Kind {
 	case EventSplitBrain:
 		level = slog.LevelError
-	case EventEjected, EventSuspect, EventLagging, EventRoleChanged, EventRoleMismatch, EventPrimaryChanged:
+	case EventEjected, EventSuspect, EventLagging, EventRoleChanged, EventRoleMismatch, EventPrimaryChanged, EventDiscoveryFailed:
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{slog.String("event", ev.Kind.String())}
-	if ev.Node != "" || ev.Kind != EventPrimaryChanged {
+	aboutNode := ev.Kind != EventPrimaryChanged && ev.Kind != EventDiscoveryFailed
+	if ev.Node != "" || aboutNode {
 		attrs = append(attrs, slog.String("node", ev.Node))
+	}
+	if ev.Group != "" {
+		attrs = append(attrs, slog.String("group", ev.Group))
 	}
 	if ev.Previous != "" {
 		attrs = append(attrs, slog.String("previous", ev.Previous))
 	}
-	if ev.Kind != EventPrimaryChanged {
+	if aboutNode {
 		attrs = append(attrs, slog.String("state", ev.State.String()), slog.String("role", ev.Role))
 	}
 	if ev.Kind == EventLagging {
