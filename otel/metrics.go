@@ -87,6 +87,41 @@ var memberInts = []memberSpec{
 		}},
 }
 
+// clusterSpec is an integer instrument of the whole pool, read from Stat,
+// without node attributes. present, when not nil, says whether the
+// instrument has an observation in this Stat (the discovery instruments
+// have none without Config.Discovery).
+type clusterSpec struct {
+	name, unit, desc string
+	kind             int
+	value            func(*pgxroute.Stat) int64
+	present          func(*pgxroute.Stat) bool
+}
+
+// hasDiscovery: the pool has a Config.Discovery.
+func hasDiscovery(st *pgxroute.Stat) bool { return st.Discovery != nil }
+
+// clusterInts are the pool-wide instruments of membership and discovery
+// (Stat.Membership, Stat.Draining, Stat.Discovery). Adding one is one entry.
+var clusterInts = []clusterSpec{
+	{"pgxroute.membership.added", "{node}", "Nodes added to a bind group while the pool ran (SetGroup, Discovery).", counter,
+		func(st *pgxroute.Stat) int64 { return st.Membership.Added }, nil},
+	{"pgxroute.membership.removed", "{node}", "Nodes removed from a bind group while the pool ran (SetGroup, Discovery).", counter,
+		func(st *pgxroute.Stat) int64 { return st.Membership.Removed }, nil},
+	{"pgxroute.membership.drained", "{node}", "Removed nodes whose pools closed once their calls ended or DrainTimeout ran out.", counter,
+		func(st *pgxroute.Stat) int64 { return st.Membership.Drained }, nil},
+	{"pgxroute.membership.drain_timeouts", "{node}", "Removed nodes whose remaining calls DrainTimeout cut short (their calls failed with ErrNodeRemoved).", counter,
+		func(st *pgxroute.Stat) int64 { return st.Membership.DrainTimeouts }, nil},
+	{"pgxroute.membership.draining", "{node}", "Nodes removed from every group whose calls, transactions or acquired connections still run.", upDown,
+		func(st *pgxroute.Stat) int64 { return int64(len(st.Draining)) }, nil},
+	{"pgxroute.discovery.calls", "{call}", "Calls of Config.Discovery's Discover (absent without Config.Discovery).", counter,
+		func(st *pgxroute.Stat) int64 { return st.Discovery.Calls }, hasDiscovery},
+	{"pgxroute.discovery.failures", "{call}", "Discover calls that failed or returned a list the router refused; the members stayed as they were (absent without Config.Discovery).", counter,
+		func(st *pgxroute.Stat) int64 { return st.Discovery.Failures }, hasDiscovery},
+	{"pgxroute.discovery.members", "{node}", "Members the last successful Discover call gave (absent without Config.Discovery).", upDown,
+		func(st *pgxroute.Stat) int64 { return int64(len(st.Discovery.Members)) }, hasDiscovery},
+}
+
 // poolInts are the per-node pgxpool instruments beyond the semantic
 // conventions' (attributes: the node's and db.client.connection.pool.name).
 var poolInts = []intSpec{
@@ -112,7 +147,7 @@ var poolFloats = []floatSpec{
 
 // The enumerations observed as one series per value, 1 for the current.
 var (
-	nodeStates = []pgxroute.NodeState{pgxroute.StateUp, pgxroute.StateLagging, pgxroute.StateDown, pgxroute.StateSuspect}
+	nodeStates = []pgxroute.NodeState{pgxroute.StateUp, pgxroute.StateLagging, pgxroute.StateDown, pgxroute.StateSuspect, pgxroute.StateJoining}
 	nodeRoles  = []string{"primary", "replica", "unknown"}
 )
 
@@ -154,7 +189,7 @@ func NewMetrics(pool *pgxroute.RoutedPool, opts ...Option) (*Metrics, error) {
 		return fail("pgxroute.calls", err)
 	}
 	state, err := meter.Int64ObservableGauge("pgxroute.node.state", metric.WithUnit("1"),
-		metric.WithDescription("1 for the node's current state (pgxroute.node.state: up, lagging, down, suspect), 0 for the others."))
+		metric.WithDescription("1 for the node's current state (pgxroute.node.state: up, lagging, down, suspect, joining), 0 for the others."))
 	if err != nil {
 		return fail("pgxroute.node.state", err)
 	}
@@ -183,7 +218,20 @@ func NewMetrics(pool *pgxroute.RoutedPool, opts ...Option) (*Metrics, error) {
 	if err != nil {
 		return fail("pgxroute.primary.last_change", err)
 	}
-	all = append(all, calls, state, role, lagging, conns, changes, lastChange)
+	lastDiscovery, err := meter.Float64ObservableGauge("pgxroute.discovery.last_success", metric.WithUnit("s"),
+		metric.WithDescription("Time of the last successful Discover call, in seconds since the Unix epoch (absent before the first, and without Config.Discovery)."))
+	if err != nil {
+		return fail("pgxroute.discovery.last_success", err)
+	}
+	all = append(all, calls, state, role, lagging, conns, changes, lastChange, lastDiscovery)
+
+	cints := make([]metric.Int64Observable, len(clusterInts))
+	for i, s := range clusterInts {
+		if cints[i], err = newInt(meter, intSpec{name: s.name, unit: s.unit, desc: s.desc, kind: s.kind}); err != nil {
+			return fail(s.name, err)
+		}
+		all = append(all, cints[i])
+	}
 
 	members := make([]metric.Int64Observable, len(memberInts))
 	for i, s := range memberInts {
@@ -270,6 +318,14 @@ func NewMetrics(pool *pgxroute.RoutedPool, opts ...Option) (*Metrics, error) {
 		obs.ObserveInt64(changes, st.PrimaryChanges, cluster)
 		if !st.LastPrimaryChange.IsZero() {
 			obs.ObserveFloat64(lastChange, float64(st.LastPrimaryChange.UnixNano())/1e9, cluster)
+		}
+		for i, s := range clusterInts {
+			if s.present == nil || s.present(st) {
+				obs.ObserveInt64(cints[i], s.value(st), cluster)
+			}
+		}
+		if d := st.Discovery; d != nil && !d.LastSuccessAt.IsZero() {
+			obs.ObserveFloat64(lastDiscovery, float64(d.LastSuccessAt.UnixNano())/1e9, cluster)
 		}
 		for _, m := range st.Members {
 			ma, ok := seen[m.Name]

@@ -87,14 +87,17 @@ func TestMetricsOnCluster(t *testing.T) {
 	}
 
 	const stateBefore = `db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=down 0
+db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=joining 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=lagging 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=up 1
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=down 0
+db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=joining 0
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=lagging 0
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=up 1
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=down 0
+db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=joining 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=lagging 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=up 1`
@@ -118,14 +121,17 @@ db.system.name=postgresql,pgxroute.group=read,pgxroute.node=replica2,pgxroute.re
 	}
 
 	const stateAfter = `db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=down 0
+db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=joining 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=lagging 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=primary,pgxroute.node.state=up 1
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=down 1
+db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=joining 0
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=lagging 0
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=replica1,pgxroute.node.state=up 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=down 0
+db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=joining 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=lagging 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=suspect 0
 db.system.name=postgresql,pgxroute.node=replica2,pgxroute.node.state=up 1`

@@ -24,8 +24,8 @@ const (
 	AttemptKey = attribute.Key("pgxroute.attempt")
 	// RerunKey is true on an attempt's span when the call ran again after it.
 	RerunKey = attribute.Key("pgxroute.rerun")
-	// StateKey is a node's state: "up", "lagging", "down" or "suspect"
-	// (pgxroute.NodeState.String).
+	// StateKey is a node's state: "up", "lagging", "down", "suspect" or
+	// "joining" (pgxroute.NodeState.String).
 	StateKey = attribute.Key("pgxroute.node.state")
 	// RoleKey is what the last probe saw of a node: "primary", "replica" or
 	// "unknown".

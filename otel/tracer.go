@@ -20,7 +20,8 @@ import (
 // a routed call, named "route <group>", carrying the route's attributes
 // (never its SQL). The node's own query span (otelpgx's) is its child.
 // It is a pgxroute.HealthTracer too: it counts the pool's health events
-// (ejections, re-admissions, lag, role and primary changes) in the counter
+// (ejections, re-admissions, lag, role and primary changes, nodes added,
+// removed and drained, discovery failures) in the counter
 // pgxroute.health.events. Set it as Config.Tracer; it is safe for
 // concurrent use.
 type Tracer struct {
@@ -36,7 +37,9 @@ var (
 
 // HealthEventKey is the kind of a health event: "ejected", "readmitted",
 // "lagging", "caught_up", "role_changed", "primary_changed", "suspect",
-// "split_brain" (pgxroute.HealthEventKind.String).
+// "split_brain", "answering", "role_mismatch", "node_added",
+// "node_removed", "node_drained", "discovery_failed"
+// (pgxroute.HealthEventKind.String).
 const HealthEventKey = attribute.Key("pgxroute.health.event")
 
 // NewTracer returns a Tracer using a tracer of the provider
@@ -45,7 +48,7 @@ const HealthEventKey = attribute.Key("pgxroute.health.event")
 func NewTracer(opts ...Option) *Tracer {
 	o := newOptions(opts)
 	events, err := o.mp.Meter(ScopeName).Int64Counter("pgxroute.health.events", metric.WithUnit("{event}"),
-		metric.WithDescription("Health events of the pool's nodes, by node and kind (ejected, readmitted, lagging, caught_up, role_changed, primary_changed, suspect, split_brain)."))
+		metric.WithDescription("Health events of the pool's nodes, by node and kind (ejected, readmitted, lagging, caught_up, role_changed, primary_changed, suspect, split_brain, answering, role_mismatch, node_added, node_removed, node_drained, discovery_failed)."))
 	if err != nil {
 		otel.Handle(fmt.Errorf("pgxroute/otel: instrument pgxroute.health.events: %w", err))
 	}

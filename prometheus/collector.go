@@ -34,8 +34,46 @@ type Collector struct {
 
 	calls, groupLagging, state, role, conns *prometheus.Desc
 	info, primaryChanges, lastPrimaryChange *prometheus.Desc
+	lastDiscovery                           *prometheus.Desc
 	node, pool2                             []nodeMetric
 	member                                  []memberMetric
+	cluster                                 []clusterMetric
+}
+
+// clusterMetric is a metric of the whole pool, without labels, read from
+// Stat. present, when not nil, says whether the metric has a sample in this
+// Stat (the discovery metrics have none without Config.Discovery). Adding
+// one is one entry in clusterMetrics.
+type clusterMetric struct {
+	name, help string
+	typ        prometheus.ValueType
+	value      func(*pgxroute.Stat) float64
+	present    func(*pgxroute.Stat) bool
+	desc       *prometheus.Desc
+}
+
+// hasDiscovery: the pool has a Config.Discovery.
+func hasDiscovery(st *pgxroute.Stat) bool { return st.Discovery != nil }
+
+// clusterMetrics are the pool-wide metrics of membership and discovery
+// (Stat.Membership, Stat.Draining, Stat.Discovery).
+var clusterMetrics = []clusterMetric{
+	{name: "membership_added_total", help: "Nodes added to a bind group while the pool ran (SetGroup, Discovery).", typ: prometheus.CounterValue,
+		value: func(st *pgxroute.Stat) float64 { return float64(st.Membership.Added) }},
+	{name: "membership_removed_total", help: "Nodes removed from a bind group while the pool ran (SetGroup, Discovery).", typ: prometheus.CounterValue,
+		value: func(st *pgxroute.Stat) float64 { return float64(st.Membership.Removed) }},
+	{name: "membership_drained_total", help: "Removed nodes whose pools closed once their calls ended or DrainTimeout ran out.", typ: prometheus.CounterValue,
+		value: func(st *pgxroute.Stat) float64 { return float64(st.Membership.Drained) }},
+	{name: "membership_drain_timeouts_total", help: "Removed nodes whose remaining calls DrainTimeout cut short (their calls failed with ErrNodeRemoved).", typ: prometheus.CounterValue,
+		value: func(st *pgxroute.Stat) float64 { return float64(st.Membership.DrainTimeouts) }},
+	{name: "membership_draining_nodes", help: "Nodes removed from every group whose calls, transactions or acquired connections still run.", typ: prometheus.GaugeValue,
+		value: func(st *pgxroute.Stat) float64 { return float64(len(st.Draining)) }},
+	{name: "discovery_calls_total", help: "Calls of Config.Discovery's Discover (absent without Config.Discovery).", typ: prometheus.CounterValue,
+		value: func(st *pgxroute.Stat) float64 { return float64(st.Discovery.Calls) }, present: hasDiscovery},
+	{name: "discovery_failures_total", help: "Discover calls that failed or returned a list the router refused; the members stayed as they were (absent without Config.Discovery).", typ: prometheus.CounterValue,
+		value: func(st *pgxroute.Stat) float64 { return float64(st.Discovery.Failures) }, present: hasDiscovery},
+	{name: "discovery_members", help: "Members the last successful Discover call gave (absent without Config.Discovery).", typ: prometheus.GaugeValue,
+		value: func(st *pgxroute.Stat) float64 { return float64(len(st.Discovery.Members)) }, present: hasDiscovery},
 }
 
 // memberMetric is a gauge of a cluster member (a node of the default or
@@ -110,7 +148,7 @@ var poolMetrics = []nodeMetric{
 
 // The enumerations exported as one series per value, 1 for the current.
 var (
-	nodeStates = []pgxroute.NodeState{pgxroute.StateUp, pgxroute.StateLagging, pgxroute.StateDown, pgxroute.StateSuspect}
+	nodeStates = []pgxroute.NodeState{pgxroute.StateUp, pgxroute.StateLagging, pgxroute.StateDown, pgxroute.StateSuspect, pgxroute.StateJoining}
 	nodeRoles  = []string{"primary", "replica", "unknown"}
 )
 
@@ -124,13 +162,19 @@ func NewCollector(pool *pgxroute.RoutedPool, constLabels prometheus.Labels) *Col
 		pool:         pool,
 		calls:        d("calls_total", "Routed calls (attempts) by bind group, node and routing reason.", "group", "node", "reason"),
 		groupLagging: d("group_all_lagging", "1 when every up node of the bind group lags beyond the limits, else 0.", "group"),
-		state:        d("node_state", "1 for the node's current state (up, lagging, down, suspect), 0 for the others.", "node", "state"),
+		state:        d("node_state", "1 for the node's current state (up, lagging, down, suspect, joining), 0 for the others.", "node", "state"),
 		role:         d("node_role", "1 for the role the node's last probe saw (primary, replica, unknown), 0 for the others.", "node", "role"),
 		conns:        d("pool_connections", "Connections of the node's pool by state: idle, used (acquired), constructing.", "node", "state"),
 		info: d("node_info", "Always 1: the server address the node's pool dials (server_address, server_port; empty for a Backend), to join on node.",
 			"node", "server_address", "server_port"),
 		primaryChanges:    d("primary_changes_total", "Times another member became the primary (failovers and switchovers the router followed)."),
 		lastPrimaryChange: d("last_primary_change_timestamp_seconds", "Time of the last primary change, in seconds since the Unix epoch (absent before the first)."),
+		lastDiscovery: d("discovery_last_success_timestamp_seconds",
+			"Time of the last successful Discover call, in seconds since the Unix epoch (absent before the first, and without Config.Discovery)."),
+	}
+	for _, m := range clusterMetrics {
+		m.desc = d(m.name, m.help)
+		c.cluster = append(c.cluster, m)
 	}
 	for _, m := range memberMetrics {
 		m.desc = d(m.name, m.help, "node")
@@ -153,8 +197,11 @@ func NewCollector(pool *pgxroute.RoutedPool, constLabels prometheus.Labels) *Col
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.calls, c.groupLagging, c.state, c.role, c.conns, c.info, c.primaryChanges, c.lastPrimaryChange} {
+	for _, d := range []*prometheus.Desc{c.calls, c.groupLagging, c.state, c.role, c.conns, c.info, c.primaryChanges, c.lastPrimaryChange, c.lastDiscovery} {
 		ch <- d
+	}
+	for _, m := range c.cluster {
+		ch <- m.desc
 	}
 	for _, m := range c.member {
 		ch <- m.desc
@@ -209,6 +256,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.primaryChanges, prometheus.CounterValue, float64(st.PrimaryChanges))
 	if !st.LastPrimaryChange.IsZero() {
 		ch <- prometheus.MustNewConstMetric(c.lastPrimaryChange, prometheus.GaugeValue, float64(st.LastPrimaryChange.UnixNano())/1e9)
+	}
+	for _, m := range c.cluster {
+		if m.present == nil || m.present(st) {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.value(st))
+		}
+	}
+	if d := st.Discovery; d != nil && !d.LastSuccessAt.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.lastDiscovery, prometheus.GaugeValue, float64(d.LastSuccessAt.UnixNano())/1e9)
 	}
 	for _, m := range st.Members {
 		for _, mm := range c.member {

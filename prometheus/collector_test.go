@@ -35,17 +35,20 @@ pgxroute_calls_total{group="read",node="replica2",reason="read_no_scope"} 4
 pgxroute_node_ejections_total{node="primary"} 0
 pgxroute_node_ejections_total{node="replica1"} 1
 pgxroute_node_ejections_total{node="replica2"} 0
-# HELP pgxroute_node_state 1 for the node's current state (up, lagging, down, suspect), 0 for the others.
+# HELP pgxroute_node_state 1 for the node's current state (up, lagging, down, suspect, joining), 0 for the others.
 # TYPE pgxroute_node_state gauge
 pgxroute_node_state{node="primary",state="down"} 0
+pgxroute_node_state{node="primary",state="joining"} 0
 pgxroute_node_state{node="primary",state="lagging"} 0
 pgxroute_node_state{node="primary",state="suspect"} 0
 pgxroute_node_state{node="primary",state="up"} 1
 pgxroute_node_state{node="replica1",state="down"} 1
+pgxroute_node_state{node="replica1",state="joining"} 0
 pgxroute_node_state{node="replica1",state="lagging"} 0
 pgxroute_node_state{node="replica1",state="suspect"} 0
 pgxroute_node_state{node="replica1",state="up"} 0
 pgxroute_node_state{node="replica2",state="down"} 0
+pgxroute_node_state{node="replica2",state="joining"} 0
 pgxroute_node_state{node="replica2",state="lagging"} 0
 pgxroute_node_state{node="replica2",state="suspect"} 0
 pgxroute_node_state{node="replica2",state="up"} 1
@@ -61,17 +64,20 @@ func TestCollectorKnownSequence(t *testing.T) {
 	col := pgxrouteprom.NewCollector(pool, nil)
 	// Before any call: every node up, no call counted.
 	if err := testutil.CollectAndCompare(col, strings.NewReader(`
-# HELP pgxroute_node_state 1 for the node's current state (up, lagging, down, suspect), 0 for the others.
+# HELP pgxroute_node_state 1 for the node's current state (up, lagging, down, suspect, joining), 0 for the others.
 # TYPE pgxroute_node_state gauge
 pgxroute_node_state{node="primary",state="down"} 0
+pgxroute_node_state{node="primary",state="joining"} 0
 pgxroute_node_state{node="primary",state="lagging"} 0
 pgxroute_node_state{node="primary",state="suspect"} 0
 pgxroute_node_state{node="primary",state="up"} 1
 pgxroute_node_state{node="replica1",state="down"} 0
+pgxroute_node_state{node="replica1",state="joining"} 0
 pgxroute_node_state{node="replica1",state="lagging"} 0
 pgxroute_node_state{node="replica1",state="suspect"} 0
 pgxroute_node_state{node="replica1",state="up"} 1
 pgxroute_node_state{node="replica2",state="down"} 0
+pgxroute_node_state{node="replica2",state="joining"} 0
 pgxroute_node_state{node="replica2",state="lagging"} 0
 pgxroute_node_state{node="replica2",state="suspect"} 0
 pgxroute_node_state{node="replica2",state="up"} 1
