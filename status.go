@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,8 @@ import (
 // cluster's members with their role, state, timeline, lag and WAL
 // position, where writes go, the bind groups with their nodes' calls by
 // reason, calls in flight, pool statistics, hedges and retries, each node's
-// last error, and the last health events. A request with "?format=json",
+// last error, the membership changes (nodes added, removed, still
+// draining), Config.Discovery's state, and the last health events. A request with "?format=json",
 // or whose Accept header asks for application/json, gets the same as JSON
 // (see docs/status.md for its fields).
 //
@@ -130,6 +132,41 @@ type statusDoc struct {
 	Hedges    int64 `json:"hedges"`
 	HedgeWins int64 `json:"hedge_wins"`
 	Retries   int64 `json:"retries"`
+	// Draining, Membership and Discovery are Stat's (Discovery absent
+	// without Config.Discovery).
+	Draining   []statusDraining `json:"draining"`
+	Membership statusMembership `json:"membership"`
+	Discovery  *statusDiscovery `json:"discovery,omitempty"`
+}
+
+// statusDraining is a DrainingStat.
+type statusDraining struct {
+	Name     string    `json:"name"`
+	Since    time.Time `json:"since"`
+	InFlight int64     `json:"in_flight"`
+	Acquired int32     `json:"acquired"`
+}
+
+// statusMembership is Stat.Membership.
+type statusMembership struct {
+	Added         int64      `json:"added"`
+	Removed       int64      `json:"removed"`
+	Drained       int64      `json:"drained"`
+	DrainTimeouts int64      `json:"drain_timeouts"`
+	LastChange    *time.Time `json:"last_change,omitempty"`
+}
+
+// statusDiscovery is Stat.Discovery. Failing is true when the last call
+// failed (its error is newer than the last success): the members are then
+// the ones the last successful call gave.
+type statusDiscovery struct {
+	Calls         int64      `json:"calls"`
+	Failures      int64      `json:"failures"`
+	Failing       bool       `json:"failing"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastErrorAt   *time.Time `json:"last_error_at,omitempty"`
+	LastSuccessAt *time.Time `json:"last_success_at,omitempty"`
+	Members       []string   `json:"members"`
 }
 
 type statusMember struct {
@@ -204,10 +241,12 @@ type statusPool struct {
 type statusEvent struct {
 	Kind     string    `json:"kind"`
 	Node     string    `json:"node"`
+	Group    string    `json:"group,omitempty"` // node_added, node_removed
 	Previous string    `json:"previous,omitempty"`
-	State    string    `json:"state,omitempty"` // none for primary_changed
+	State    string    `json:"state,omitempty"` // none for primary_changed, discovery_failed
 	Role     string    `json:"role,omitempty"`
 	Err      string    `json:"error,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
 	At       time.Time `json:"at"`
 }
 
@@ -222,9 +261,26 @@ func newStatusDoc(p *RoutedPool, now time.Time) *statusDoc {
 		StalePrimaries: nonNil(st.StalePrimaries),
 		Members:        make([]statusMember, 0, len(st.Members)),
 		Groups:         make([]statusGroup, 0, len(st.Groups)),
+		Draining:       make([]statusDraining, 0, len(st.Draining)),
+		Membership: statusMembership{
+			Added: st.Membership.Added, Removed: st.Membership.Removed,
+			Drained: st.Membership.Drained, DrainTimeouts: st.Membership.DrainTimeouts,
+			LastChange: timePtr(st.Membership.LastChange),
+		},
 	}
 	if !st.LastPrimaryChange.IsZero() {
 		d.LastPrimaryChange = &st.LastPrimaryChange
+	}
+	for _, dr := range st.Draining {
+		d.Draining = append(d.Draining, statusDraining{Name: dr.Name, Since: dr.Since, InFlight: dr.InFlight, Acquired: dr.Acquired})
+	}
+	if ds := st.Discovery; ds != nil {
+		d.Discovery = &statusDiscovery{
+			Calls: ds.Calls, Failures: ds.Failures,
+			Failing:   !ds.LastErrorAt.IsZero() && ds.LastErrorAt.After(ds.LastSuccessAt),
+			LastError: ds.LastError, LastErrorAt: timePtr(ds.LastErrorAt), LastSuccessAt: timePtr(ds.LastSuccessAt),
+			Members: nonNil(slices.Clone(ds.Members)),
+		}
 	}
 	byName := map[string]*statusNode{}
 	for _, g := range st.Groups {
@@ -282,14 +338,18 @@ func newStatusDoc(p *RoutedPool, now time.Time) *statusDoc {
 	d.EventsTotal = total
 	d.Events = make([]statusEvent, len(evs))
 	for i, ev := range evs {
-		se := statusEvent{Kind: ev.Kind.String(), Node: ev.Node, Previous: ev.Previous,
-			State: ev.State.String(), Role: ev.Role, Err: ev.Err, At: ev.At}
-		if ev.Kind == EventPrimaryChanged {
+		se := statusEvent{Kind: ev.Kind.String(), Node: ev.Node, Group: ev.Group, Previous: ev.Previous,
+			State: ev.State.String(), Role: ev.Role, Err: ev.Err, Detail: ev.Detail, At: ev.At}
+		switch ev.Kind {
+		case EventPrimaryChanged:
 			// The event is about the cluster: its State is no node's.
 			se.State = ""
 			if ev.Node == "" {
 				se.Role = ""
 			}
+		case EventDiscoveryFailed:
+			// About the discoverer, not a node.
+			se.State, se.Role = "", ""
 		}
 		d.Events[i] = se
 	}

@@ -98,11 +98,33 @@ type statusJSON struct {
 		} `json:"nodes"`
 	} `json:"groups"`
 	Events []struct {
-		Kind, Node, Previous, State, Role string
-		Err                               string    `json:"error"`
-		At                                time.Time `json:"at"`
+		Kind, Node, Group, Previous, State, Role, Detail string
+		Err                                              string    `json:"error"`
+		At                                               time.Time `json:"at"`
 	} `json:"events"`
 	EventsTotal uint64 `json:"events_total"`
+	Draining    []struct {
+		Name     string    `json:"name"`
+		Since    time.Time `json:"since"`
+		InFlight int64     `json:"in_flight"`
+		Acquired int32     `json:"acquired"`
+	} `json:"draining"`
+	Membership struct {
+		Added         int64      `json:"added"`
+		Removed       int64      `json:"removed"`
+		Drained       int64      `json:"drained"`
+		DrainTimeouts int64      `json:"drain_timeouts"`
+		LastChange    *time.Time `json:"last_change"`
+	} `json:"membership"`
+	Discovery *struct {
+		Calls         int64      `json:"calls"`
+		Failures      int64      `json:"failures"`
+		Failing       bool       `json:"failing"`
+		LastError     string     `json:"last_error"`
+		LastErrorAt   *time.Time `json:"last_error_at"`
+		LastSuccessAt *time.Time `json:"last_success_at"`
+		Members       []string   `json:"members"`
+	} `json:"discovery"`
 }
 
 func decodeStatus(t testing.TB, body string) statusJSON {
@@ -256,17 +278,21 @@ func TestStatusJSON(t *testing.T) {
 	group := first(raw["groups"]).(map[string]any)
 	node := first(group["nodes"]).(map[string]any)
 	shape := map[string][]string{
-		"top":    keysOf(raw),
-		"member": keysOf(first(raw["members"])),
-		"group":  keysOf(group),
-		"node":   keysOf(node),
-		"pool":   keysOf(node["pool"]),
+		"top":        keysOf(raw),
+		"member":     keysOf(first(raw["members"])),
+		"group":      keysOf(group),
+		"node":       keysOf(node),
+		"pool":       keysOf(node["pool"]),
+		"membership": keysOf(raw["membership"]),
 	}
+	// No membership change yet (no last_change), no Config.Discovery (no
+	// discovery), nothing draining (an empty list).
 	wantShape := map[string][]string{
-		"top": {"events", "events_total", "groups", "hedge_wins", "hedges", "members", "primary", "primary_changes",
-			"retries", "split_brain", "stale_primaries", "time"},
-		"member": {"address", "lag_bytes", "lag_seconds", "name", "position", "primary", "role", "stale", "state", "timeline"},
-		"group":  {"all_lagging", "name", "nodes"},
+		"top": {"draining", "events", "events_total", "groups", "hedge_wins", "hedges", "members", "membership", "primary",
+			"primary_changes", "retries", "split_brain", "stale_primaries", "time"},
+		"membership": {"added", "drain_timeouts", "drained", "removed"},
+		"member":     {"address", "lag_bytes", "lag_seconds", "name", "position", "primary", "role", "stale", "state", "timeline"},
+		"group":      {"all_lagging", "name", "nodes"},
 		"node": {"address", "calls", "ejections", "hedge_wins", "hedges", "in_flight", "lag_bytes", "lag_seconds", "name",
 			"pool", "position", "readmissions", "retries", "role", "role_mismatch", "state", "total", "weight"},
 		"pool": {"acquire_count", "acquire_seconds", "acquired_conns", "canceled_acquire_count", "constructing_conns",
@@ -275,6 +301,10 @@ func TestStatusJSON(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantShape, shape); diff != "" {
 		t.Errorf("JSON keys (-want +got):\n%s", diff)
+	}
+
+	if d, ok := raw["draining"].([]any); !ok || len(d) != 0 {
+		t.Errorf("draining is %#v, want []", raw["draining"])
 	}
 
 	s := decodeStatus(t, body)
