@@ -67,6 +67,23 @@ func points(t *testing.T, r sdkmetric.Reader, name string, drop ...attribute.Key
 	return "", metricdata.Metrics{}
 }
 
+// collected collects once and returns the names of the instruments that
+// had data points.
+func collected(t *testing.T, r sdkmetric.Reader) map[string]bool {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[m.Name] = true
+		}
+	}
+	return out
+}
+
 func contains(keys []attribute.Key, k attribute.Key) bool {
 	for _, x := range keys {
 		if x == k {
@@ -189,6 +206,19 @@ db.system.name=postgresql,pgxroute.node=replica1 0
 db.system.name=postgresql,pgxroute.node=replica2 0`
 	if got, _ := points(t, reader, "pgxroute.member.primary", serverKeys...); got != memberWant {
 		t.Errorf("pgxroute.member.primary:\n%s\nwant:\n%s", got, memberWant)
+	}
+	// No membership change, nothing draining; no discovery instruments
+	// without Config.Discovery.
+	for _, name := range []string{"pgxroute.membership.added", "pgxroute.membership.removed", "pgxroute.membership.drained",
+		"pgxroute.membership.drain_timeouts", "pgxroute.membership.draining"} {
+		if got, _ := points(t, reader, name); got != "db.system.name=postgresql 0" {
+			t.Errorf("%s: %s, want 0", name, got)
+		}
+	}
+	for _, name := range []string{"pgxroute.discovery.calls", "pgxroute.discovery.failures", "pgxroute.discovery.members", "pgxroute.discovery.last_success"} {
+		if collected(t, reader)[name] {
+			t.Errorf("%s observed without Config.Discovery", name)
+		}
 	}
 	if got, _ := points(t, reader, "pgxroute.pool.acquires", "pgxroute.node", "server.address", "server.port"); strings.Contains(got, "replica2,db.system.name=postgresql 0") {
 		t.Errorf("pgxroute.pool.acquires shows no acquisition on replica2:\n%s", got)

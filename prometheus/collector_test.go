@@ -59,6 +59,32 @@ pgxroute_node_in_flight_calls{node="replica1"} 0
 pgxroute_node_in_flight_calls{node="replica2"} 0
 `
 
+// membershipMetrics are the membership and discovery metrics.
+var membershipMetrics = []string{"pgxroute_membership_added_total", "pgxroute_membership_removed_total",
+	"pgxroute_membership_drained_total", "pgxroute_membership_drain_timeouts_total", "pgxroute_membership_draining_nodes",
+	"pgxroute_discovery_calls_total", "pgxroute_discovery_failures_total", "pgxroute_discovery_members",
+	"pgxroute_discovery_last_success_timestamp_seconds"}
+
+// wantNoMembershipChange is their text on a pool without Config.Discovery
+// whose groups did not change.
+const wantNoMembershipChange = `
+# HELP pgxroute_membership_added_total Nodes added to a bind group while the pool ran (SetGroup, Discovery).
+# TYPE pgxroute_membership_added_total counter
+pgxroute_membership_added_total 0
+# HELP pgxroute_membership_drain_timeouts_total Removed nodes whose remaining calls DrainTimeout cut short (their calls failed with ErrNodeRemoved).
+# TYPE pgxroute_membership_drain_timeouts_total counter
+pgxroute_membership_drain_timeouts_total 0
+# HELP pgxroute_membership_drained_total Removed nodes whose pools closed once their calls ended or DrainTimeout ran out.
+# TYPE pgxroute_membership_drained_total counter
+pgxroute_membership_drained_total 0
+# HELP pgxroute_membership_draining_nodes Nodes removed from every group whose calls, transactions or acquired connections still run.
+# TYPE pgxroute_membership_draining_nodes gauge
+pgxroute_membership_draining_nodes 0
+# HELP pgxroute_membership_removed_total Nodes removed from a bind group while the pool ran (SetGroup, Discovery).
+# TYPE pgxroute_membership_removed_total counter
+pgxroute_membership_removed_total 0
+`
+
 func TestCollectorKnownSequence(t *testing.T) {
 	c, pool := obstest.NewRouted(t, nil)
 	col := pgxrouteprom.NewCollector(pool, nil)
@@ -103,6 +129,11 @@ pgxroute_node_role{node="replica2",role="primary"} 0
 pgxroute_node_role{node="replica2",role="replica"} 1
 pgxroute_node_role{node="replica2",role="unknown"} 0
 `), "pgxroute_node_role"); err != nil {
+		t.Fatal(err)
+	}
+	// No membership change, nothing draining; no discovery metrics without
+	// Config.Discovery.
+	if err := testutil.CollectAndCompare(col, strings.NewReader(wantNoMembershipChange), membershipMetrics...); err != nil {
 		t.Fatal(err)
 	}
 	checkWithPromtool(t, col, `pgxroute_pool_connections{node="primary",state="idle"}`, `pgxroute_pool_acquire_seconds_total{node="replica2"}`,
