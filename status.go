@@ -272,7 +272,7 @@ func newStatusDoc(p *RoutedPool, now time.Time) *statusDoc {
 		d.LastPrimaryChange = &st.LastPrimaryChange
 	}
 	for _, dr := range st.Draining {
-		d.Draining = append(d.Draining, statusDraining{Name: dr.Name, Since: dr.Since, InFlight: dr.InFlight, Acquired: dr.Acquired})
+		d.Draining = append(d.Draining, statusDraining(dr))
 	}
 	if ds := st.Discovery; ds != nil {
 		d.Discovery = &statusDiscovery{
