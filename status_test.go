@@ -570,6 +570,9 @@ func rowText(dom, attr, value string) string {
 // TestStatusPageInBrowser loads the page in headless Chromium before and
 // after a replica is killed: the page the browser rendered shows the
 // replica up, then down (or suspect) with an ejection among the events.
+// Then SetGroup replaces the dead replica with a node that listens nowhere:
+// the page shows the membership counts, the new member joining, the dead
+// one gone, and its removal among the events.
 // With PGXROUTE_STATUS_SCREENSHOT=FILE it also saves a screenshot of the
 // page after the kill (docs/status.png is one).
 func TestStatusPageInBrowser(t *testing.T) {
@@ -638,6 +641,39 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if file := os.Getenv("PGXROUTE_STATUS_SCREENSHOT"); file != "" {
 		browse(t, bin, srv.URL, "--screenshot="+file, "--window-size=1280,900", "--hide-scrollbars")
 		t.Logf("screenshot in %s", file)
+	}
+
+	// Membership: the killed replica removed from the read group, a node
+	// that listens nowhere added in its place. Once the removed node is
+	// drained, the page Chromium rendered shows the counts, the new member
+	// joining, and the removal among the events.
+	keep := c.Replicas()[1]
+	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, []pgxroute.Node{
+		{Name: keep.Name(), ConnString: keep.ConnString()},
+		{Name: "joiner", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closedPort(t))},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	routingtest.WaitFor(t, victim+" drained", func() bool { return pool.Stat().Membership.Drained == 1 })
+	dom = browse(t, bin, srv.URL, "--dump-dom")
+	line := ""
+	if m := regexp.MustCompile(`(?s)<p class="line" id="membership">(.*?)</p>`).FindStringSubmatch(dom); m != nil {
+		line = strings.TrimSpace(spaceRE.ReplaceAllString(tagRE.ReplaceAllString(m[1], ""), " "))
+	}
+	t.Logf("membership: %s", line)
+	if !strings.HasPrefix(line, "added 1 · removed 1 · drained 1 (cut short by DrainTimeout 0) · draining now 0 · last change") {
+		t.Errorf("the page's membership line is %q", line)
+	}
+	if row := rowText(dom, "data-member", "joiner"); !strings.Contains(row, "| joining |") {
+		t.Errorf("the page shows the new member as %q, want joining", row)
+	}
+	if row := rowText(dom, "data-member", victim); row != "" {
+		t.Errorf("the page still lists the removed %s as a member: %q", victim, row)
+	}
+	ev = rowText(dom, `data-event="node_removed" data-node`, victim)
+	t.Logf("event: %s", ev)
+	if !strings.Contains(ev, "node_removed") || !strings.Contains(ev, "group: read") {
+		t.Errorf("the page's events lack the removal of %s from the read group: %q", victim, ev)
 	}
 }
 

@@ -5,7 +5,9 @@
 //     calls by group, node and reason, calls in flight, node state and role,
 //     replica lag in seconds and bytes, ejections, re-admissions, read
 //     retries, primary changes, each member's primary, timeline and
-//     split-brain gauges, and each node's pgxpool statistics under the
+//     split-brain gauges, the membership changes (nodes added, removed,
+//     drained, draining) and Config.Discovery's calls, failures, members
+//     and last success, and each node's pgxpool statistics under the
 //     database-client semantic conventions (db.client.connection.*); every
 //     node's observations carry its server.address and server.port. They
 //     read RoutedPool.Stat when the reader collects, never on a call.
@@ -13,7 +15,8 @@
 //     starts a span per attempt of a routed call, carrying the route: group,
 //     node, reason, statement kind, attempt, and whether it was rerun. As a
 //     pgxroute.HealthTracer it counts the health events (ejections,
-//     re-admissions, role and primary changes) in pgxroute.health.events.
+//     re-admissions, role and primary changes, nodes added, removed and
+//     drained, discovery failures) in pgxroute.health.events.
 //   - QueryTracer wraps a node's pgx tracer (otelpgx's, say; set it per node
 //     through Config.ConfigurePool) so that its query spans carry the route
 //     too.
