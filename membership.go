@@ -242,13 +242,25 @@ func (p *RoutedPool) setGroups(ctx context.Context, lists map[*group][]Node) err
 	if err != nil {
 		return err
 	}
+	// Slots: the new nodes take free ones, then new ones at the end.
+	nodes := slices.Clone(cur.nodes)
+	var added []*node
+	free := 0
 	for _, ns := range plan.fresh {
-		n, err := p.newNode(ctx, plan.groupOf[ns.name], ns)
+		for free < len(nodes) && nodes[free] != nil {
+			free++
+		}
+		if free == len(nodes) {
+			nodes = append(nodes, nil)
+		}
+		n, err := p.newNode(ctx, plan.groupOf[ns.name], ns, free)
 		if err != nil {
 			plan.abort()
 			return err
 		}
 		plan.made[ns.name] = n
+		nodes[free] = n
+		added = append(added, n)
 	}
 	config := slices.Clone(cur.config)
 	for g, list := range specs {
@@ -272,19 +284,6 @@ func (p *RoutedPool) setGroups(ctx context.Context, lists map[*group][]Node) err
 		}
 	}
 
-	// Slots: the new nodes take free ones, then new ones at the end.
-	nodes := slices.Clone(cur.nodes)
-	var added []*node
-	for _, ns := range plan.fresh {
-		n := plan.made[ns.name]
-		n.index = slices.Index(nodes, nil)
-		if n.index < 0 {
-			n.index = len(nodes)
-			nodes = append(nodes, nil)
-		}
-		nodes[n.index] = n
-		added = append(added, n)
-	}
 	// The nodes in no group any more drain.
 	listed := make([]bool, len(nodes))
 	for _, list := range config {
@@ -393,10 +392,7 @@ func (p *RoutedPool) planChange(cur *membership, specs map[*group][]nodeSpec) (*
 	for _, g := range order {
 		for _, ns := range specs[g] {
 			if !ns.derived {
-				if key, ok := taken[ns.name]; ok && key != ns.key && live[ns.name] == nil {
-					return nil, fmt.Errorf("%w: group %q node %q: the name is used by another node", ErrConfig, g.name, ns.name)
-				}
-				taken[ns.name] = ns.key
+				taken[ns.name] = ns.key // a name given is never changed
 			}
 		}
 	}
@@ -463,11 +459,11 @@ func (p *RoutedPool) planChange(cur *membership, specs map[*group][]nodeSpec) (*
 	return plan, nil
 }
 
-// newNode makes the node of spec ns, first listed by group: its pool (the
-// router's, unless ns carries the user's Pool or a Backend), set up as New
-// sets up every pool. Its slot (index) is the caller's to set.
-func (p *RoutedPool) newNode(ctx context.Context, group string, ns nodeSpec) (*node, error) {
-	n := &node{name: ns.name, key: ns.key, pool: ns.pool, backend: ns.backend}
+// newNode makes the node of spec ns in slot index, first listed by group:
+// its pool (the router's, unless ns carries the user's Pool or a Backend),
+// set up as New sets up every pool.
+func (p *RoutedPool) newNode(ctx context.Context, group string, ns nodeSpec, index int) (*node, error) {
+	n := &node{name: ns.name, index: index, key: ns.key, pool: ns.pool, backend: ns.backend}
 	if n.pool == nil && n.backend == nil {
 		if ns.cfg.ConnConfig.ConnectTimeout == 0 && p.nodeSetup.connectTimeout >= 0 {
 			ns.cfg.ConnConfig.ConnectTimeout = max(p.nodeSetup.connectTimeout, 0)

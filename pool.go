@@ -202,10 +202,9 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		for _, ns := range spec.nodes {
 			n := byKey[ns.key]
 			if n == nil {
-				if n, err = p.newNode(ctx, spec.name, ns); err != nil {
+				if n, err = p.newNode(ctx, spec.name, ns, len(nodes)); err != nil {
 					return fail(err)
 				}
-				n.index = len(nodes)
 				byKey[ns.key] = n
 				nodes = append(nodes, n)
 			}
