@@ -173,6 +173,9 @@ func (p *RoutedPool) discoverOnce(ctx context.Context, ds *discovery) {
 		if err == nil {
 			err = p.setGroups(ctx, lists)
 		}
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return // the pool is closing
+		}
 	}
 	now := time.Now()
 	ds.mu.Lock()
