@@ -243,7 +243,7 @@ type statusEvent struct {
 	Node     string    `json:"node"`
 	Group    string    `json:"group,omitempty"` // node_added, node_removed
 	Previous string    `json:"previous,omitempty"`
-	State    string    `json:"state,omitempty"` // none for primary_changed, discovery_failed
+	State    string    `json:"state,omitempty"` // none for primary_changed, discovery_failed, node_removed, node_drained
 	Role     string    `json:"role,omitempty"`
 	Err      string    `json:"error,omitempty"`
 	Detail   string    `json:"detail,omitempty"`
@@ -347,8 +347,10 @@ func newStatusDoc(p *RoutedPool, now time.Time) *statusDoc {
 			if ev.Node == "" {
 				se.Role = ""
 			}
-		case EventDiscoveryFailed:
-			// About the discoverer, not a node.
+		case EventDiscoveryFailed, EventNodeRemoved, EventNodeDrained:
+			// About the discoverer, not a node; or about a node leaving,
+			// whose state is no longer routed on (the event does not set
+			// one).
 			se.State, se.Role = "", ""
 		}
 		d.Events[i] = se

@@ -1,0 +1,184 @@
+package prometheus_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/obstest"
+	pgxrouteprom "github.com/pgxroute/pgxroute/prometheus"
+	"github.com/pgxroute/pgxroute/routingtest"
+)
+
+// sample gathers col and returns the value of the metric called name
+// without labels (a pool-wide one), and whether it was there.
+func sample(t *testing.T, col prometheus.Collector, name string) (float64, bool) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		if len(mf.GetMetric()) != 1 {
+			t.Fatalf("%s: %d samples, want 1", name, len(mf.GetMetric()))
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue(), true
+		}
+		return m.GetGauge().GetValue(), true
+	}
+	return 0, false
+}
+
+// TestCollectorMembership: SetGroup replaces the read group's replica that
+// holds an open transaction (the server says which) by a node that listens
+// nowhere; compared with testutil.CollectAndCompare: the counters of added
+// and removed nodes 2 (roles follow the cluster, so the default and read
+// groups both list every member: the new node joins both, the old one
+// leaves both), one node draining while the transaction runs, the
+// new node joining, the removed node without series; after the commit, no
+// node draining and one drained; the scrape passes promtool check metrics.
+func TestCollectorMembership(t *testing.T) {
+	c, pool := obstest.NewRouted(t, func(cfg *pgxroute.Config) { cfg.DrainTimeout = time.Minute })
+	col := pgxrouteprom.NewCollector(pool, nil)
+	ctx := context.Background()
+	tx, err := pool.Begin(pgxroute.WithBindGroup(ctx, pgxroute.ReadGroupName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var port int
+	if err := tx.QueryRow(ctx, "SELECT inet_server_port()").Scan(&port); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	victim := ""
+	for i, r := range c.Replicas() {
+		if r.Port() == port {
+			victim = r.Name()
+			k := c.Replicas()[1-i]
+			err = pool.SetGroup(ctx, pgxroute.ReadGroupName, []pgxroute.Node{
+				{Name: k.Name(), ConnString: k.ConnString()},
+				{Name: "joiner", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closed)},
+			})
+		}
+	}
+	if victim == "" {
+		t.Fatalf("the transaction runs on port %d, no replica's", port)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	membership := func(draining, drained int) string {
+		return strings.NewReplacer(
+			"added_total 0", "added_total 2",
+			"removed_total 0", "removed_total 2",
+			"draining_nodes 0", "draining_nodes "+strconv.Itoa(draining),
+			"drained_total 0", "drained_total "+strconv.Itoa(drained),
+		).Replace(wantNoMembershipChange)
+	}
+	if err := testutil.CollectAndCompare(col, strings.NewReader(membership(1, 0)+`
+# HELP pgxroute_node_state 1 for the node's current state (up, lagging, down, suspect, joining), 0 for the others.
+# TYPE pgxroute_node_state gauge
+pgxroute_node_state{node="joiner",state="down"} 0
+pgxroute_node_state{node="joiner",state="joining"} 1
+pgxroute_node_state{node="joiner",state="lagging"} 0
+pgxroute_node_state{node="joiner",state="suspect"} 0
+pgxroute_node_state{node="joiner",state="up"} 0
+pgxroute_node_state{node="primary",state="down"} 0
+pgxroute_node_state{node="primary",state="joining"} 0
+pgxroute_node_state{node="primary",state="lagging"} 0
+pgxroute_node_state{node="primary",state="suspect"} 0
+pgxroute_node_state{node="primary",state="up"} 1
+`+strings.NewReplacer("KEEP", map[string]string{"replica1": "replica2", "replica2": "replica1"}[victim]).Replace(`pgxroute_node_state{node="KEEP",state="down"} 0
+pgxroute_node_state{node="KEEP",state="joining"} 0
+pgxroute_node_state{node="KEEP",state="lagging"} 0
+pgxroute_node_state{node="KEEP",state="suspect"} 0
+pgxroute_node_state{node="KEEP",state="up"} 1
+`)), append(membershipMetrics, "pgxroute_node_state")...); err != nil {
+		t.Fatalf("while %s drains: %v", victim, err)
+	}
+	checkWithPromtool(t, col, `pgxroute_membership_draining_nodes 1`)
+
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("commit on the draining node: %v", err)
+	}
+	routingtest.WaitFor(t, victim+" drained", func() bool { return pool.Stat().Membership.Drained == 1 })
+	if err := testutil.CollectAndCompare(col, strings.NewReader(membership(0, 1)), membershipMetrics...); err != nil {
+		t.Fatalf("once %s drained: %v", victim, err)
+	}
+}
+
+// TestCollectorDiscovery: with a discoverer that fails (the built-in
+// Patroni one, its REST API on a port nothing listens on), the discovery
+// counters grow (failures <= calls), no member, no last success; reads
+// still run. Once the discoverer answers (the cluster's own nodes), 3
+// members and the time of Stat's last success, membership unchanged; the
+// scrape passes promtool check metrics.
+func TestCollectorDiscovery(t *testing.T) {
+	var disc *obstest.SwitchDiscoverer
+	c, pool := obstest.NewRouted(t, func(cfg *pgxroute.Config) {
+		disc = obstest.NewSwitchDiscoverer(obstest.DeadPatroni(t, "Sw0rdf1sh-prom", cfg.Replicas[0].ConnString))
+		cfg.Discovery = disc
+		cfg.DiscoveryInterval = 200 * time.Millisecond
+	})
+	col := pgxrouteprom.NewCollector(pool, nil)
+	routingtest.WaitFor(t, "two failed discoveries", func() bool {
+		d := pool.Stat().Discovery
+		return d != nil && d.Failures >= 2
+	})
+	if n := routingtest.ServedBy(t, context.Background(), c, pool, obstest.ReadSQL); !strings.HasPrefix(n, "replica") {
+		t.Fatalf("a read served by %s while discovery fails, want a replica", n)
+	}
+	calls, _ := sample(t, col, "pgxroute_discovery_calls_total")
+	failures, _ := sample(t, col, "pgxroute_discovery_failures_total")
+	if failures < 2 || calls < failures {
+		t.Errorf("pgxroute_discovery_calls_total %v, _failures_total %v: want 2 failures or more, and as many calls", calls, failures)
+	}
+	if m, ok := sample(t, col, "pgxroute_discovery_members"); !ok || m != 0 {
+		t.Errorf("pgxroute_discovery_members %v (present %v), want 0", m, ok)
+	}
+	if _, ok := sample(t, col, "pgxroute_discovery_last_success_timestamp_seconds"); ok {
+		t.Errorf("pgxroute_discovery_last_success_timestamp_seconds before a success")
+	}
+
+	disc.Set(obstest.ListDiscoverer(obstest.ClusterNodes(c)))
+	routingtest.WaitFor(t, "a successful discovery", func() bool {
+		d := pool.Stat().Discovery
+		return d != nil && !d.LastSuccessAt.IsZero()
+	})
+	if m, _ := sample(t, col, "pgxroute_discovery_members"); m != 3 {
+		t.Errorf("pgxroute_discovery_members %v, want 3", m)
+	}
+	before := pool.Stat().Discovery.LastSuccessAt
+	last, _ := sample(t, col, "pgxroute_discovery_last_success_timestamp_seconds")
+	after := pool.Stat().Discovery.LastSuccessAt
+	if lo, hi := float64(before.UnixNano())/1e9, float64(after.UnixNano())/1e9; last < lo || last > hi {
+		t.Errorf("pgxroute_discovery_last_success_timestamp_seconds %v, want Stat's (%v .. %v)", last, lo, hi)
+	}
+	for _, name := range []string{"pgxroute_membership_added_total", "pgxroute_membership_removed_total"} {
+		if v, _ := sample(t, col, name); v != 0 {
+			t.Errorf("%s %v, want 0: the discoverer gave the configured nodes", name, v)
+		}
+	}
+	checkWithPromtool(t, col, `pgxroute_discovery_members 3`, `pgxroute_discovery_calls_total `, `pgxroute_discovery_failures_total `)
+}
