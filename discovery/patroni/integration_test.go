@@ -278,4 +278,12 @@ func BenchmarkPatroniDiscover(b *testing.B) {
 	b.Run("spread=1000/5s", func(b *testing.B) {
 		calls(b, 1000, func() time.Duration { return time.Duration(rand.Int64N(int64(5 * time.Second))) })
 	})
+	// 1,000 calls spread at random over 1 s (the router's own spread of the
+	// calls it makes "at once": DiscoveryInterval/10, at most 1 s) and over
+	// 3 s (DiscoveryInterval/10 with the default interval).
+	for _, over := range []time.Duration{time.Second, 3 * time.Second} {
+		b.Run("spread=1000/"+over.String(), func(b *testing.B) {
+			calls(b, 1000, func() time.Duration { return time.Duration(rand.Int64N(int64(over))) })
+		})
+	}
 }
