@@ -506,23 +506,35 @@ type nodeSetup struct {
 }
 
 // reportMembers reports the nodes each group gained and lost from cur to
-// next, and counts them.
+// next, and counts them. While roles follow the cluster, the default and
+// read groups both hold every member: a member that joins or leaves the
+// cluster is reported once, as the read group's (the default group's when
+// it is the only one it is configured in).
 func (p *RoutedPool) reportMembers(cur, next *membership, at time.Time) {
 	changed := false
 	for _, g := range p.groups {
+		if p.followsRoles && g == p.defaultGroup {
+			continue // reported with the read group
+		}
 		was, is := cur.groups[g.index].members, next.groups[g.index].members
 		has := func(ms []*member, n *node) bool {
 			return slices.ContainsFunc(ms, func(m *member) bool { return m.node == n })
+		}
+		name := func(n *node, mem *membership) string {
+			if p.followsRoles && g == p.readGroup && !slices.ContainsFunc(mem.config[g.index], func(c configured) bool { return c.node == n }) {
+				return p.defaultGroup.name
+			}
+			return g.name
 		}
 		for _, m := range is {
 			if !has(was, m.node) {
 				changed = true
 				p.members.added.Add(1)
-				detail := "added: it takes calls after its first answered probe"
+				detail, state := "added: it takes calls after its first answered probe", StateJoining
 				if !p.probing || m.node.pool == nil {
-					detail = "added"
+					detail, state = "added", StateUp
 				}
-				p.report(HealthEvent{Kind: EventNodeAdded, Node: m.node.name, Group: g.name, State: StateJoining, Detail: detail, At: at})
+				p.report(HealthEvent{Kind: EventNodeAdded, Node: m.node.name, Group: name(m.node, next), State: state, Detail: detail, At: at})
 			}
 		}
 		for _, m := range was {
@@ -533,7 +545,7 @@ func (p *RoutedPool) reportMembers(cur, next *membership, at time.Time) {
 				if m.node.removed.Load() {
 					detail = "removed: it takes no new call and drains"
 				}
-				p.report(HealthEvent{Kind: EventNodeRemoved, Node: m.node.name, Group: g.name, Detail: detail, At: at})
+				p.report(HealthEvent{Kind: EventNodeRemoved, Node: m.node.name, Group: name(m.node, cur), Detail: detail, At: at})
 			}
 		}
 	}
