@@ -100,7 +100,14 @@ type callInputs struct {
 func (p *RoutedPool) execute(c *call) error {
 	for {
 		p.startAttempt(c, &c.attempt)
-		err := p.runOnNode(c)
+		var err error
+		if c.m.node.removed.Load() {
+			// Decided on a snapshot from before the node's removal: route
+			// again (membership.go: the drain sees this attempt started).
+			err = errNodeGone
+		} else {
+			err = p.runOnNode(c)
+		}
 		if err == nil {
 			if c.kind.endsAtOnce() {
 				p.endCall(c, c.ctx, nil)
@@ -135,7 +142,7 @@ func (p *RoutedPool) afterFailure(c *call, err error) error {
 	if !again {
 		return p.wrapErr(c, cmp.Or(werr, err))
 	}
-	if next.reason != ReasonMisroute {
+	if next.reason != ReasonMisroute && err != errNodeGone {
 		c.reruns++
 	}
 	c.m.node.retries.Add(1)
@@ -270,7 +277,9 @@ func (p *RoutedPool) wrapErr(c *call, err error) error {
 	if err == nil {
 		return nil
 	}
-	if c.m.node.interrupts.Load() != c.epoch {
+	if c.m.node.cut.Load() {
+		err = fmt.Errorf("%w: %w", ErrNodeRemoved, err)
+	} else if c.m.node.interrupts.Load() != c.epoch {
 		err = fmt.Errorf("%w: %w", ErrInterrupted, err)
 	}
 	if outcomeUnknown(c, err) {

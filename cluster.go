@@ -36,7 +36,8 @@ import (
 
 // snapshot is one immutable state of the pool's nodes and cluster.
 type snapshot struct {
-	nodes  []nodeState  // by node.index
+	mem    *membership  // the nodes and each group's members (membership.go)
+	nodes  []nodeState  // by node.index (slot)
 	groups []groupState // by group.index: what each group may pick now (group.go)
 	// primary is the member (a node index) writes go to; -1: none known.
 	primary int
@@ -54,6 +55,15 @@ type snapshot struct {
 	// history has left behind).
 	maxTimeline uint32
 	next        chan struct{}
+}
+
+// state returns node i's state in v: the zero state for a slot v does not
+// have (a node added since).
+func (v *snapshot) state(i int) nodeState {
+	if i < len(v.nodes) {
+		return v.nodes[i]
+	}
+	return nodeState{}
 }
 
 // hasPrimary is the condition of a call that needs the primary.
@@ -98,9 +108,9 @@ type clusterChange struct {
 
 // initialSnapshot is the snapshot before any probe: every node up, the
 // members in their configured roles (the first one primary).
-func initialSnapshot(nodes int, t *topology) *snapshot {
-	v := &snapshot{nodes: make([]nodeState, nodes), primary: -1, last: -1, next: make(chan struct{})}
-	for k, i := range t.members {
+func initialSnapshot(mem *membership) *snapshot {
+	v := &snapshot{mem: mem, nodes: make([]nodeState, len(mem.nodes)), primary: -1, last: -1, next: make(chan struct{})}
+	for k, i := range mem.topo.members {
 		v.nodes[i].role = roleReplica
 		if k == 0 {
 			v.nodes[i].role = rolePrimary
@@ -111,7 +121,8 @@ func initialSnapshot(nodes int, t *topology) *snapshot {
 }
 
 // computeSnapshot returns the snapshot after prev when the nodes are as
-// nodes says (a new slice, which it completes), and what changed.
+// nodes says (a new slice, which it completes) and the cluster's members and
+// rules are t, and what changed. The caller sets the snapshot's membership.
 //
 // The primary is the one member that is up and reports being a primary; of
 // several, the one on the highest timeline, the others being stale; with
@@ -163,6 +174,9 @@ func computeSnapshot(prev *snapshot, nodes []nodeState, t *topology, now time.Ti
 	default:
 		v.split = top
 	}
+	if v.last >= 0 && !slices.Contains(t.members, v.last) {
+		v.last = -1 // no longer a member (membership.go): its positions say nothing
+	}
 	var ch clusterChange
 	if v.primary != prev.primary {
 		ch.primaryChanged = true
@@ -176,7 +190,7 @@ func computeSnapshot(prev *snapshot, nodes []nodeState, t *topology, now time.Ti
 	}
 	ch.splitStarted = len(v.split) > 0 && len(prev.split) == 0
 	for _, i := range t.members {
-		if nodes[i].stale && !prev.nodes[i].stale {
+		if nodes[i].stale && !prev.state(i).stale {
 			ch.staleAdded = append(ch.staleAdded, i)
 		}
 	}
@@ -194,7 +208,7 @@ func computeSnapshot(prev *snapshot, nodes []nodeState, t *topology, now time.Ti
 			}
 			n.lagging = (t.maxLag > 0 && n.probe.lag > t.maxLag) || (t.maxLagBytes > 0 && n.lagBytes > t.maxLagBytes)
 		}
-		if n.lagging != prev.nodes[i].lagging {
+		if n.lagging != prev.state(i).lagging {
 			ch.laggingChanged = append(ch.laggingChanged, i)
 		}
 	}
@@ -205,9 +219,8 @@ func computeSnapshot(prev *snapshot, nodes []nodeState, t *topology, now time.Ti
 // publishes the result. Its mutex serialises writers only; calls read the
 // pointer without it.
 type publisher struct {
-	mu   sync.Mutex // held while one outcome is applied and published
+	mu   sync.Mutex // held while one outcome or membership is applied and published
 	snap atomic.Pointer[snapshot]
-	topo topology
 }
 
 // apply applies outcome o of node n, publishes the new snapshot, then
@@ -216,15 +229,23 @@ func (p *RoutedPool) apply(n *node, o outcome) {
 	if o.at.IsZero() {
 		o.at = time.Now()
 	}
+	if n.removed.Load() {
+		return // it drains: its health no longer matters
+	}
 	var t transition
-	v, prev, ch := p.publish(o.at, func(nodes []nodeState) {
-		nodes[n.index], t = nextNodeState(nodes[n.index], o, p.rulesFor(n))
+	v, prev, ch := p.publish(o.at, nil, func(nodes []nodeState, mem *membership) {
+		if mem.node(n.index) == n { // not a node removed since
+			nodes[n.index], t = nextNodeState(nodes[n.index], o, p.rulesFor(mem, n))
+		}
 	})
 
 	for _, e := range t.events {
 		switch e.kind {
 		case EventEjected:
 			n.ejections.Add(1)
+			if slices.Contains(v.mem.topo.members, n.index) {
+				p.discoverSoon() // the member may have left the cluster
+			}
 		case EventReadmitted:
 			n.readmissions.Add(1)
 		}
@@ -245,36 +266,45 @@ func (p *RoutedPool) apply(n *node, o outcome) {
 	p.clusterEvents(v, prev, ch)
 }
 
-// publish publishes the snapshot after the current one in which change
-// changed the nodes' states (a copy of them), and returns it with the one
-// before it and what changed.
-func (p *RoutedPool) publish(at time.Time, change func(nodes []nodeState)) (v, prev *snapshot, ch clusterChange) {
+// publish publishes the snapshot after the current one with membership mem
+// (nil: the current one's) in which change changed the nodes' states (a
+// copy of them, one per slot of mem), and returns it with the one before it
+// and what changed.
+func (p *RoutedPool) publish(at time.Time, mem *membership, change func(nodes []nodeState, mem *membership)) (v, prev *snapshot, ch clusterChange) {
 	p.pub.mu.Lock()
 	defer p.pub.mu.Unlock()
 	prev = p.pub.snap.Load()
-	nodes := slices.Clone(prev.nodes)
-	change(nodes)
-	v, ch = computeSnapshot(prev, nodes, &p.pub.topo, at)
+	if mem == nil {
+		mem = prev.mem
+	}
+	nodes := make([]nodeState, len(mem.nodes))
+	copy(nodes, prev.nodes)
+	change(nodes, mem)
+	v, ch = computeSnapshot(prev, nodes, &mem.topo, at)
+	v.mem = mem
 	p.buildGroups(v, prev)
 	p.pub.snap.Store(v)
 	close(prev.next)
 	return v, prev, ch
 }
 
-// rulesFor returns the health rules of node n.
-func (p *RoutedPool) rulesFor(n *node) healthRules {
+// rulesFor returns the health rules of node n in membership mem.
+func (p *RoutedPool) rulesFor(mem *membership, n *node) healthRules {
 	return healthRules{
 		failuresToEject:    p.healthCfg.FailuresToEject,
 		successesToReadmit: p.healthCfg.SuccessesToReadmit,
 		ejectOnCall:        p.probing,
-		expect:             n.expect,
+		expect:             mem.expect[n.index],
 	}
 }
 
 // clusterEvents reports the cluster's changes from prev to v.
 func (p *RoutedPool) clusterEvents(v, prev *snapshot, ch clusterChange) {
 	for _, i := range ch.laggingChanged {
-		n, s := p.nodes[i], &v.nodes[i]
+		n, s := v.mem.nodes[i], &v.nodes[i]
+		if n == nil {
+			continue
+		}
 		if s.lagging {
 			p.report(HealthEvent{Kind: EventLagging, Node: n.name, State: s.state(), Role: s.role.String(),
 				Detail: "the replica lags beyond the limits; it takes no reads", Lag: s.probe.lag, LagBytes: s.lagBytes, At: time.Now()})
@@ -282,38 +312,44 @@ func (p *RoutedPool) clusterEvents(v, prev *snapshot, ch clusterChange) {
 			p.nodeEvent(v, n, EventCaughtUp, "the replica is within the lag limits again", "")
 		}
 	}
-	if !p.pub.topo.followsRoles {
+	if !p.followsRoles {
 		return
+	}
+	name := func(v *snapshot, i int) string {
+		if n := v.mem.node(i); n != nil {
+			return n.name
+		}
+		return ""
 	}
 	if ch.primaryChanged {
 		ev := HealthEvent{Kind: EventPrimaryChanged, Role: "primary", At: time.Now()}
 		if v.primary >= 0 {
-			ev.Node = p.nodes[v.primary].name
+			ev.Node = name(v, v.primary)
 			if prev.primary >= 0 {
-				ev.Previous = p.nodes[prev.primary].name
+				ev.Previous = name(prev, prev.primary)
 			} else if prev.last >= 0 && prev.last != v.primary {
-				ev.Previous = p.nodes[prev.last].name
+				ev.Previous = name(prev, prev.last)
 			}
 			ev.Detail = "writes go to the new primary"
 		} else {
 			if prev.primary >= 0 {
-				ev.Previous = p.nodes[prev.primary].name
+				ev.Previous = name(prev, prev.primary)
 			}
 			ev.Detail = "primary lost: writes wait for a new one (FailoverTimeout)"
 		}
 		p.report(ev)
 		if v.primary < 0 {
 			p.probeAll()
+			p.discoverSoon() // the primary may have left the cluster
 		}
 	}
 	for _, i := range ch.staleAdded {
-		other := p.nodes[max(v.primary, v.last, 0)]
-		p.report(HealthEvent{Kind: EventSplitBrain, Node: p.nodes[i].name, Previous: other.name, State: v.nodes[i].state(), Role: "primary",
+		p.report(HealthEvent{Kind: EventSplitBrain, Node: name(v, i), Previous: name(v, max(v.primary, v.last, 0)), State: v.nodes[i].state(), Role: "primary",
 			Detail: "a member reports being a primary on a lower timeline than the cluster's; it takes no calls", At: time.Now()})
 	}
 	if ch.splitStarted {
 		a, b := v.split[0], v.split[1]
-		p.report(HealthEvent{Kind: EventSplitBrain, Node: p.nodes[a].name, Previous: p.nodes[b].name, State: v.nodes[a].state(), Role: "primary",
+		p.report(HealthEvent{Kind: EventSplitBrain, Node: name(v, a), Previous: name(v, b), State: v.nodes[a].state(), Role: "primary",
 			Detail: "two members report being a primary on the same timeline; writes fail until one is demoted", At: time.Now()})
 	}
 }
@@ -334,8 +370,9 @@ func (p *RoutedPool) report(ev HealthEvent) {
 
 // probeAll asks every member's prober for a probe now.
 func (p *RoutedPool) probeAll() {
-	for _, i := range p.pub.topo.members {
-		p.nodes[i].requestProbe()
+	mem := p.pub.snap.Load().mem
+	for _, i := range mem.topo.members {
+		mem.nodes[i].requestProbe()
 	}
 }
 
@@ -353,7 +390,7 @@ func (p *RoutedPool) awaitSnapshot(ctx context.Context, ok func(*snapshot) bool,
 		return v, nil
 	}
 	wait := p.healthCfg.FailoverTimeout
-	if wait < 0 || !p.pub.topo.followsRoles {
+	if wait < 0 || !p.followsRoles {
 		return v, p.noPrimary(v, nil)
 	}
 	if !until.IsZero() {
@@ -381,12 +418,12 @@ func (p *RoutedPool) awaitSnapshot(ctx context.Context, ok func(*snapshot) bool,
 // has none; cause is the context's error, if it ended the wait.
 func (p *RoutedPool) noPrimary(v *snapshot, cause error) error {
 	var b strings.Builder
-	for k, i := range p.pub.topo.members {
+	for k, i := range v.mem.topo.members {
 		if k > 0 {
 			b.WriteString(", ")
 		}
 		s := &v.nodes[i]
-		fmt.Fprintf(&b, "%q %s", p.nodes[i].name, s.role)
+		fmt.Fprintf(&b, "%q %s", v.mem.nodes[i].name, s.role)
 		if s.probe != nil && s.probe.timeline != 0 {
 			fmt.Fprintf(&b, " on timeline %d", s.probe.timeline)
 		}
@@ -405,7 +442,7 @@ func (p *RoutedPool) noPrimary(v *snapshot, cause error) error {
 			tl = pr.timeline
 		}
 		what = fmt.Sprintf("split brain: %q and %q both report being the primary on timeline %d",
-			p.nodes[v.split[0]].name, p.nodes[v.split[1]].name, tl)
+			v.mem.nodes[v.split[0]].name, v.mem.nodes[v.split[1]].name, tl)
 		e.errs = append(e.errs, ErrSplitBrain)
 	}
 	if cause != nil {

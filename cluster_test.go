@@ -3,6 +3,7 @@ package pgxroute
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -48,7 +49,7 @@ func TestComputeView(t *testing.T) {
 		},
 		{
 			name: "no probe yet: the configured roles stand",
-			obs:  initialSnapshot(3, topo).nodes,
+			obs:  initialSnapshot(memOf(3, topo)).nodes,
 			want: want{primary: 0, last: 0, stale: []bool{false, false, false}},
 		},
 		{
@@ -130,7 +131,7 @@ func TestComputeView(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			prev := tt.prev
 			if prev == nil {
-				prev = initialSnapshot(len(tt.obs), topo)
+				prev = initialSnapshot(memOf(len(tt.obs), topo))
 			}
 			at := time.Unix(1000, 0)
 			v, ch := computeSnapshot(prev, slices.Clone(tt.obs), topo, at)
@@ -175,13 +176,12 @@ func prevView(primary, last int, nodes []nodeState) *snapshot {
 // TestNoPrimaryError checks what a call that needed the primary is told.
 func TestNoPrimaryError(t *testing.T) {
 	p := &RoutedPool{}
-	for i, name := range []string{"p", "r1"} {
-		p.nodes = append(p.nodes, &node{name: name, index: i})
-		p.pub.topo.members = append(p.pub.topo.members, i)
-	}
+	mem := memOf(2, &topology{members: []int{0, 1}})
+	mem.nodes[0].name, mem.nodes[1].name = "p", "r1"
 	primary := nodeState{down: true, role: rolePrimary, probe: &probeResult{timeline: 1}}
 	primary, _ = nextNodeState(primary, outcome{kind: callFailed, err: errors.New("dial tcp 127.0.0.1:5432: connection refused (password=secret)")}, healthRules{})
 	v := prevView(-1, 0, []nodeState{primary, {role: roleReplica, probe: &probeResult{timeline: 1, recovery: true}}})
+	v.mem = mem
 	err := p.noPrimary(v, nil)
 	for _, target := range []error{ErrNoPrimary, ErrNoHealthyNode} {
 		if !errors.Is(err, target) {
@@ -201,6 +201,7 @@ func TestNoPrimaryError(t *testing.T) {
 	}
 
 	split := prevView(-1, 0, []nodeState{{role: rolePrimary, probe: &probeResult{timeline: 3}}, {role: rolePrimary, probe: &probeResult{timeline: 3}}})
+	split.mem = mem
 	split.split = []int{0, 1}
 	err = p.noPrimary(split, errors.New("context deadline exceeded"))
 	if !errors.Is(err, ErrSplitBrain) || !errors.Is(err, ErrNoPrimary) {
@@ -354,7 +355,7 @@ func TestNextNodeState(t *testing.T) {
 // against the primary's position, and their events.
 func TestComputeSnapshotLag(t *testing.T) {
 	topo := &topology{members: []int{0, 1}, followsRoles: true, maxLag: time.Second, maxLagBytes: 1000}
-	prev := initialSnapshot(2, topo)
+	prev := initialSnapshot(memOf(2, topo))
 	at := func(lsn uint64, lag time.Duration) []nodeState {
 		return []nodeState{
 			{role: rolePrimary, probe: &probeResult{lsn: 10_000, timeline: 1}},
@@ -387,4 +388,13 @@ func TestComputeSnapshotLag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// memOf is a membership of n nodes named n0, n1... with topology t.
+func memOf(n int, t *topology) *membership {
+	m := &membership{topo: *t, expect: make([]role, n), noReads: make([]bool, n)}
+	for i := range n {
+		m.nodes = append(m.nodes, &node{name: fmt.Sprint("n", i), index: i})
+	}
+	return m
 }

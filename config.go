@@ -393,7 +393,7 @@ func (cfg *Config) normalise() ([]groupSpec, error) {
 			byName[ns.name] = ns.key
 			spec.nodes = append(spec.nodes, ns)
 		}
-		if g == read && len(spec.nodes) == 0 {
+		if g == read && len(spec.nodes) == 0 && cfg.Discovery == nil {
 			continue // an empty read group: reads go to the default group
 		}
 		specs = append(specs, spec)

@@ -55,6 +55,10 @@ var (
 	ErrOutcomeUnknown = errors.New("pgxroute: outcome unknown: the connection failed after the statement was sent")
 )
 
+// errNodeGone is the error of an attempt that found its node removed
+// before it started: nothing was sent, and the call is routed again.
+var errNodeGone = errors.New("pgxroute: the node was removed before the attempt started")
+
 // errScannedTwice is the error of a QueryRow's Scan called again: pgx's
 // Row is read by one Scan.
 var errScannedTwice = errors.New("pgxroute: Scan called again on a QueryRow's row that was already scanned")

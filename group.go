@@ -21,18 +21,12 @@ type member struct {
 	calls  [numReasons]atomic.Int64
 }
 
-// group is a bind group: weighted members and a balancer over them all. It
-// is immutable after New but for atomics; what it may pick now is in the
-// snapshot (groupState).
+// group is a bind group. It is immutable after New; its members are in
+// the snapshot's membership (membership.go), and what it may pick now in
+// the snapshot's groupState.
 type group struct {
 	name  string
-	index int // in RoutedPool.groups and snapshot.groups
-	// members are the configured members and, when the group follows the
-	// cluster's roles, every other member of the cluster with weight 1.
-	members []*member
-	// balancer picks among every member: for a group that follows no role,
-	// always; otherwise only for the last resort (pickAnswering).
-	balancer *balancer.Balancer
+	index int // in RoutedPool.groups, snapshot.groups and membership.groups
 	// onlyRole is the role a member must have now to take the group's
 	// calls: rolePrimary for the default group and roleReplica for the read
 	// group when they follow the cluster; roleUnknown (any) otherwise.
@@ -72,10 +66,10 @@ func (s *groupUpView) InFlight(i int) int64 { return s.members[i].node.inFlight(
 
 // qualifies reports whether m may take g's calls by its role in v.
 func (g *group) qualifies(v *snapshot, m *member) bool {
-	if g.isRead && m.node.noReads {
+	i := m.node.index
+	if g.isRead && v.mem.noReads[i] {
 		return false
 	}
-	i := m.node.index
 	switch g.onlyRole {
 	case rolePrimary:
 		return i == v.primary
@@ -91,10 +85,14 @@ func (p *RoutedPool) buildGroups(v, prev *snapshot) {
 	v.groups = make([]groupState, len(p.groups))
 	for _, g := range p.groups {
 		gs := &v.groups[g.index]
+		all := &v.mem.groups[g.index]
 		if g.onlyRole == roleUnknown {
-			gs.members, gs.balancer = g.members, g.balancer
+			gs.members, gs.balancer = all.members, all.balancer
+			if len(all.members) == 0 {
+				gs.balancer = nil
+			}
 		} else {
-			for _, m := range g.members {
+			for _, m := range all.members {
 				if g.qualifies(v, m) {
 					gs.members = append(gs.members, m)
 				}
@@ -168,13 +166,18 @@ func (g *group) allLagging(v *snapshot) bool {
 // when there is none. A read group never takes a member that is (or was
 // last seen as) a primary this way.
 func (g *group) pickAnswering(v *snapshot) *member {
+	all := &v.mem.groups[g.index]
 	answers := func(m *member) bool {
-		return !v.nodes[m.node.index].suspect && (g.onlyRole != roleReplica || g.qualifies(v, m)) && !(g.isRead && m.node.noReads)
+		s := &v.nodes[m.node.index]
+		return !s.suspect && !s.joining && (g.onlyRole == rolePrimary || g.qualifies(v, m))
 	}
-	if m := g.members[g.balancer.Pick(nil)]; answers(m) {
+	if len(all.members) == 0 {
+		return nil
+	}
+	if m := all.members[all.balancer.Pick(nil)]; answers(m) {
 		return m
 	}
-	for _, m := range g.members {
+	for _, m := range all.members {
 		if answers(m) {
 			return m
 		}
@@ -186,7 +189,10 @@ func (g *group) pickAnswering(v *snapshot) *member {
 // answering: it names each with its state and last error.
 func (g *group) noneAnswering(v *snapshot) error {
 	var b strings.Builder
-	for i, m := range g.members {
+	if len(v.mem.groups[g.index].members) == 0 {
+		return fmt.Errorf("%w in group %q: the group has no node", ErrNoHealthyNode, g.name)
+	}
+	for i, m := range v.mem.groups[g.index].members {
 		if i > 0 {
 			b.WriteString("; ")
 		}

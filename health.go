@@ -116,6 +116,9 @@ type nodeState struct {
 	suspect bool // a probe went unanswered past Health.Timeout
 	lagging bool // a replica beyond the lag limits (cluster.go sets it)
 	stale   bool // a member that reports being a primary on a lower timeline than the cluster's
+	// joining: added while the pool ran and not probed yet: it takes no
+	// calls until a probe answers.
+	joining bool
 	// role is what routing takes the node for: its last probe's role, or
 	// for a member not probed yet the configuration's guess.
 	role  role
@@ -135,12 +138,15 @@ type nodeState struct {
 	lastErrAt   time.Time
 }
 
-// up reports whether the node takes calls: neither down nor suspect.
-func (s *nodeState) up() bool { return !s.down && !s.suspect }
+// up reports whether the node takes calls: neither down nor suspect, nor
+// joining.
+func (s *nodeState) up() bool { return !s.down && !s.suspect && !s.joining }
 
 // state is the node's state as Stat reports it.
 func (s *nodeState) state() NodeState {
 	switch {
+	case s.joining:
+		return StateJoining
 	case s.suspect:
 		return StateSuspect
 	case s.down:
@@ -270,6 +276,7 @@ func nextNodeState(s nodeState, o outcome, r healthRules) (nodeState, transition
 		}
 	case probeAnswered:
 		s.failures = 0
+		s.joining = false // an added node takes calls from its first answered probe
 		if s.suspect {
 			s.suspect = false
 			t.events = append(t.events, nodeEvent{kind: EventAnswering, why: "a suspect node answered again"})

@@ -23,7 +23,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgxroute/pgxroute/balancer"
 	"github.com/pgxroute/pgxroute/classify"
 	"github.com/pgxroute/pgxroute/stickiness"
 )
@@ -34,10 +33,25 @@ type RoutedPool struct {
 	groups       []*group // default first, then read (if any), then by name; group.index
 	groupsByName map[string]*group
 	defaultGroup *group
-	readGroup    *group  // nil: no read group
-	nodes        []*node // node.index
-	classifier   *classify.Classifier
-	mode         stickiness.Mode
+	readGroup    *group // nil: no read group
+	// The nodes and the groups' members are in the snapshot (snapshot.mem,
+	// membership.go); memMu serialises the changes of membership (SetGroup,
+	// Discovery, a drained node's slot freed) and Close. It is taken before
+	// the publisher's mutex, never after.
+	memMu sync.Mutex
+	// followsRoles: the default and read groups follow the roles the
+	// probes see (topology.followsRoles).
+	followsRoles bool
+	nodeSetup    nodeSetup
+	drainTimeout time.Duration // Config.DrainTimeout, with its default
+	members      membershipCounts
+	discovery    *discovery // Config.Discovery's loop (discovery.go); nil: none
+	// bg runs the drains and the discovery loop; bgCtx ends at Close.
+	bg         sync.WaitGroup
+	bgCtx      context.Context
+	bgCancel   context.CancelFunc
+	classifier *classify.Classifier
+	mode       stickiness.Mode
 	// unscoped is the pool's own scope, that of calls whose context
 	// carries none; nil when off (Config.ForgetUnscopedWrites,
 	// NoStickiness, Disabled) or when there is no read group.
@@ -75,17 +89,20 @@ type RoutedPool struct {
 // node is one server: one pgxpool, shared by every group that lists it.
 type node struct {
 	name    string
-	index   int             // in RoutedPool.nodes and snapshot.nodes
+	index   int             // its slot: in membership.nodes and snapshot.nodes
+	key     string          // its identity besides the name: the connection (nodeSpec.key)
 	backend Backend         // where calls run: pool, or a Node.Backend
 	pool    *pgxpool.Pool   // nil for a Node.Backend
 	owned   bool            // the router created the pool and closes it
 	conns   connSet         // the open sockets of a pool the router created
 	dial    pgconn.DialFunc // the dialer under conns' tracking: the probes' own
-	// expect is the role the configuration gives the node with static
-	// roles (roleUnknown: none); noReads keeps it out of the read group.
-	expect  role
-	noReads bool
-	kick    chan struct{} // asks the prober for an early probe (probe.go)
+	// removed: the node is in no group any more and drains (membership.go);
+	// a call that picked it on an earlier snapshot is routed again. cut:
+	// DrainTimeout ran out and its connections were closed.
+	removed, cut atomic.Bool
+	kick         chan struct{} // asks the prober for an early probe (probe.go)
+	stopProbe    context.CancelFunc
+	proberExited chan struct{} // closed when its prober returned
 
 	host string // the server address its pool dials (Stat)
 	port uint16
@@ -139,6 +156,9 @@ var _ Backend = (*pgxpool.Pool)(nil)
 // node name, an unparsable connection string...) is returned at once, wraps
 // ErrConfig, names the group and node, and never shows a password.
 func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
+	if err := cfg.discoverStart(ctx); err != nil {
+		return nil, err
+	}
 	specs, err := cfg.normalise()
 	if err != nil {
 		return nil, err
@@ -154,60 +174,42 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		seed:          cfg.Seed,
 		healthCfg:     cfg.Health.withDefaults(),
 		probing:       !cfg.Health.Disabled && !cfg.Disabled,
+		drainTimeout:  cmp.Or(cfg.DrainTimeout, defaultDrainTimeout),
+		nodeSetup:     nodeSetup{connectTimeout: cfg.ConnectTimeout, tcp: cfg.TCP, configurePool: cfg.ConfigurePool},
 		classifier: classify.New(classify.Options{
 			WriteFunctions: cfg.WriteFunctions,
 			CacheSize:      cfg.ClassifyCacheSize,
 		}),
 	}
+	p.bgCtx, p.bgCancel = context.WithCancel(context.Background())
 	p.events = newEventLog()
 	p.tracer, p.healthTracer = combineTracers(cfg, p.events)
 	p.routeInContext = cfg.Tracer != nil
 	byKey := map[string]*node{}
+	var nodes []*node
 	fail := func(err error) (*RoutedPool, error) {
-		for _, n := range p.nodes {
+		for _, n := range nodes {
 			if n.owned {
 				n.pool.Close()
 			}
 		}
+		p.bgCancel()
 		return nil, err
 	}
+	config := make([][]configured, len(specs))
 	for _, spec := range specs {
 		g := &group{name: spec.name, index: len(p.groups)}
 		for _, ns := range spec.nodes {
 			n := byKey[ns.key]
 			if n == nil {
-				n = &node{name: ns.name, index: len(p.nodes), pool: ns.pool, backend: ns.backend}
-				if n.pool == nil && n.backend == nil {
-					if ns.cfg.ConnConfig.ConnectTimeout == 0 && cfg.ConnectTimeout >= 0 {
-						ns.cfg.ConnConfig.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, defaultConnectTimeout)
-					}
-					cfg.TCP.setDialer(ns.cfg)
-					if cfg.ConfigurePool != nil {
-						cfg.ConfigurePool(spec.name, ns.name, ns.cfg)
-					}
-					if dial := ns.cfg.ConnConfig.DialFunc; dial != nil {
-						n.dial = dial
-						i := n.index
-						ns.cfg.ConnConfig.DialFunc = n.conns.track(dial, func() bool { return p.suspect(i) })
-					}
-					pool, err := pgxpool.NewWithConfig(ctx, ns.cfg)
-					if err != nil {
-						return fail(fmt.Errorf("pgxroute: group %q node %q: %w", spec.name, ns.name, err))
-					}
-					n.pool, n.owned = pool, true
+				if n, err = p.newNode(ctx, spec.name, ns); err != nil {
+					return fail(err)
 				}
-				if n.backend == nil {
-					n.backend = n.pool
-				}
-				if n.pool != nil {
-					cc := n.pool.Config().ConnConfig
-					n.host, n.port = cc.Host, cc.Port
-				}
+				n.index = len(nodes)
 				byKey[ns.key] = n
-				p.nodes = append(p.nodes, n)
+				nodes = append(nodes, n)
 			}
-			n.noReads = n.noReads || ns.noReads
-			g.members = append(g.members, &member{node: n, weight: ns.weight})
+			config[g.index] = append(config[g.index], configured{node: n, weight: ns.weight, noReads: ns.noReads})
 		}
 		p.groupsByName[g.name] = g
 		p.groups = append(p.groups, g)
@@ -226,95 +228,54 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 			p.unscoped = stickiness.NewScope()
 		}
 	}
-	p.joinCluster(cfg)
-	for _, g := range p.groups {
-		weights := make([]int, len(g.members))
-		for i, m := range g.members {
-			weights[i] = m.weight
-		}
-		g.balancer, err = balancer.New(cfg.Strategy, weights, balancer.Options{Seed: cfg.Seed})
-		if err != nil {
-			return fail(fmt.Errorf("%w: group %q: %w", ErrConfig, g.name, err))
-		}
+	p.followsRoles = followsRoles(cfg, p.readGroup != nil, p.clusterGroups(), config)
+	if p.followsRoles {
+		p.defaultGroup.onlyRole, p.readGroup.onlyRole = rolePrimary, roleReplica
 	}
-	v := initialSnapshot(len(p.nodes), &p.pub.topo)
+	mem, err := p.buildMembership(nil, nodes, config, nil)
+	if err != nil {
+		return fail(err)
+	}
+	v := initialSnapshot(mem)
 	p.buildGroups(v, nil)
 	p.pub.snap.Store(v)
 	if p.probing {
-		for _, n := range p.nodes {
-			if n.pool != nil {
-				n.kick = make(chan struct{}, 1)
-			}
-		}
-		p.startProbers()
+		p.startProbers(nodes)
+	}
+	if cfg.Discovery != nil {
+		p.startDiscovery(cfg)
 	}
 	return p, nil
 }
 
-// suspect reports whether node i stopped answering: its dialer refuses to
-// dial while it does.
-func (p *RoutedPool) suspect(i int) bool {
-	v := p.pub.snap.Load()
-	return v != nil && v.nodes[i].suspect
+// defaultDrainTimeout is Config.DrainTimeout's default.
+const defaultDrainTimeout = 30 * time.Second
+
+// followsRoles reports whether the default and read groups follow the
+// roles the probes see: unless roles are static (Config.StaticRoles,
+// health checks off, no read group, or a member given as a Backend, which
+// is never probed). Each group then holds every member (a member not
+// configured in it with weight 1), the default group's calls go to the one
+// that is primary, and the read group's to those that are replicas.
+func followsRoles(cfg Config, hasRead bool, clusterGroups []int, config [][]configured) bool {
+	if cfg.StaticRoles || cfg.Disabled || cfg.Health.Disabled || !hasRead {
+		return false
+	}
+	for _, gi := range clusterGroups {
+		for _, c := range config[gi] {
+			if c.node.pool == nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
-// joinCluster makes the nodes of the default and read groups the members
-// of the cluster, and, unless roles are static (Config.StaticRoles, health
-// checks off, or a member given as a Backend, which is never probed), makes
-// both groups follow the roles the probes see: each group then holds every
-// member (a member not configured in it with weight 1), the default group's
-// calls go to the one that is primary, and the read group's to those that
-// are replicas.
-func (p *RoutedPool) joinCluster(cfg Config) {
-	clusterGroups := []*group{p.defaultGroup}
-	if p.readGroup != nil {
-		clusterGroups = append(clusterGroups, p.readGroup)
-	}
-	isMember := make([]bool, len(p.nodes))
-	inDefault := make([]bool, len(p.nodes))
-	inRead := make([]bool, len(p.nodes))
-	t := &p.pub.topo
-	for _, g := range clusterGroups {
-		for _, m := range g.members {
-			i := m.node.index
-			if !isMember[i] {
-				isMember[i] = true
-				t.members = append(t.members, i)
-			}
-			inDefault[i] = inDefault[i] || g == p.defaultGroup
-			inRead[i] = inRead[i] || g == p.readGroup
-		}
-	}
-	t.staticPrimary = p.defaultGroup.members[0].node.index
-	t.maxLag, t.maxLagBytes = p.healthCfg.MaxReplicaLag, p.healthCfg.MaxReplicaLagBytes
-	follows := !cfg.StaticRoles && !cfg.Disabled && !cfg.Health.Disabled && len(clusterGroups) > 1
-	for _, i := range t.members {
-		follows = follows && p.nodes[i].pool != nil
-	}
-	t.followsRoles = follows
-	if !follows {
-		for _, i := range t.members {
-			switch {
-			case inDefault[i] && !inRead[i]:
-				p.nodes[i].expect = rolePrimary
-			case inRead[i] && !inDefault[i]:
-				p.nodes[i].expect = roleReplica
-			}
-		}
-		return
-	}
-	for _, g := range clusterGroups {
-		in := make([]bool, len(p.nodes))
-		for _, m := range g.members {
-			in[m.node.index] = true
-		}
-		for _, i := range t.members {
-			if !in[i] {
-				g.members = append(g.members, &member{node: p.nodes[i], weight: 1})
-			}
-		}
-	}
-	p.defaultGroup.onlyRole, p.readGroup.onlyRole = rolePrimary, roleReplica
+// suspect reports whether node n stopped answering: its dialer refuses to
+// dial while it does.
+func (p *RoutedPool) suspect(n *node) bool {
+	v := p.pub.snap.Load()
+	return v != nil && v.mem.node(n.index) == n && v.nodes[n.index].suspect
 }
 
 // defaultConnectTimeout bounds connection attempts when neither the
@@ -347,7 +308,7 @@ func (p *RoutedPool) direct() (*node, error) {
 	if p.closed.Load() {
 		return nil, ErrClosed
 	}
-	m := p.defaultGroup.members[0]
+	m := p.pub.snap.Load().mem.groups[p.defaultGroup.index].members[0]
 	m.calls[ReasonDisabled].Add(1)
 	return m.node, nil
 }
@@ -528,8 +489,8 @@ func (p *RoutedPool) AcquireFunc(ctx context.Context, f func(*pgxpool.Conn) erro
 // AcquireAllIdle acquires every idle connection of every node.
 func (p *RoutedPool) AcquireAllIdle(ctx context.Context) []*pgxpool.Conn {
 	var out []*pgxpool.Conn
-	for _, n := range p.nodes {
-		if n.pool != nil {
+	for _, n := range p.pub.snap.Load().mem.nodes {
+		if n != nil && !n.removed.Load() && n.pool != nil {
 			out = append(out, n.pool.AcquireAllIdle(ctx)...)
 		}
 	}
@@ -542,7 +503,7 @@ func (p *RoutedPool) Ping(ctx context.Context) error {
 		return ErrClosed
 	}
 	var errs []error
-	for _, n := range p.nodes {
+	for _, n := range p.listedNodes() {
 		if err := n.backend.Ping(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("node %q: %w", n.name, err))
 		}
@@ -557,8 +518,8 @@ func (p *RoutedPool) Ping(ctx context.Context) error {
 // Node.Pool included (as pgxpool's Reset, it does not close the pool); new
 // connections are made as needed.
 func (p *RoutedPool) Reset() {
-	for _, n := range p.nodes {
-		if n.pool != nil {
+	for _, n := range p.pub.snap.Load().mem.nodes {
+		if n != nil && n.pool != nil {
 			n.pool.Reset()
 		}
 	}
@@ -569,7 +530,8 @@ func (p *RoutedPool) Reset() {
 // default group's first node with static roles), as *pgxpool.Pool.Config
 // does for a single pool; nil when that node is a Backend without a pool.
 func (p *RoutedPool) Config() *pgxpool.Config {
-	if n := p.nodes[p.pub.topo.positionsFrom(p.pub.snap.Load())]; n.pool != nil {
+	v := p.pub.snap.Load()
+	if n := v.mem.nodes[v.mem.topo.positionsFrom(v)]; n.pool != nil {
 		return n.pool.Config()
 	}
 	return nil
@@ -582,12 +544,27 @@ func (p *RoutedPool) Classifier() *classify.Classifier { return p.classifier }
 // (not those given as Node.Pool). Calls after Close fail with ErrClosed.
 func (p *RoutedPool) Close() {
 	p.closeOnce.Do(func() {
+		p.memMu.Lock() // no membership change runs, and none starts after
 		p.closed.Store(true)
+		p.memMu.Unlock()
+		p.bgCancel()
 		p.stopProbers()
-		for _, n := range p.nodes {
-			if n.owned {
+		p.bg.Wait()
+		for _, n := range p.pub.snap.Load().mem.nodes {
+			if n != nil && n.owned {
 				n.pool.Close()
 			}
 		}
 	})
+}
+
+// listedNodes returns the nodes some group lists now (not those draining).
+func (p *RoutedPool) listedNodes() []*node {
+	var out []*node
+	for _, n := range p.pub.snap.Load().mem.nodes {
+		if n != nil && !n.removed.Load() {
+			out = append(out, n)
+		}
+	}
+	return out
 }

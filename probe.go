@@ -16,8 +16,10 @@ import (
 // connection of its own, sooner when asked (requestProbe) or when its calls
 // stall, and handing each outcome to the publisher (cluster.go).
 
-// probers runs the pool's probers.
+// probers runs the pool's probers; ctx ends them all (Close), and each
+// node's own stopProbe ends its prober (a removed node).
 type probers struct {
+	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -25,17 +27,39 @@ type probers struct {
 // minProbeGap bounds how often a requested probe may follow the previous one.
 const minProbeGap = 2 * time.Millisecond
 
-// startProbers starts a prober for every node with a pgxpool (a Backend is
-// never probed: it is always up).
-func (p *RoutedPool) startProbers() {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.probers.cancel = cancel
-	for _, n := range p.nodes {
-		if n.pool == nil {
-			continue
+// startProbers starts a prober for every node of nodes with a pgxpool (a
+// Backend is never probed: it is always up).
+func (p *RoutedPool) startProbers(nodes []*node) {
+	p.probers.ctx, p.probers.cancel = context.WithCancel(context.Background())
+	for _, n := range nodes {
+		if n.pool != nil {
+			p.startProber(n)
 		}
-		p.probers.wg.Add(1)
-		go p.runProber(ctx, n)
+	}
+}
+
+// startProber starts node n's prober (newNode made its channels).
+func (p *RoutedPool) startProber(n *node) {
+	var ctx context.Context
+	ctx, n.stopProbe = context.WithCancel(p.probers.ctx)
+	p.probers.wg.Add(1)
+	go func() {
+		defer close(n.proberExited)
+		p.runProber(ctx, n)
+	}()
+}
+
+// stopProber stops node n's prober, if it has one, without waiting.
+func (n *node) stopProber() {
+	if n.stopProbe != nil {
+		n.stopProbe()
+	}
+}
+
+// waitProber waits for node n's prober, if it has one, to return.
+func (n *node) waitProber() {
+	if n.proberExited != nil {
+		<-n.proberExited
 	}
 }
 
@@ -131,7 +155,7 @@ func (p *RoutedPool) runProber(ctx context.Context, n *node) {
 // probeInterval is the time to the next regular probe: Interval, or
 // FailoverInterval while the cluster has no known primary.
 func (p *RoutedPool) probeInterval() time.Duration {
-	if p.pub.topo.followsRoles && p.pub.snap.Load().primary < 0 {
+	if p.followsRoles && p.pub.snap.Load().primary < 0 {
 		return p.healthCfg.FailoverInterval
 	}
 	return p.healthCfg.Interval

@@ -138,7 +138,7 @@ func (p *RoutedPool) prepare(ctx context.Context, o op, res classify.Result, d *
 		return ErrClosed
 	}
 	if p.disabled {
-		d.g, d.m, d.reason, d.res = p.defaultGroup, p.defaultGroup.members[0], ReasonDisabled, res
+		d.g, d.m, d.reason, d.res = p.defaultGroup, p.pub.snap.Load().mem.groups[p.defaultGroup.index].members[0], ReasonDisabled, res
 		return nil
 	}
 	err := p.decide(ctx, p.pub.snap.Load(), o, res, d)
@@ -426,6 +426,23 @@ const maxReruns = 1
 func (p *RoutedPool) next(ctx context.Context, d *decision, err error, reruns int) (decision, bool, error) {
 	if ctx.Err() != nil {
 		return decision{}, false, nil
+	}
+	if err == errNodeGone {
+		// The node was removed after the call's route was decided, before
+		// its attempt started: nothing was sent; decide again.
+		next := decision{sql: d.sql}
+		v := p.pub.snap.Load()
+		werr := p.decide(ctx, v, opKnown, d.res, &next)
+		if werr == errAwaitPrimary {
+			werr = p.awaitPrimary(ctx, hasPrimary, func(v *snapshot) error { return p.decide(ctx, v, opKnown, d.res, &next) })
+		}
+		if werr != nil {
+			return decision{}, false, werr
+		}
+		return next, true, nil
+	}
+	if d.m.node.cut.Load() {
+		return decision{}, false, nil // DrainTimeout cut it: the call fails
 	}
 	if d.auto && isReadOnlyViolation(err) {
 		p.classifier.MarkWrite(d.sql, resRefused.Reason)

@@ -132,7 +132,7 @@ func scripted(t *testing.T, mod func(*Config)) (*RoutedPool, map[string]*script)
 // setDown publishes a snapshot in which node name is down or up.
 func (p *RoutedPool) setDown(name string, down bool) {
 	i := p.nodeNamed(name).index
-	p.publish(time.Now(), func(nodes []nodeState) { nodes[i].down = down })
+	p.publish(time.Now(), nil, func(nodes []nodeState, _ *membership) { nodes[i].down = down })
 }
 
 // isDown reports whether node name is down in the current snapshot.
@@ -141,7 +141,7 @@ func (p *RoutedPool) isDown(name string) bool {
 }
 
 func (p *RoutedPool) nodeNamed(name string) *node {
-	for _, n := range p.nodes {
+	for _, n := range p.listedNodes() {
 		if n.name == name {
 			return n
 		}
@@ -380,7 +380,7 @@ func TestCallPath(t *testing.T) {
 			t.Fatalf("CollectRows: %v %v", got, err)
 		}
 		p.Exec(ctx, "UPDATE t SET a = 1")
-		for _, n := range p.nodes {
+		for _, n := range p.listedNodes() {
 			if f := n.inFlight(); f != 0 {
 				t.Errorf("%s: %d calls in flight after every call ended", n.name, f)
 			}
@@ -547,7 +547,7 @@ func TestPickOther(t *testing.T) {
 	})
 	g := p.readGroup
 	memberOf := func(name string) *member {
-		for _, m := range g.members {
+		for _, m := range p.pub.snap.Load().mem.groups[g.index].members {
 			if m.node.name == name {
 				return m
 			}

@@ -25,13 +25,13 @@ import (
 // primaryProbe returns the last probe of the node whose positions are the
 // primary's in v (topology.positionsFrom), or nil.
 func (p *RoutedPool) primaryProbe(v *snapshot) *probeResult {
-	return v.nodes[p.pub.topo.positionsFrom(v)].probe
+	return v.nodes[v.mem.topo.positionsFrom(v)].probe
 }
 
 // awaitPosition makes scope s wait for the position of the primary's next
 // probe, and asks for that probe now.
 func (p *RoutedPool) awaitPosition(v *snapshot, s *stickiness.Scope) {
-	n := p.nodes[p.pub.topo.positionsFrom(v)]
+	n := v.mem.nodes[v.mem.topo.positionsFrom(v)]
 	s.Await(n.probesStarted.Load() + 1)
 	n.requestProbe()
 }
@@ -54,7 +54,7 @@ func (p *RoutedPool) resolvePending(v *snapshot, s *stickiness.Scope) bool {
 		s.Resolve(r.seq, r.lsn)
 		return s.Pending() == 0
 	}
-	p.nodes[p.pub.topo.positionsFrom(v)].requestProbe()
+	v.mem.nodes[v.mem.topo.positionsFrom(v)].requestProbe()
 	return false
 }
 

@@ -80,7 +80,7 @@ func TestWrappersOutliveTheirCall(t *testing.T) {
 	if err := rows.Err(); err != nil || rows.Next() || rows.CommandTag().String() != "SELECT 1" {
 		t.Errorf("closed rows: Err %v, CommandTag %q", err, rows.CommandTag())
 	}
-	for _, n := range p.nodes {
+	for _, n := range p.listedNodes() {
 		if f := n.inFlight(); f != 0 {
 			t.Errorf("%s: %d calls in flight", n.name, f)
 		}

@@ -161,7 +161,7 @@ func (p *RoutedPool) Stat() *Stat {
 	st := &Stat{}
 	for _, g := range p.groups {
 		gs := GroupStat{Name: g.name, AllLagging: g.allLagging(v)}
-		for _, m := range g.members {
+		for _, m := range v.mem.groups[g.index].members {
 			n := m.node
 			s := &v.nodes[n.index]
 			ns := NodeStat{
@@ -201,14 +201,29 @@ func (p *RoutedPool) Stat() *Stat {
 	}
 	st.PrimaryChanges, st.LastPrimaryChange = v.changes, v.changedAt
 	if v.primary >= 0 {
-		st.Primary = p.nodes[v.primary].name
+		st.Primary = v.mem.nodes[v.primary].name
 	}
 	for _, i := range v.split {
-		st.SplitBrain = append(st.SplitBrain, p.nodes[i].name)
+		st.SplitBrain = append(st.SplitBrain, v.mem.nodes[i].name)
 	}
-	for _, i := range p.pub.topo.members {
+	for _, d := range v.mem.draining {
+		ds := DrainingStat{Name: d.node.name, Since: d.since, InFlight: d.node.inFlight()}
+		if d.node.pool != nil {
+			ds.Acquired = d.node.pool.Stat().AcquiredConns()
+		}
+		st.Draining = append(st.Draining, ds)
+	}
+	st.Membership = MembershipStat{
+		Added: p.members.added.Load(), Removed: p.members.removed.Load(),
+		Drained: p.members.drained.Load(), DrainTimeouts: p.members.drainTimeouts.Load(),
+	}
+	if t := p.members.lastChange.Load(); t != 0 {
+		st.Membership.LastChange = time.Unix(0, t)
+	}
+	st.Discovery = p.discoveryStat()
+	for _, i := range v.mem.topo.members {
 		s := &v.nodes[i]
-		ms := MemberStat{Name: p.nodes[i].name, Role: s.role.String(), State: s.state(), Primary: v.primary == i, Stale: s.stale}
+		ms := MemberStat{Name: v.mem.nodes[i].name, Role: s.role.String(), State: s.state(), Primary: v.primary == i, Stale: s.stale}
 		if s.probe != nil {
 			ms.Timeline = s.probe.timeline
 		}

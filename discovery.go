@@ -1,0 +1,199 @@
+package pgxroute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Discovery: Config.Discovery's loop. It asks the discoverer for the
+// cluster's members every DiscoveryInterval (jittered), and sooner when the
+// primary is lost or a member is ejected (discoverSoon), and makes them the
+// default and read groups' nodes (setGroups): the first member in the
+// default group, the others in the read group. A failure keeps the members.
+
+// defaultDiscoveryInterval is Config.DiscoveryInterval's default: with
+// 1,000 application instances, about 33 requests a second to the source.
+const defaultDiscoveryInterval = 30 * time.Second
+
+// discovery is the state of Config.Discovery's loop.
+type discovery struct {
+	d        Discoverer
+	interval time.Duration
+	soon     chan struct{} // discoverSoon's
+	mu       sync.Mutex    // guards stat
+	stat     DiscoveryStat
+}
+
+// discoverStart makes the members Discovery reports the start when the
+// configuration names no node of the default group: New fails when it
+// cannot.
+func (cfg *Config) discoverStart(ctx context.Context) error {
+	if cfg.Discovery == nil {
+		return nil
+	}
+	def, read := cfg.DefaultGroup, cfg.ReadGroup
+	if def == "" {
+		def = DefaultGroupName
+	}
+	if read == "" {
+		read = ReadGroupName
+	}
+	if cfg.Primary != "" || len(cfg.Groups[def]) > 0 {
+		return nil
+	}
+	nodes, err := discover(ctx, cfg.Discovery, discoverTimeout(cfg.DiscoveryInterval))
+	if err != nil {
+		return fmt.Errorf("pgxroute: discovery of the cluster's members: %w", err)
+	}
+	groups := make(map[string][]Node, len(cfg.Groups)+2)
+	for name, ns := range cfg.Groups {
+		groups[name] = ns
+	}
+	groups[def] = nodes[:1]
+	groups[read] = append(slices.Clone(nodes[1:]), groups[read]...)
+	cfg.Groups = groups
+	return nil
+}
+
+// discoverTimeout bounds one Discover call: the interval, at least 5s.
+func discoverTimeout(interval time.Duration) time.Duration {
+	return max(cmpOr(interval, defaultDiscoveryInterval), 5*time.Second)
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// errNoMember is a discoverer's answer with no member: discovery never
+// empties the cluster.
+var errNoMember = errors.New("the discoverer returned no member")
+
+// discover asks d for the members, within timeout.
+func discover(ctx context.Context, d Discoverer, timeout time.Duration) ([]Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	nodes, err := d.Discover(ctx)
+	if err == nil && len(nodes) == 0 {
+		err = errNoMember
+	}
+	return nodes, err
+}
+
+// startDiscovery starts Config.Discovery's loop.
+func (p *RoutedPool) startDiscovery(cfg Config) {
+	p.discovery = &discovery{d: cfg.Discovery, interval: cmpOr(cfg.DiscoveryInterval, defaultDiscoveryInterval), soon: make(chan struct{}, 1)}
+	p.bg.Add(1)
+	go p.runDiscovery(p.bgCtx, p.discovery)
+}
+
+// discoverSoon asks the discovery loop, if any, for a call now (at most
+// one per tenth of the interval, after a random delay of up to as much,
+// at most 1s: a thousand instances that lose the primary at once do not
+// ask at once). It never blocks.
+func (p *RoutedPool) discoverSoon() {
+	if p.discovery == nil {
+		return
+	}
+	select {
+	case p.discovery.soon <- struct{}{}:
+	default:
+	}
+}
+
+// jitter returns d changed by up to a fifth either way, at random.
+func jitter(d time.Duration) time.Duration {
+	return d*4/5 + rand.N(d*2/5+1)
+}
+
+// runDiscovery is the discovery loop.
+func (p *RoutedPool) runDiscovery(ctx context.Context, ds *discovery) {
+	defer p.bg.Done()
+	gap := ds.interval / 10
+	spread := min(gap, time.Second)
+	timer := time.NewTimer(jitter(ds.interval))
+	defer timer.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-ds.soon:
+			wait := rand.N(spread + 1)
+			if since := time.Since(last); since < gap {
+				wait = max(wait, gap-since)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
+		p.discoverOnce(ctx, ds)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(jitter(ds.interval))
+	}
+}
+
+// discoverOnce asks the discoverer once and applies its answer.
+func (p *RoutedPool) discoverOnce(ctx context.Context, ds *discovery) {
+	nodes, err := discover(ctx, ds.d, discoverTimeout(ds.interval))
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil {
+		lists := map[*group][]Node{p.defaultGroup: nodes[:1]}
+		if p.readGroup != nil {
+			lists[p.readGroup] = nodes[1:]
+		} else if len(nodes) > 1 {
+			err = fmt.Errorf("%w: %d members but no read group", ErrConfig, len(nodes))
+		}
+		if err == nil {
+			err = p.setGroups(ctx, lists)
+		}
+	}
+	now := time.Now()
+	ds.mu.Lock()
+	ds.stat.Calls++
+	if err != nil {
+		ds.stat.Failures++
+		ds.stat.LastError, ds.stat.LastErrorAt = redactedError(err), now
+	} else {
+		ds.stat.LastSuccessAt = now
+		ds.stat.Members = ds.stat.Members[:0:0]
+		for _, i := range p.pub.snap.Load().mem.topo.members {
+			ds.stat.Members = append(ds.stat.Members, p.pub.snap.Load().mem.nodes[i].name)
+		}
+	}
+	ds.mu.Unlock()
+	if err != nil {
+		p.report(HealthEvent{Kind: EventDiscoveryFailed, Err: redactedError(err), Detail: "the members stay as they were", At: now})
+	}
+}
+
+// discoveryStat returns a copy of the discovery's state, or nil.
+func (p *RoutedPool) discoveryStat() *DiscoveryStat {
+	ds := p.discovery
+	if ds == nil {
+		return nil
+	}
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	st := ds.stat
+	st.Members = slices.Clone(st.Members)
+	return &st
+}
