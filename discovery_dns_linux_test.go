@@ -242,8 +242,9 @@ func (c *discCallRecorder) between(a, b time.Time) []time.Time {
 
 // TestDiscoveryLoadFigures measures, for docs/membership.md, the discovery
 // requests each pool makes in steady state with the default
-// DiscoveryInterval: 4 pools on one dnsmasq (SRV, 3 targets) over the
-// shared cluster, a minute of reads with every node up. Each Discover call
+// DiscoveryInterval: 8 pools on one dnsmasq (SRV, 3 targets) over the
+// shared cluster, a minute of reads with every node up, from the first
+// call of every pool's loop on. Each Discover call
 // is counted by a wrapper and by dnsmasq's log of SRV queries. It reports
 // and asserts no rate: set PGXROUTE_FIGURES=1 to run it.
 func TestDiscoveryLoadFigures(t *testing.T) {
@@ -252,7 +253,7 @@ func TestDiscoveryLoadFigures(t *testing.T) {
 	}
 	c := sharedCluster(t)
 	d := routingtest.StartDnsmasq(t, discSRVRecords(c.Nodes()...), discSRVHosts(c))
-	const pools, run = 4, time.Minute
+	const pools, run = 8, time.Minute
 	var recs []*discCallRecorder
 	var all []*pgxroute.RoutedPool
 	for range pools {
@@ -268,6 +269,11 @@ func TestDiscoveryLoadFigures(t *testing.T) {
 		routingtest.WaitFor(t, "every member up", func() bool {
 			return discMembersUp(pool, discSRVMember(c.Primary()), discSRVMember(c.Replicas()[0]), discSRVMember(c.Replicas()[1]))
 		})
+	}
+	// Steady state: past each pool's first call of its loop (New's own call
+	// is not one), at 24 to 36 s.
+	for _, pool := range all {
+		routingtest.WaitFor(t, "the pool's first Discover call after New", func() bool { return pool.Stat().Discovery.Calls > 0 })
 	}
 	// A read a second on each pool, the members steady.
 	from := time.Now()
@@ -304,8 +310,13 @@ func TestDiscoveryLoadFigures(t *testing.T) {
 	statCalls -= statBefore
 	secs := to.Sub(from).Seconds()
 	slices.Sort(gaps)
-	t.Logf("FIGURES discovery-load: %d pools, default DiscoveryInterval, %.1f s: Discover calls %d (Stat: %d, dnsmasq SRV queries: %d) = %.4f calls/s per pool (one per %.1f s); DNS queries %d = %.3f/s per pool; intervals between calls %v",
-		pools, secs, calls, statCalls, queries, float64(calls)/pools/secs, secs*pools/float64(max(calls, 1)), allQueries, float64(allQueries)/pools/secs, gaps)
+	var mean time.Duration
+	for _, g := range gaps {
+		mean += g / time.Duration(len(gaps))
+	}
+	t.Logf("FIGURES discovery-load: %d pools, default DiscoveryInterval, %.1f s: Discover calls %d (Stat: %d, dnsmasq SRV queries: %d) = %.4f calls/s per pool (one per %.1f s); DNS queries %d = %.3f/s per pool; %d intervals between a pool's calls, mean %v: %v",
+		pools, secs, calls, statCalls, queries, float64(calls)/pools/secs, secs*pools/float64(max(calls, 1)), allQueries, float64(allQueries)/pools/secs,
+		len(gaps), mean.Round(time.Millisecond), gaps)
 	if calls == 0 {
 		t.Errorf("no Discover call in %v with the default interval", to.Sub(from))
 	}
