@@ -26,8 +26,9 @@ import (
 
 // dnsTemplate is the members' connection string: user, database and
 // password (never asked for: the harness trusts loopback; looked for in
-// errors, Stat and logs), the host a placeholder.
-const dnsTemplate = "postgres://postgres:" + discoveryPassword + "@placeholder/postgres?sslmode=disable&connect_timeout=2"
+// errors, Stat and logs), the host a placeholder; pools of 16 connections,
+// so that the two-second reads on a node do not hold up the others.
+const dnsTemplate = "postgres://postgres:" + discoveryPassword + "@placeholder/postgres?sslmode=disable&connect_timeout=2&pool_max_conns=16"
 
 // dnsSRVName is the SRV name the tests look up.
 const dnsSRVName = "_pg._tcp.pg.test."
@@ -80,8 +81,9 @@ func TestDNSDiscovery(t *testing.T) {
 	var logs routingtest.SyncBuffer
 	logRouter(t, &logs)
 	events := &healthEvents{}
+	gate := &discGate{d: dns.New(dns.Config{Name: dnsSRVName, ConnString: dnsTemplate, Resolver: d.Resolver()})}
 	pool, err := pgxroute.New(context.Background(), pgxroute.Config{
-		Discovery:         dns.New(dns.Config{Name: dnsSRVName, ConnString: dnsTemplate, Resolver: d.Resolver()}),
+		Discovery:         gate,
 		DiscoveryInterval: 300 * time.Millisecond,
 		Health:            pgxroute.HealthConfig{Interval: 200 * time.Millisecond},
 		Tracer:            events,
@@ -108,22 +110,64 @@ func TestDNSDiscovery(t *testing.T) {
 
 	t.Run("records change", func(t *testing.T) {
 		before := pool.Stat().Membership
+		// Two-second reads, some of them on replica2 when it is removed:
+		// they finish there, and it drains meanwhile.
+		sleeps := make(chan discSleep, 8)
+		for range cap(sleeps) {
+			go func() {
+				ctx, cancel := context.WithTimeout(pgxroute.WithScope(context.Background()), 30*time.Second)
+				defer cancel()
+				var s discSleep
+				s.err = pool.QueryRow(ctx, "SELECT inet_server_port() FROM pg_sleep(2)").Scan(&s.port)
+				sleeps <- s
+			}()
+		}
+		routingtest.WaitFor(t, "a two-second read running on replica2", func() bool {
+			return nodeStat(pool, pgxroute.ReadGroupName, discSRVMember(r2)).InFlight > 0
+		})
 		changed := time.Now()
-		d.SetSRV(discSRVRecords(primary, r1, r3)) // dnsmasq restarts with them
+		// dnsmasq restarts with the new records; a query in flight when it
+		// stops would be lost (and stall that Discover for the resolver's
+		// timeout, 5 s): no Discover runs meanwhile, as a DNS server
+		// changing its records drops no query.
+		gate.mu.Lock()
+		d.SetSRV(discSRVRecords(primary, r1, r3))
+		gate.mu.Unlock()
 		served := time.Now()
 		// The router's own view, polled: when replica2 left its members,
-		// when replica3 came up in them.
+		// when replica3 came up in them, whether replica2 was seen
+		// draining with calls in flight.
 		var dropped, joined time.Time
+		var drainSeen pgxroute.DrainingStat
 		routingtest.WaitFor(t, "the members to follow the records", func() bool {
-			names := discMembers(pool)
-			if dropped.IsZero() && !slices.Contains(names, discSRVMember(r2)) {
+			st := pool.Stat()
+			if dropped.IsZero() && !slices.ContainsFunc(st.Members, func(m pgxroute.MemberStat) bool { return m.Name == discSRVMember(r2) }) {
 				dropped = time.Now()
+			}
+			for _, dr := range st.Draining {
+				if dr.Name == discSRVMember(r2) && drainSeen.Name == "" {
+					drainSeen = dr
+				}
 			}
 			if joined.IsZero() && memberState(pool, discSRVMember(r3)) == pgxroute.StateUp {
 				joined = time.Now()
 			}
 			return !dropped.IsZero() && !joined.IsZero()
 		})
+		onR2 := 0
+		for range cap(sleeps) {
+			s := <-sleeps
+			switch {
+			case s.err != nil:
+				t.Errorf("a two-second read failed: %v", s.err)
+			case s.port == r2.Port():
+				onR2++
+			}
+		}
+		if drainSeen.Name == "" || drainSeen.InFlight == 0 {
+			t.Errorf("Stat().Draining did not show replica2 with its two-second reads in flight (saw %+v)", drainSeen)
+		}
+		t.Logf("two-second reads on replica2 when it was removed: %d of %d, all done; Stat().Draining showed %+v", onR2, cap(sleeps), drainSeen)
 		routingtest.WaitFor(t, "a scoped read on replica3", func() bool { return !reads.firstOn(r3.Port(), served).IsZero() })
 		first := reads.firstOn(r3.Port(), served)
 		routingtest.WaitFor(t, "replica2 drained", func() bool { return !discDraining(pool, discSRVMember(r2)) })
@@ -208,6 +252,27 @@ func TestDNSDiscovery(t *testing.T) {
 	l.check(t)
 	reads.check(t)
 	discNoPassword(t, pool, &logs)
+}
+
+// discGate is a Discoverer that passes each call to another, unless the
+// test holds mu: the calls then wait.
+type discGate struct {
+	mu sync.RWMutex
+	d  pgxroute.Discoverer
+}
+
+// Discover implements pgxroute.Discoverer.
+func (g *discGate) Discover(ctx context.Context) ([]pgxroute.Node, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.d.Discover(ctx)
+}
+
+// discSleep is the result of a two-second read: the port of the server
+// that answered.
+type discSleep struct {
+	port int
+	err  error
 }
 
 // discCallRecorder is a Discoverer that passes each call to another and records
