@@ -254,6 +254,64 @@ func TestDNSDiscovery(t *testing.T) {
 	discNoPassword(t, pool, &logs)
 }
 
+// TestDNSDiscoveryOnEjection: with a DiscoveryInterval of an hour, the
+// router asks the discoverer only at New and when something happens. An
+// operator takes replica1 out of DNS and stops it: the router ejects it at
+// its first failed call or probe, asks DNS at once (within the spread of
+// up to a second), and drops it, where the interval alone would have kept
+// it for most of an hour. Scoped reads run throughout: none fails.
+func TestDNSDiscoveryOnEjection(t *testing.T) {
+	routingtest.SkipWithoutDnsmasq(t)
+	c := ownCluster(t, routingtest.ClusterOptions{Replicas: 2})
+	primary, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
+	d := routingtest.StartDnsmasq(t, discSRVRecords(primary, r1, r2), discSRVHosts(c))
+	gate := &discGate{d: dns.New(dns.Config{Name: dnsSRVName, ConnString: dnsTemplate, Resolver: d.Resolver()})}
+	rec := &discCallRecorder{d: gate}
+	var logs routingtest.SyncBuffer
+	logRouter(t, &logs)
+	pool, err := pgxroute.New(context.Background(), pgxroute.Config{
+		Discovery:         rec,
+		DiscoveryInterval: time.Hour,
+		Health:            pgxroute.HealthConfig{Interval: 200 * time.Millisecond},
+		Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	routingtest.WaitFor(t, "every member up", func() bool {
+		return discMembersUp(pool, discSRVMember(primary), discSRVMember(r1), discSRVMember(r2))
+	})
+	reads := recordScopedReads(t, pool, 4)
+	routingtest.WaitFor(t, "scoped reads on replica1", func() bool { return scopedOn(reads, r1.Port(), time.Time{}) > 0 })
+
+	gate.mu.Lock()
+	d.SetSRV(discSRVRecords(primary, r2))
+	gate.mu.Unlock()
+	stopped := time.Now()
+	if err := c.Stop(r1); err != nil {
+		t.Fatal(err)
+	}
+	routingtest.WaitFor(t, "replica1 dropped from the members", func() bool {
+		return !slices.Contains(discMembers(pool), discSRVMember(r1)) && !discDraining(pool, discSRVMember(r1))
+	})
+	dropped := time.Now()
+	calls := rec.between(stopped, dropped)
+	if len(calls) == 0 {
+		t.Fatalf("replica1 left the members without a Discover call after it stopped")
+	}
+	reads.end()
+	reads.check(t)
+	if on, all := reads.count(r1.Port(), dropped); on != 0 {
+		t.Errorf("%d of %d scoped reads started after replica1 left ran on it", on, all)
+	}
+	if st := pool.Stat(); st.Membership.Removed == 0 || st.Membership.Drained == 0 {
+		t.Errorf("Stat().Membership %+v: want replica1 removed and drained", st.Membership)
+	}
+	t.Logf("FIGURES dns-ejection: stop→first Discover call %s, stop→replica1 out of the members and drained %s; Discover calls since the stop %d, in all %d (New's included)",
+		calls[0].Sub(stopped).Round(time.Millisecond), dropped.Sub(stopped).Round(time.Millisecond), len(calls), len(rec.between(time.Time{}, time.Now())))
+}
+
 // discGate is a Discoverer that passes each call to another, unless the
 // test holds mu: the calls then wait.
 type discGate struct {
