@@ -98,10 +98,13 @@ func (p *RoutedPool) startDiscovery(cfg Config, discovered bool) {
 	go p.runDiscovery(p.bgCtx, p.discovery, !discovered)
 }
 
-// discoverSoon asks the discovery loop, if any, for a call now (at most
-// one per tenth of the interval, after a random delay of up to as much,
-// at most 1s: a thousand instances that lose the primary at once do not
-// ask at once). It never blocks.
+// discoverSoon asks the discovery loop, if any, for a call soon: after a
+// random delay of up to a tenth of the interval (3s by default), and at
+// most one per tenth of the interval, so that a thousand instances that
+// lose the primary at once do not ask at once (Patroni's REST API refused
+// about a tenth of 1,000 requests spread over 1s, none over 5s: see
+// docs/membership.md). Routing does not wait for it: the probes find a new
+// primary among the members already known. It never blocks.
 func (p *RoutedPool) discoverSoon() {
 	if p.discovery == nil {
 		return
@@ -121,7 +124,7 @@ func jitter(d time.Duration) time.Duration {
 func (p *RoutedPool) runDiscovery(ctx context.Context, ds *discovery, now bool) {
 	defer p.bg.Done()
 	gap := ds.interval / 10
-	spread := min(gap, time.Second)
+	spread := gap
 	first := jitter(ds.interval)
 	if now {
 		first = 0
