@@ -254,12 +254,13 @@ func TestDNSDiscovery(t *testing.T) {
 	discNoPassword(t, pool, &logs)
 }
 
-// TestDNSDiscoveryOnEjection: with a DiscoveryInterval of an hour, the
-// router asks the discoverer only at New and when something happens. An
-// operator takes replica1 out of DNS and stops it: the router ejects it at
-// its first failed call or probe, asks DNS at once (within the spread of
-// up to a second), and drops it, where the interval alone would have kept
-// it for most of an hour. Scoped reads run throughout: none fails.
+// TestDNSDiscoveryOnEjection: with a DiscoveryInterval of a minute, the
+// router asks the discoverer at New, then 48 to 72 s later, and sooner when
+// something happens. An operator takes replica1 out of DNS and stops it:
+// the router ejects it at its first failed call or probe, asks DNS soon
+// (within the spread, a tenth of the interval), and drops it, where the
+// interval alone would have kept it for most of a minute. Scoped reads run
+// throughout: none fails.
 func TestDNSDiscoveryOnEjection(t *testing.T) {
 	routingtest.SkipWithoutDnsmasq(t)
 	c := ownCluster(t, routingtest.ClusterOptions{Replicas: 2})
@@ -269,9 +270,11 @@ func TestDNSDiscoveryOnEjection(t *testing.T) {
 	rec := &discCallRecorder{d: gate}
 	var logs routingtest.SyncBuffer
 	logRouter(t, &logs)
+	const interval = time.Minute
+	created := time.Now()
 	pool, err := pgxroute.New(context.Background(), pgxroute.Config{
 		Discovery:         rec,
-		DiscoveryInterval: time.Hour,
+		DiscoveryInterval: interval,
 		Health:            pgxroute.HealthConfig{Interval: 200 * time.Millisecond},
 		Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
@@ -299,6 +302,10 @@ func TestDNSDiscoveryOnEjection(t *testing.T) {
 	calls := rec.between(stopped, dropped)
 	if len(calls) == 0 {
 		t.Fatalf("replica1 left the members without a Discover call after it stopped")
+	}
+	// The interval's first call comes at least 4/5 of it after New's.
+	if regular := created.Add(interval * 4 / 5); !calls[0].Before(regular) {
+		t.Fatalf("the first call after the stop came at %v, past the interval's first (from %v): it shows nothing", calls[0], regular)
 	}
 	reads.end()
 	reads.check(t)
@@ -393,10 +400,10 @@ func TestDiscoveryLoadFigures(t *testing.T) {
 			return discMembersUp(pool, discSRVMember(c.Primary()), discSRVMember(c.Replicas()[0]), discSRVMember(c.Replicas()[1]))
 		})
 	}
-	// Steady state: past each pool's first call of its loop (New's own call
-	// is not one), at 24 to 36 s.
+	// Steady state: past each pool's first call of its loop (after New's
+	// own), at 24 to 36 s.
 	for _, pool := range all {
-		routingtest.WaitFor(t, "the pool's first Discover call after New", func() bool { return pool.Stat().Discovery.Calls > 0 })
+		routingtest.WaitFor(t, "the pool's first Discover call after New's", func() bool { return pool.Stat().Discovery.Calls > 1 })
 	}
 	// A read a second on each pool, the members steady.
 	from := time.Now()
