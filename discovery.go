@@ -16,6 +16,9 @@ import (
 // default and read groups' nodes (setGroups): the first member in the
 // default group, the others in the read group. A failure keeps the members.
 
+// maxSoonSpread bounds the random delay of a call asked for at once.
+const maxSoonSpread = 5 * time.Second
+
 // defaultDiscoveryInterval is Config.DiscoveryInterval's default: with
 // 1,000 application instances, about 33 requests a second to the source.
 const defaultDiscoveryInterval = 30 * time.Second
@@ -99,8 +102,8 @@ func (p *RoutedPool) startDiscovery(cfg Config, discovered bool) {
 }
 
 // discoverSoon asks the discovery loop, if any, for a call soon: after a
-// random delay of up to a tenth of the interval (3s by default), and at
-// most one per tenth of the interval, so that a thousand instances that
+// random delay of up to a tenth of the interval (3s by default; at most
+// maxSoonSpread), and at most one per tenth of the interval, so that a thousand instances that
 // lose the primary at once do not ask at once (Patroni's REST API refused
 // about a tenth of 1,000 requests spread over 1s, none over 5s: see
 // docs/membership.md). Routing does not wait for it: the probes find a new
@@ -124,7 +127,7 @@ func jitter(d time.Duration) time.Duration {
 func (p *RoutedPool) runDiscovery(ctx context.Context, ds *discovery, now bool) {
 	defer p.bg.Done()
 	gap := ds.interval / 10
-	spread := gap
+	spread := min(gap, maxSoonSpread)
 	first := jitter(ds.interval)
 	if now {
 		first = 0

@@ -239,11 +239,11 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 	v := initialSnapshot(mem)
 	p.buildGroups(v, nil)
 	p.pub.snap.Store(v)
+	if cfg.Discovery != nil {
+		p.startDiscovery(cfg, discovered) // before the probers, which may ask it for a call
+	}
 	if p.probing {
 		p.startProbers(nodes)
-	}
-	if cfg.Discovery != nil {
-		p.startDiscovery(cfg, discovered)
 	}
 	return p, nil
 }
