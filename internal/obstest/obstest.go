@@ -1,7 +1,8 @@
 // Package obstest holds the fixtures that the tests of the observability
 // adapters (modules otel and prometheus) share: RoutedPools over a
-// routingtest cluster whose nodes carry the cluster's names, and the known
-// sequence of calls whose metrics those tests compare. The helpers any test
+// routingtest cluster whose nodes carry the cluster's names, the known
+// sequence of calls whose metrics those tests compare, and discoverers for
+// their membership tests and the status page's (discovery.go). The helpers any test
 // may use (WaitFor, WaitState, ServedBy, SyncBuffer) are in routingtest.
 package obstest
 
