@@ -503,11 +503,25 @@ func TestSetGroupAddUnderLoad(t *testing.T) {
 	if n := l.served(r3.Port()); n != 0 {
 		t.Fatalf("%s answered %d reads before it was added", r3.Name(), n)
 	}
+	kept := []*routingtest.Node{r1, r2}
+	before := map[string]pgxroute.NodeStat{}
+	for _, r := range kept {
+		before[r.Name()] = nodeStat(pool, pgxroute.ReadGroupName, r.Name())
+	}
 
 	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r1, r2, r3)); err != nil {
 		t.Fatal(err)
 	}
 	returned := time.Now()
+	// The nodes listed again, same name and connection string, are kept
+	// as they were: pool, health and counters.
+	for _, r := range kept {
+		b, a := before[r.Name()], nodeStat(pool, pgxroute.ReadGroupName, r.Name())
+		if a.State != pgxroute.StateUp || a.Total < b.Total || a.Probes < b.Probes || a.Pool == nil || a.Pool.NewConnsCount() < b.Pool.NewConnsCount() {
+			t.Errorf("%s kept by SetGroup: state %v, %d calls, %d probes, %d connections made; before: %v, %d, %d, %d",
+				r.Name(), a.State, a.Total, a.Probes, a.Pool.NewConnsCount(), b.State, b.Total, b.Probes, b.Pool.NewConnsCount())
+		}
+	}
 	if g, _ := pool.Stat().Group(pgxroute.ReadGroupName); !slices.ContainsFunc(g.Nodes, func(n pgxroute.NodeStat) bool { return n.Name == r3.Name() }) {
 		t.Fatalf("after SetGroup the read group is %v, without %s", groupNames(pool.Stat())[pgxroute.ReadGroupName], r3.Name())
 	}
@@ -531,6 +545,14 @@ func TestSetGroupAddUnderLoad(t *testing.T) {
 	mu.Lock()
 	if !slices.Contains(configured, pgxroute.ReadGroupName+"/"+r3.Name()) {
 		t.Errorf("ConfigurePool was called for %v, not for the added read/%s", configured, r3.Name())
+	}
+	for _, r := range kept {
+		if n := len(slices.DeleteFunc(slices.Clone(configured), func(s string) bool { return !strings.HasSuffix(s, "/"+r.Name()) })); n != 1 {
+			t.Errorf("ConfigurePool was called %d times for %s, which SetGroup kept: %v", n, r.Name(), configured)
+		}
+		if gs := tr.groups(pgxroute.EventNodeRemoved, r.Name()); len(gs) != 0 {
+			t.Errorf("%s, kept, was removed from %q", r.Name(), gs)
+		}
 	}
 	mu.Unlock()
 	// One event per group: a member is in the default group too while
@@ -686,7 +708,8 @@ func TestSetGroupDrainTimeout(t *testing.T) {
 
 	t.Run("cut", func(t *testing.T) {
 		tr := &memberTracer{}
-		pool := memberPool(t, c, memberNodes(p), memberNodes(r1, r2), pgxroute.Config{Tracer: tr, DrainTimeout: 300 * time.Millisecond})
+		pool := memberPool(t, c, memberNodes(p), memberNodes(r2), pgxroute.Config{Tracer: tr, DrainTimeout: 300 * time.Millisecond})
+		waitReaders(t, c, pool, r2.Name())
 		const sleep = "SELECT pg_sleep(5), inet_server_port()"
 		on, all := launchOn(t, pool, r2.Name(), 1, sleep, 1)
 		var running int
@@ -708,8 +731,12 @@ func TestSetGroupDrainTimeout(t *testing.T) {
 		}
 		t.Logf("FIGURES setgroup-drain-timeout: DrainTimeout 300ms; the 5 s read failed %v after SetGroup returned: %v",
 			s.end.Sub(returned).Round(time.Millisecond), s.err)
-		routingtest.WaitFor(t, "the drain timeout to be counted", func() bool {
-			return pool.Stat().Membership.DrainTimeouts >= 1
+		// The pool closes once the cut connections are destroyed, a
+		// moment after their calls failed.
+		routingtest.WaitFor(t, r2.Name()+" to drain after the cut", func() bool {
+			st := pool.Stat()
+			_, ok := draining(st, r2.Name())
+			return !ok && st.Membership.Drained >= 1
 		})
 		st := pool.Stat()
 		if m := st.Membership; m.DrainTimeouts != 1 || m.Drained != 1 {
@@ -744,11 +771,22 @@ func TestSetGroupDrainTimeout(t *testing.T) {
 		if got := routingtest.ServedBy(t, tctx, c, tx, whoami); got != r2.Name() {
 			t.Fatalf("the transaction runs on %s, want %s", got, r2.Name())
 		}
-		if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r1)); err != nil {
+		// extra is a second node on r1's server.
+		extra := pgxroute.Node{Name: "extra", ConnString: r1.ConnString() + "&application_name=extra"}
+		if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, append(memberNodes(r1), extra)); err != nil {
 			t.Fatal(err)
 		}
 		// Reads move to r1 while the transaction stays open on r2.
 		waitReaders(t, c, pool, r1.Name())
+		// The control: a node removed with nothing running on it drains,
+		// while r2 with its open transaction does not.
+		if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r1)); err != nil {
+			t.Fatal(err)
+		}
+		routingtest.WaitFor(t, "extra, with nothing running, to drain", func() bool {
+			_, ok := draining(pool.Stat(), extra.Name)
+			return !ok && tr.count(pgxroute.EventNodeDrained, extra.Name) == 1
+		})
 		if d, ok := draining(pool.Stat(), r2.Name()); !ok || d.InFlight+int64(d.Acquired) < 1 {
 			t.Fatalf("Stat().Draining with a transaction open on the removed %s: %+v", r2.Name(), pool.Stat().Draining)
 		}
@@ -762,8 +800,8 @@ func TestSetGroupDrainTimeout(t *testing.T) {
 			_, ok := draining(pool.Stat(), r2.Name())
 			return !ok
 		})
-		if m := pool.Stat().Membership; m.Drained != 1 || m.DrainTimeouts != 0 {
-			t.Errorf("Stat().Membership = %+v; want 1 drained, no drain timeout", m)
+		if m := pool.Stat().Membership; m.Drained != 2 || m.DrainTimeouts != 0 {
+			t.Errorf("Stat().Membership = %+v; want 2 drained, no drain timeout", m)
 		}
 		ev, ok := tr.first(pgxroute.EventNodeDrained, r2.Name())
 		if !ok {
