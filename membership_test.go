@@ -963,10 +963,12 @@ func TestSetGroupConcurrent(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{})
 	ctx := context.Background()
 	p, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
-	pool := memberPool(t, c, memberNodes(p), memberNodes(r1), pgxroute.Config{})
+	tr := &memberTracer{}
+	pool := memberPool(t, c, memberNodes(p), memberNodes(r1), pgxroute.Config{Tracer: tr})
 	l := startMemberLoad(pool, 6, 2)
 	l.waitServed(t, r1.Name(), r1.Port(), 20)
 
+	// r1 is in both lists, with another weight: it is kept throughout.
 	lists := [][]pgxroute.Node{
 		memberNodes(r1),
 		{memberNode(r2), {Name: r1.Name(), ConnString: r1.ConnString(), Weight: 2}},
@@ -1012,6 +1014,9 @@ func TestSetGroupConcurrent(t *testing.T) {
 		t.Errorf("members after the final SetGroup (-want +got):\n%s", diff)
 	}
 	t.Logf("Stat().Membership after 101 SetGroup calls: %+v", st.Membership)
+	if gs := tr.groups(pgxroute.EventNodeRemoved, r1.Name()); len(gs) != 0 || tr.count(pgxroute.EventNodeDrained, r1.Name()) != 0 {
+		t.Errorf("%s, in every list (its weight changing), was removed from %q", r1.Name(), gs)
+	}
 	// The first list-1 call after the start added r2, and r2 is gone now.
 	if m := st.Membership; m.Added < 1 || m.Removed < 1 || m.Drained < 1 {
 		t.Errorf("Stat().Membership = %+v; want additions, removals and drains counted", m)
@@ -1068,5 +1073,153 @@ func TestSetGroupRolesFollowProbes(t *testing.T) {
 			}
 			routingtest.WaitFor(t, "no node draining", func() bool { return len(pool.Stat().Draining) == 0 })
 		})
+	}
+}
+
+// TestSetGroupReaddWhileDraining removes a replica while a transaction is
+// open on it and adds it back (same name, same connection string) before
+// the transaction ends: the new node serves reads beside the old one
+// draining, the transaction commits on the old one, and the old one's
+// drain leaves the new one in place.
+func TestSetGroupReaddWhileDraining(t *testing.T) {
+	c := sharedCluster(t)
+	ctx := context.Background()
+	p, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
+	pool := memberPool(t, c, memberNodes(p), memberNodes(r2), pgxroute.Config{DrainTimeout: 10 * time.Minute})
+	waitReaders(t, c, pool, r2.Name())
+	tctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tx, err := pool.Begin(pgxroute.WithBindGroup(tctx, pgxroute.ReadGroupName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	var pid int
+	if err := tx.QueryRow(tctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if got := routingtest.ServedBy(t, tctx, c, tx, whoami); got != r2.Name() {
+		t.Fatalf("the transaction runs on %s, want %s", got, r2.Name())
+	}
+
+	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r1)); err != nil {
+		t.Fatal(err)
+	}
+	waitReaders(t, c, pool, r1.Name())
+	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r1, r2)); err != nil {
+		t.Fatal(err)
+	}
+	waitReaders(t, c, pool, r1.Name(), r2.Name())
+	if _, ok := draining(pool.Stat(), r2.Name()); !ok {
+		t.Fatalf("the old %s, with its transaction open, is not draining: %+v", r2.Name(), pool.Stat().Draining)
+	}
+	// The transaction still runs on its own connection of the old pool.
+	var txPid int
+	if err := tx.QueryRow(tctx, "SELECT pg_backend_pid()").Scan(&txPid); err != nil || txPid != pid {
+		t.Fatalf("the open transaction: backend %d, error %v; want backend %d", txPid, err, pid)
+	}
+	if err := tx.Commit(tctx); err != nil {
+		t.Fatalf("commit on the old %s: %v", r2.Name(), err)
+	}
+	routingtest.WaitFor(t, "the old "+r2.Name()+" to drain", func() bool {
+		_, ok := draining(pool.Stat(), r2.Name())
+		return !ok
+	})
+	st := pool.Stat()
+	if m := st.Membership; m.Drained != 1 {
+		t.Errorf("Stat().Membership = %+v; want 1 drained", m)
+	}
+	if diff := cmp.Diff([]string{p.Name(), r1.Name(), r2.Name()}, memberNames(st)); diff != "" {
+		t.Errorf("members after the old node drained (-want +got):\n%s", diff)
+	}
+	if n := nodeStat(pool, pgxroute.ReadGroupName, r2.Name()); n.State != pgxroute.StateUp || n.Pool == nil {
+		t.Errorf("the new %s after the old one drained: %+v", r2.Name(), n)
+	}
+	waitReaders(t, c, pool, r1.Name(), r2.Name())
+	// The old pool's connection is gone from the server: the transaction's
+	// backend no longer exists.
+	routingtest.WaitFor(t, "the old transaction's backend to end", func() bool {
+		var n int
+		askNode(t, r2, &n, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+		return n == 0
+	})
+}
+
+// TestSetGroupOtherGroups: a node in two groups stays (pool and calls) while
+// it is in one; a bind group other than the default and read groups takes
+// its new nodes as listed (static roles); a node given as Node.Pool, the
+// caller's, drains but is not closed.
+func TestSetGroupOtherGroups(t *testing.T) {
+	c := sharedCluster(t)
+	ctx := context.Background()
+	p, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
+	own, err := pgxpool.New(ctx, r1.ConnString()+"&application_name=caller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	const analytics = "analytics"
+	pool := newPool(t, c, pgxroute.Config{Health: memberHealth, Groups: map[string][]pgxroute.Node{
+		pgxroute.DefaultGroupName: memberNodes(p),
+		pgxroute.ReadGroupName:    memberNodes(r1, r2),
+		analytics:                 {{Name: "mine", Pool: own}, memberNode(r2)},
+	}})
+	waitReaders(t, c, pool, r1.Name(), r2.Name())
+	inAnalytics := pgxroute.WithBindGroup(ctx, analytics)
+	analyticsNodes := func() []string {
+		var apps []string
+		for range 10 {
+			var port int
+			var app string
+			if err := pool.QueryRow(inAnalytics, loadRead).Scan(&port, &app); err != nil {
+				t.Fatal(err)
+			}
+			apps = append(apps, fmt.Sprintf("%s/%s", nodeNames(c)[port], app))
+		}
+		slices.Sort(apps)
+		return slices.Compact(apps)
+	}
+	if diff := cmp.Diff([]string{r1.Name() + "/caller", r2.Name() + "/"}, analyticsNodes()); diff != "" {
+		t.Fatalf("analytics calls before (-want +got):\n%s", diff)
+	}
+
+	// r2 leaves the read group but stays in analytics: kept, not draining.
+	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r1)); err != nil {
+		t.Fatal(err)
+	}
+	waitReaders(t, c, pool, r1.Name())
+	if st := pool.Stat(); len(st.Draining) != 0 || st.Membership.Drained != 0 {
+		t.Errorf("a node still in a group drains: %+v, %+v", st.Draining, st.Membership)
+	}
+	if diff := cmp.Diff([]string{r1.Name() + "/caller", r2.Name() + "/"}, analyticsNodes()); diff != "" {
+		t.Errorf("analytics calls after r2 left the read group (-want +got):\n%s", diff)
+	}
+
+	// analytics gets the primary alone: a write there runs on it (its
+	// roles are static); r2 and the caller's pool leave every group and
+	// drain; the caller's pool stays open.
+	if err := pool.SetGroup(ctx, analytics, memberNodes(p)); err != nil {
+		t.Fatal(err)
+	}
+	if got := routingtest.ServedBy(t, inAnalytics, c, pool, loadWrite, nextID()); got != p.Name() {
+		t.Errorf("a write in analytics ran on %s, want %s", got, p.Name())
+	}
+	routingtest.WaitFor(t, "r2 and the caller's pool to drain", func() bool {
+		st := pool.Stat()
+		return len(st.Draining) == 0 && st.Membership.Drained == 2
+	})
+	if diff := cmp.Diff([]string{p.Name() + "/"}, analyticsNodes()); diff != "" {
+		t.Errorf("analytics calls after SetGroup (-want +got):\n%s", diff)
+	}
+	var port int
+	if err := own.QueryRow(ctx, whoami).Scan(&port); err != nil || port != r1.Port() {
+		t.Errorf("the caller's pool after its node drained: port %d, error %v; want it open, on %s", port, err, r1.Name())
+	}
+	if diff := cmp.Diff(map[string][]string{
+		pgxroute.DefaultGroupName: {p.Name(), r1.Name()},
+		pgxroute.ReadGroupName:    {r1.Name(), p.Name()},
+		analytics:                 {p.Name()},
+	}, groupNames(pool.Stat())); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
 	}
 }
