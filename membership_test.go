@@ -237,8 +237,9 @@ type onKey struct{}
 // memberTracer records the health events with their time, and sends the
 // node of every attempt whose context carries a channel (onKey) to it.
 type memberTracer struct {
-	mu     sync.Mutex
-	events []pgxroute.HealthEvent
+	mu          sync.Mutex
+	events      []pgxroute.HealthEvent
+	firstRouted map[string]time.Time // when each node was first routed a call
 }
 
 // TraceRouteStart implements pgxroute.RouteTracer.
@@ -249,7 +250,22 @@ func (m *memberTracer) TraceRouteStart(ctx context.Context, d pgxroute.TraceRout
 		default:
 		}
 	}
+	m.mu.Lock()
+	if _, ok := m.firstRouted[d.Route.Node]; !ok {
+		if m.firstRouted == nil {
+			m.firstRouted = map[string]time.Time{}
+		}
+		m.firstRouted[d.Route.Node] = time.Now()
+	}
+	m.mu.Unlock()
 	return ctx
+}
+
+// routedAt returns when node was first routed a call, or the zero time.
+func (m *memberTracer) routedAt(node string) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.firstRouted[node]
 }
 
 // TraceRouteEnd implements pgxroute.RouteTracer.
@@ -282,6 +298,19 @@ func (m *memberTracer) groups(kind pgxroute.HealthEventKind, node string) []stri
 	for _, ev := range m.events {
 		if ev.Kind == kind && ev.Node == node {
 			out = append(out, ev.Group)
+		}
+	}
+	return out
+}
+
+// about returns the events about node, in order.
+func (m *memberTracer) about(node string) []pgxroute.HealthEvent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []pgxroute.HealthEvent
+	for _, ev := range m.events {
+		if ev.Node == node {
+			out = append(out, ev)
 		}
 	}
 	return out
@@ -525,6 +554,9 @@ func TestSetGroupAddUnderLoad(t *testing.T) {
 	if g, _ := pool.Stat().Group(pgxroute.ReadGroupName); !slices.ContainsFunc(g.Nodes, func(n pgxroute.NodeStat) bool { return n.Name == r3.Name() }) {
 		t.Fatalf("after SetGroup the read group is %v, without %s", groupNames(pool.Stat())[pgxroute.ReadGroupName], r3.Name())
 	}
+	upAfter := routingtest.WaitFor(t, r3.Name()+" to answer its first probe", func() bool {
+		return nodeStat(pool, pgxroute.ReadGroupName, r3.Name()).State == pgxroute.StateUp
+	})
 	l.waitServed(t, r3.Name(), r3.Port(), 50)
 	// ServedBy, outside the load: the new replica is in the rotation.
 	routingtest.WaitFor(t, r3.Name()+" to answer a read", func() bool {
@@ -536,8 +568,14 @@ func TestSetGroupAddUnderLoad(t *testing.T) {
 	l.check(t, c)
 
 	first, _ := l.firstEnd(r3.Port())
-	t.Logf("FIGURES setgroup-add: SetGroup returned -> first read answered by the new replica: %v (probe interval %v)",
-		first.Sub(returned).Round(time.Millisecond), memberHealth.Interval)
+	r3Pool := nodeStat(pool, pgxroute.ReadGroupName, r3.Name()).Pool
+	t.Logf("FIGURES setgroup-add: SetGroup returned -> the new replica up (first answered probe, polled every 10ms) %v, -> first call routed to it %v, -> its first read answered %v (probe interval %v; its pool: %d connections made, mean acquire %v)",
+		upAfter.Round(time.Millisecond), tr.routedAt(r3.Name()).Sub(returned).Round(time.Millisecond), first.Sub(returned).Round(time.Millisecond), memberHealth.Interval,
+		r3Pool.NewConnsCount(), (r3Pool.AcquireDuration() / time.Duration(max(r3Pool.AcquireCount(), 1))).Round(time.Millisecond))
+
+	for _, ev := range tr.about(r3.Name()) {
+		t.Logf("event of %s %+v after SetGroup returned: %s %s (%s)", r3.Name(), ev.At.Sub(returned).Round(time.Millisecond), ev.Kind, ev.Group, ev.Detail)
+	}
 	// It answered a probe before it served: it was probed, and is up.
 	if n := nodeStat(pool, pgxroute.ReadGroupName, r3.Name()); n.Probes < 1 || n.State != pgxroute.StateUp {
 		t.Errorf("%s: %d probes, state %v; want at least 1 probe, up", r3.Name(), n.Probes, n.State)
@@ -1221,5 +1259,36 @@ func TestSetGroupOtherGroups(t *testing.T) {
 		analytics:                 {p.Name()},
 	}, groupNames(pool.Stat())); diff != "" {
 		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+}
+
+// TestSetGroupNoReads lists a replica with NoReads (Patroni's
+// noloadbalance) and then without: it takes no reads while set, and the
+// change keeps the node (no removal, no drain, its pool kept).
+func TestSetGroupNoReads(t *testing.T) {
+	c := sharedCluster(t)
+	ctx := context.Background()
+	p, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
+	tr := &memberTracer{}
+	pool := memberPool(t, c, memberNodes(p), memberNodes(r1, r2), pgxroute.Config{Tracer: tr})
+	waitReaders(t, c, pool, r1.Name(), r2.Name())
+	noReads := memberNode(r2)
+	noReads.NoReads = true
+	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, []pgxroute.Node{memberNode(r1), noReads}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readNodes(t, c, pool, 20); !slices.Equal(got, []string{r1.Name()}) {
+		t.Errorf("reads with %s NoReads: served by %v, want %s alone", r2.Name(), got, r1.Name())
+	}
+	if diff := cmp.Diff([]string{p.Name(), r1.Name(), r2.Name()}, memberNames(pool.Stat())); diff != "" {
+		t.Errorf("members with %s NoReads (-want +got):\n%s", r2.Name(), diff)
+	}
+	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r1, r2)); err != nil {
+		t.Fatal(err)
+	}
+	waitReaders(t, c, pool, r1.Name(), r2.Name())
+	st := pool.Stat()
+	if len(tr.about(r2.Name())) != 0 || st.Membership.Removed != 0 || st.Membership.Added != 0 {
+		t.Errorf("NoReads set and cleared: events of %s %+v, Membership %+v; want the node kept", r2.Name(), tr.about(r2.Name()), st.Membership)
 	}
 }
