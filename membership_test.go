@@ -51,12 +51,17 @@ func memberNodes(ns ...*routingtest.Node) []pgxroute.Node {
 }
 
 // memberPool makes a RoutedPool whose default group is def and read group
-// read (none when empty), with cfg's other settings: memberHealth unless
+// read (none when empty), and cfg.Groups' other groups, with cfg's other
+// settings: memberHealth unless
 // cfg sets an interval, pools of up to 40 connections named memberApp (and
 // cfg.ConfigurePool after that). It is closed at the end of the test.
 func memberPool(t *testing.T, c *routingtest.Cluster, def, read []pgxroute.Node, cfg pgxroute.Config) *pgxroute.RoutedPool {
 	t.Helper()
-	cfg.Groups = map[string][]pgxroute.Node{pgxroute.DefaultGroupName: def}
+	groups := map[string][]pgxroute.Node{pgxroute.DefaultGroupName: def}
+	for name, nodes := range cfg.Groups {
+		groups[name] = nodes
+	}
+	cfg.Groups = groups
 	if len(read) > 0 {
 		cfg.Groups[pgxroute.ReadGroupName] = read
 	}
@@ -113,6 +118,12 @@ const (
 // startMemberLoad starts readers goroutines of loadRead and writers of
 // loadWrite, each pausing a millisecond between calls.
 func startMemberLoad(pool *pgxroute.RoutedPool, readers, writers int) *memberLoad {
+	return startMemberLoadIn(pool, "", readers, writers)
+}
+
+// startMemberLoadIn is startMemberLoad with every call in bind group group
+// (WithBindGroup) unless it is empty.
+func startMemberLoadIn(pool *pgxroute.RoutedPool, group string, readers, writers int) *memberLoad {
 	l := &memberLoad{stop: make(chan struct{})}
 	worker := func(write bool) {
 		defer l.wg.Done()
@@ -123,6 +134,9 @@ func startMemberLoad(pool *pgxroute.RoutedPool, readers, writers int) *memberLoa
 			default:
 			}
 			ctx, cancel := scoped()
+			if group != "" {
+				ctx = pgxroute.WithBindGroup(ctx, group)
+			}
 			c := mcall{start: time.Now(), write: write}
 			if write {
 				c.err = pool.QueryRow(ctx, loadWrite, nextID()).Scan(&c.port)
@@ -610,41 +624,65 @@ func TestSetGroupAddUnderLoad(t *testing.T) {
 	}
 }
 
-// TestSetGroupAddWaitsForProbe adds a replica whose server is stopped: it
-// stays joining and takes no call while its probes fail (reads keep
-// running elsewhere, none fails); once its server starts, it answers a
-// probe and serves reads.
+// TestSetGroupAddWaitsForProbe adds a replica whose server is stopped, to
+// the read group (roles follow the probes) and to a bind group of its own
+// (static roles, where only joining keeps calls away): it stays joining and
+// takes no call while its probes fail (FailuresToEject is too high for them
+// to eject it: nothing but joining keeps it out), the calls keep running
+// elsewhere, none fails; once its server starts, it answers a probe and
+// serves.
 func TestSetGroupAddWaitsForProbe(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{})
 	ctx := context.Background()
 	p, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
-	pool := memberPool(t, c, memberNodes(p), memberNodes(r1), pgxroute.Config{})
-	if err := c.Stop(r2); err != nil {
-		t.Fatal(err)
-	}
-	l := startMemberLoad(pool, 8, 2)
-	l.waitServed(t, r1.Name(), r1.Port(), 20)
-	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r1, r2)); err != nil {
-		t.Fatal(err)
-	}
-	routingtest.WaitFor(t, "5 probes of the stopped "+r2.Name(), func() bool {
-		return nodeStat(pool, pgxroute.ReadGroupName, r2.Name()).Probes >= 5
-	})
-	l.waitServed(t, r1.Name(), r1.Port(), 200)
-	n := nodeStat(pool, pgxroute.ReadGroupName, r2.Name())
-	if n.State != pgxroute.StateJoining || n.Total != 0 || n.Retries != 0 {
-		t.Errorf("%s before any answered probe: state %v, %d calls %v, %d retries; want joining and no call",
-			r2.Name(), n.State, n.Total, n.Calls, n.Retries)
-	}
+	const analytics = "analytics"
+	health := memberHealth
+	health.FailuresToEject = 1000
+	for _, tc := range []struct {
+		name    string
+		group   string
+		writers int
+	}{
+		{name: "read group", group: pgxroute.ReadGroupName, writers: 2},
+		{name: "bind group", group: analytics},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := memberPool(t, c, memberNodes(p), memberNodes(r1), pgxroute.Config{
+				Health: health,
+				Groups: map[string][]pgxroute.Node{analytics: memberNodes(r1)},
+			})
+			if err := c.Stop(r2); err != nil {
+				t.Fatal(err)
+			}
+			in := tc.group
+			if in == pgxroute.ReadGroupName {
+				in = "" // routed by kind
+			}
+			l := startMemberLoadIn(pool, in, 8, tc.writers)
+			l.waitServed(t, r1.Name(), r1.Port(), 20)
+			if err := pool.SetGroup(ctx, tc.group, memberNodes(r1, r2)); err != nil {
+				t.Fatal(err)
+			}
+			routingtest.WaitFor(t, "5 probes of the stopped "+r2.Name(), func() bool {
+				return nodeStat(pool, tc.group, r2.Name()).Probes >= 5
+			})
+			l.waitServed(t, r1.Name(), r1.Port(), 200)
+			n := nodeStat(pool, tc.group, r2.Name())
+			if n.State != pgxroute.StateJoining || n.Total != 0 || n.Retries != 0 || n.Ejections != 0 {
+				t.Errorf("%s before any answered probe: state %v, %d calls %v, %d retries, %d ejections; want joining and no call",
+					r2.Name(), n.State, n.Total, n.Calls, n.Retries, n.Ejections)
+			}
 
-	if err := c.Start(ctx, r2); err != nil {
-		t.Fatal(err)
-	}
-	l.waitServed(t, r2.Name(), r2.Port(), 20)
-	l.end()
-	l.check(t, c)
-	if n := nodeStat(pool, pgxroute.ReadGroupName, r2.Name()); n.State != pgxroute.StateUp {
-		t.Errorf("%s serves reads but is %v", r2.Name(), n.State)
+			if err := c.Start(ctx, r2); err != nil {
+				t.Fatal(err)
+			}
+			l.waitServed(t, r2.Name(), r2.Port(), 20)
+			l.end()
+			l.check(t, c)
+			if n := nodeStat(pool, tc.group, r2.Name()); n.State != pgxroute.StateUp {
+				t.Errorf("%s serves but is %v", r2.Name(), n.State)
+			}
+		})
 	}
 }
 
