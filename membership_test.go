@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -1068,6 +1069,42 @@ func TestSetGroupConcurrent(t *testing.T) {
 			errs <- pool.SetGroup(ctx, pgxroute.ReadGroupName, lists[i%2])
 		}()
 	}
+	// Readers of the pool's state beside them: Stat, Route and the status
+	// page's JSON. They stop with the load, or with the test.
+	observed := make(chan struct{})
+	quit := make(chan struct{})
+	t.Cleanup(func() { close(quit) })
+	var problems []string // written by the observer until observed is closed
+	go func() {
+		defer close(observed)
+		<-start
+		status := pgxroute.StatusHandler(pool)
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			case <-quit:
+				return
+			default:
+			}
+			for _, d := range pool.Stat().Draining {
+				if d.Name == "" {
+					problems = append(problems, fmt.Sprintf("Stat().Draining lists a node without a name: %+v", d))
+				}
+			}
+			if _, err := pool.Route(ctx, whoami); err != nil {
+				problems = append(problems, fmt.Sprintf("Route: %v", err))
+			}
+			if i%10 == 0 {
+				rec := httptest.NewRecorder()
+				status.ServeHTTP(rec, httptest.NewRequest("GET", "/?format=json", nil))
+				if rec.Code != 200 {
+					problems = append(problems, fmt.Sprintf("the status page: %d %s", rec.Code, rec.Body))
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
 	close(start)
 	wg.Wait()
 	close(errs)
@@ -1086,6 +1123,12 @@ func TestSetGroupConcurrent(t *testing.T) {
 	routingtest.WaitFor(t, "every removed node to drain", func() bool { return len(pool.Stat().Draining) == 0 })
 	l.waitServed(t, r1.Name(), r1.Port(), 50)
 	l.end()
+	<-observed
+	for i, msg := range problems {
+		if i < 5 {
+			t.Errorf("reading the pool's state during the SetGroup calls: %s", msg)
+		}
+	}
 	l.check(t, c)
 	if late := l.startedAfter(returned, func(c mcall) bool { return c.port != r1.Port() && c.port != p.Port() }); len(late) != 0 {
 		t.Errorf("%d calls started after the final SetGroup ran off its list, e.g. on port %d", len(late), late[0].port)
