@@ -53,9 +53,9 @@ func memberNodes(ns ...*routingtest.Node) []pgxroute.Node {
 
 // memberPool makes a RoutedPool whose default group is def and read group
 // read (none when empty), and cfg.Groups' other groups, with cfg's other
-// settings: memberHealth unless
-// cfg sets an interval, pools of up to 40 connections named memberApp (and
-// cfg.ConfigurePool after that). It is closed at the end of the test.
+// settings: memberHealth unless cfg sets an interval, pools of up to 40
+// connections named memberApp (and cfg.ConfigurePool after that). It is
+// closed at the end of the test.
 func memberPool(t *testing.T, c *routingtest.Cluster, def, read []pgxroute.Node, cfg pgxroute.Config) *pgxroute.RoutedPool {
 	t.Helper()
 	groups := map[string][]pgxroute.Node{pgxroute.DefaultGroupName: def}
@@ -103,8 +103,9 @@ type mcall struct {
 // memberLoad runs reads and writes, each in a scope of its own, through a
 // RoutedPool until ended, and records every call.
 type memberLoad struct {
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 
 	mu    sync.Mutex
 	calls []mcall
@@ -120,14 +121,17 @@ const (
 // loadWrite, each pausing 5 ms between calls (the machine running the tests
 // is often shared: the pause keeps the client process from starving, which
 // the stall watch would take for hung servers).
-func startMemberLoad(pool *pgxroute.RoutedPool, readers, writers int) *memberLoad {
-	return startMemberLoadIn(pool, "", readers, writers)
+// The load ends at the end of the test at the latest (before the pool
+// closes), also when the test stops early.
+func startMemberLoad(t *testing.T, pool *pgxroute.RoutedPool, readers, writers int) *memberLoad {
+	return startMemberLoadIn(t, pool, "", readers, writers)
 }
 
 // startMemberLoadIn is startMemberLoad with every call in bind group group
 // (WithBindGroup) unless it is empty.
-func startMemberLoadIn(pool *pgxroute.RoutedPool, group string, readers, writers int) *memberLoad {
+func startMemberLoadIn(t *testing.T, pool *pgxroute.RoutedPool, group string, readers, writers int) *memberLoad {
 	l := &memberLoad{stop: make(chan struct{})}
+	t.Cleanup(l.end)
 	worker := func(write bool) {
 		defer l.wg.Done()
 		for {
@@ -165,9 +169,9 @@ func startMemberLoadIn(pool *pgxroute.RoutedPool, group string, readers, writers
 	return l
 }
 
-// end stops the load and waits for its calls.
+// end stops the load and waits for its calls. It may be called again.
 func (l *memberLoad) end() {
-	close(l.stop)
+	l.stopOnce.Do(func() { close(l.stop) })
 	l.wg.Wait()
 }
 
@@ -543,7 +547,7 @@ func TestSetGroupAddUnderLoad(t *testing.T) {
 			configured = append(configured, group+"/"+node)
 		},
 	})
-	l := startMemberLoad(pool, 16, 4)
+	l := startMemberLoad(t, pool, 16, 4)
 	l.waitServed(t, r1.Name(), r1.Port(), 20)
 	l.waitServed(t, r2.Name(), r2.Port(), 20)
 	if n := l.served(r3.Port()); n != 0 {
@@ -661,7 +665,7 @@ func TestSetGroupAddWaitsForProbe(t *testing.T) {
 			if in == pgxroute.ReadGroupName {
 				in = "" // routed by kind
 			}
-			l := startMemberLoadIn(pool, in, 8, tc.writers)
+			l := startMemberLoadIn(t, pool, in, 8, tc.writers)
 			l.waitServed(t, r1.Name(), r1.Port(), 20)
 			if err := pool.SetGroup(ctx, tc.group, memberNodes(r1, r2)); err != nil {
 				t.Fatal(err)
@@ -700,7 +704,7 @@ func TestSetGroupRemoveDrains(t *testing.T) {
 	p, r1, r2, r3 := c.Primary(), c.Replicas()[0], c.Replicas()[1], c.Replicas()[2]
 	tr := &memberTracer{}
 	pool := memberPool(t, c, memberNodes(p), memberNodes(r1, r2, r3), pgxroute.Config{Tracer: tr})
-	l := startMemberLoad(pool, 16, 4)
+	l := startMemberLoad(t, pool, 16, 4)
 	for _, r := range []*routingtest.Node{r1, r2, r3} {
 		l.waitServed(t, r.Name(), r.Port(), 20)
 	}
@@ -924,7 +928,7 @@ func TestSetGroupConnStringChange(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := &memberTracer{}
 			pool := memberPool(t, c, memberNodes(p), []pgxroute.Node{{Name: name, ConnString: r1.ConnString()}}, pgxroute.Config{Tracer: tr})
-			l := startMemberLoad(pool, 8, 2)
+			l := startMemberLoad(t, pool, 8, 2)
 			l.waitServed(t, r1.Name(), r1.Port(), 20)
 			if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, []pgxroute.Node{{Name: name, ConnString: tc.conn}}); err != nil {
 				t.Fatal(err)
@@ -1050,7 +1054,7 @@ func TestSetGroupConcurrent(t *testing.T) {
 	p, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
 	tr := &memberTracer{}
 	pool := memberPool(t, c, memberNodes(p), memberNodes(r1), pgxroute.Config{Tracer: tr})
-	l := startMemberLoad(pool, 6, 2)
+	l := startMemberLoad(t, pool, 6, 2)
 	l.waitServed(t, r1.Name(), r1.Port(), 20)
 
 	// r1 is in both lists, with another weight: it is kept throughout.
