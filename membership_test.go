@@ -408,20 +408,34 @@ func waitSleepers(t *testing.T, ss []*sleeper) {
 	}
 }
 
+// asker is a harness node whose connection string names the connection
+// askerApp, for ask (failover_test.go).
+type asker struct{ n *routingtest.Node }
+
+// ConnString implements server.
+func (a asker) ConnString() string { return a.n.ConnString() + "&application_name=" + askerApp }
+
 // askNode runs sql on s itself, on a connection of its own named askerApp,
 // and scans its one row into dest.
 func askNode(t *testing.T, s *routingtest.Node, dest any, sql string, args ...any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, s.ConnString()+"&application_name="+askerApp)
+	ask(t, asker{s}, dest, sql, args...)
+}
+
+// beginOn begins a transaction in the read group, which must be r alone,
+// and checks by the server's account that it runs on r. It is rolled back
+// at the end of the test unless it ended.
+func beginOn(t *testing.T, ctx context.Context, c *routingtest.Cluster, pool *pgxroute.RoutedPool, r *routingtest.Node) pgx.Tx {
+	t.Helper()
+	tx, err := pool.Begin(pgxroute.WithBindGroup(ctx, pgxroute.ReadGroupName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	if err := conn.QueryRow(ctx, sql, args...).Scan(dest); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
+	if got := routingtest.ServedBy(t, ctx, c, tx, whoami); got != r.Name() {
+		t.Fatalf("the transaction runs on %s, want %s", got, r.Name())
 	}
+	return tx
 }
 
 // clientConns returns the application_name of every client connection on s
@@ -852,14 +866,7 @@ func TestSetGroupDrainTimeout(t *testing.T) {
 		waitReaders(t, c, pool, r2.Name())
 		tctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		tx, err := pool.Begin(pgxroute.WithBindGroup(tctx, pgxroute.ReadGroupName))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback(context.Background())
-		if got := routingtest.ServedBy(t, tctx, c, tx, whoami); got != r2.Name() {
-			t.Fatalf("the transaction runs on %s, want %s", got, r2.Name())
-		}
+		tx := beginOn(t, tctx, c, pool, r2)
 		// extra is a second node on r1's server.
 		extra := pgxroute.Node{Name: "extra", ConnString: r1.ConnString() + "&application_name=extra"}
 		if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, append(memberNodes(r1), extra)); err != nil {
@@ -1220,17 +1227,10 @@ func TestSetGroupReaddWhileDraining(t *testing.T) {
 	waitReaders(t, c, pool, r2.Name())
 	tctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	tx, err := pool.Begin(pgxroute.WithBindGroup(tctx, pgxroute.ReadGroupName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
+	tx := beginOn(t, tctx, c, pool, r2)
 	var pid int
 	if err := tx.QueryRow(tctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 		t.Fatal(err)
-	}
-	if got := routingtest.ServedBy(t, tctx, c, tx, whoami); got != r2.Name() {
-		t.Fatalf("the transaction runs on %s, want %s", got, r2.Name())
 	}
 
 	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r1)); err != nil {
