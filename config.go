@@ -150,8 +150,8 @@ type Config struct {
 	// DiscoveryInterval is the time between two Discover calls, each one
 	// jittered by up to a fifth either way so that many application
 	// instances do not ask at the same moment. Zero: 30s. The calls asked
-	// for by a lost primary or an ejected member come at most once per
-	// tenth of it.
+	// for by a lost primary or an ejected member come after a random delay
+	// of up to a tenth of it (at most 5s), and at most once per tenth of it.
 	DiscoveryInterval time.Duration
 	// DrainTimeout bounds how long a node removed from its groups (SetGroup,
 	// Discovery) keeps its pool for the calls, transactions and acquired

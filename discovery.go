@@ -16,6 +16,9 @@ import (
 // default and read groups' nodes (setGroups): the first member in the
 // default group, the others in the read group. A failure keeps the members.
 
+// maxSoonSpread bounds the random delay of a call asked for at once.
+const maxSoonSpread = 5 * time.Second
+
 // defaultDiscoveryInterval is Config.DiscoveryInterval's default: with
 // 1,000 application instances, about 33 requests a second to the source.
 const defaultDiscoveryInterval = 30 * time.Second
@@ -30,11 +33,11 @@ type discovery struct {
 }
 
 // discoverStart makes the members Discovery reports the start when the
-// configuration names no node of the default group: New fails when it
-// cannot.
-func (cfg *Config) discoverStart(ctx context.Context) error {
+// configuration names no node of the default group (New fails when it
+// cannot), and reports whether it did.
+func (cfg *Config) discoverStart(ctx context.Context) (bool, error) {
 	if cfg.Discovery == nil {
-		return nil
+		return false, nil
 	}
 	def, read := cfg.DefaultGroup, cfg.ReadGroup
 	if def == "" {
@@ -44,11 +47,11 @@ func (cfg *Config) discoverStart(ctx context.Context) error {
 		read = ReadGroupName
 	}
 	if cfg.Primary != "" || len(cfg.Groups[def]) > 0 {
-		return nil
+		return false, nil
 	}
 	nodes, err := discover(ctx, cfg.Discovery, discoverTimeout(cfg.DiscoveryInterval))
 	if err != nil {
-		return fmt.Errorf("pgxroute: discovery of the cluster's members: %w", err)
+		return false, fmt.Errorf("pgxroute: discovery of the cluster's members: %w", err)
 	}
 	groups := make(map[string][]Node, len(cfg.Groups)+2)
 	for name, ns := range cfg.Groups {
@@ -57,7 +60,7 @@ func (cfg *Config) discoverStart(ctx context.Context) error {
 	groups[def] = nodes[:1]
 	groups[read] = append(slices.Clone(nodes[1:]), groups[read]...)
 	cfg.Groups = groups
-	return nil
+	return true, nil
 }
 
 // discoverTimeout bounds one Discover call: the interval, at least 5s.
@@ -87,17 +90,24 @@ func discover(ctx context.Context, d Discoverer, timeout time.Duration) ([]Node,
 	return nodes, err
 }
 
-// startDiscovery starts Config.Discovery's loop.
-func (p *RoutedPool) startDiscovery(cfg Config) {
+// startDiscovery starts Config.Discovery's loop; its first call comes at
+// once unless New just asked (discovered).
+func (p *RoutedPool) startDiscovery(cfg Config, discovered bool) {
 	p.discovery = &discovery{d: cfg.Discovery, interval: cmpOr(cfg.DiscoveryInterval, defaultDiscoveryInterval), soon: make(chan struct{}, 1)}
+	if discovered {
+		p.discovery.stat = DiscoveryStat{Calls: 1, LastSuccessAt: time.Now(), Members: memberNames(p.pub.snap.Load().mem)}
+	}
 	p.bg.Add(1)
-	go p.runDiscovery(p.bgCtx, p.discovery)
+	go p.runDiscovery(p.bgCtx, p.discovery, !discovered)
 }
 
-// discoverSoon asks the discovery loop, if any, for a call now (at most
-// one per tenth of the interval, after a random delay of up to as much,
-// at most 1s: a thousand instances that lose the primary at once do not
-// ask at once). It never blocks.
+// discoverSoon asks the discovery loop, if any, for a call soon: after a
+// random delay of up to a tenth of the interval (3s by default; at most
+// maxSoonSpread), and at most one per tenth of the interval, so that a thousand instances that
+// lose the primary at once do not ask at once (Patroni's REST API refused
+// about a tenth of 1,000 requests spread over 1s, none over 5s: see
+// docs/membership.md). Routing does not wait for it: the probes find a new
+// primary among the members already known. It never blocks.
 func (p *RoutedPool) discoverSoon() {
 	if p.discovery == nil {
 		return
@@ -114,11 +124,15 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // runDiscovery is the discovery loop.
-func (p *RoutedPool) runDiscovery(ctx context.Context, ds *discovery) {
+func (p *RoutedPool) runDiscovery(ctx context.Context, ds *discovery, now bool) {
 	defer p.bg.Done()
 	gap := ds.interval / 10
-	spread := min(gap, time.Second)
-	timer := time.NewTimer(jitter(ds.interval))
+	spread := min(gap, maxSoonSpread)
+	first := jitter(ds.interval)
+	if now {
+		first = 0
+	}
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	var last time.Time
 	for {
@@ -165,6 +179,9 @@ func (p *RoutedPool) discoverOnce(ctx context.Context, ds *discovery) {
 		if err == nil {
 			err = p.setGroups(ctx, lists)
 		}
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return // the pool is closing
+		}
 	}
 	now := time.Now()
 	ds.mu.Lock()
@@ -174,10 +191,7 @@ func (p *RoutedPool) discoverOnce(ctx context.Context, ds *discovery) {
 		ds.stat.LastError, ds.stat.LastErrorAt = redactedError(err), now
 	} else {
 		ds.stat.LastSuccessAt = now
-		ds.stat.Members = ds.stat.Members[:0:0]
-		for _, i := range p.pub.snap.Load().mem.topo.members {
-			ds.stat.Members = append(ds.stat.Members, p.pub.snap.Load().mem.nodes[i].name)
-		}
+		ds.stat.Members = memberNames(p.pub.snap.Load().mem)
 	}
 	ds.mu.Unlock()
 	if err != nil {
@@ -196,4 +210,13 @@ func (p *RoutedPool) discoveryStat() *DiscoveryStat {
 	st := ds.stat
 	st.Members = slices.Clone(st.Members)
 	return &st
+}
+
+// memberNames names the cluster's members in mem.
+func memberNames(mem *membership) []string {
+	out := make([]string, 0, len(mem.topo.members))
+	for _, i := range mem.topo.members {
+		out = append(out, mem.nodes[i].name)
+	}
+	return out
 }

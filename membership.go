@@ -232,8 +232,20 @@ func (p *RoutedPool) setGroups(ctx context.Context, lists map[*group][]Node) err
 		}
 	}
 
+	// The events are reported once memMu is released: a tracer may call
+	// SetGroup.
+	var events []HealthEvent
+	var after func()
 	p.memMu.Lock()
-	defer p.memMu.Unlock()
+	defer func() {
+		p.memMu.Unlock()
+		for _, ev := range events {
+			p.report(ev)
+		}
+		if after != nil {
+			after()
+		}
+	}()
 	if p.closed.Load() {
 		return ErrClosed
 	}
@@ -242,13 +254,25 @@ func (p *RoutedPool) setGroups(ctx context.Context, lists map[*group][]Node) err
 	if err != nil {
 		return err
 	}
+	// Slots: the new nodes take free ones, then new ones at the end.
+	nodes := slices.Clone(cur.nodes)
+	var added []*node
+	free := 0
 	for _, ns := range plan.fresh {
-		n, err := p.newNode(ctx, plan.groupOf[ns.name], ns)
+		for free < len(nodes) && nodes[free] != nil {
+			free++
+		}
+		if free == len(nodes) {
+			nodes = append(nodes, nil)
+		}
+		n, err := p.newNode(ctx, plan.groupOf[ns.name], ns, free)
 		if err != nil {
 			plan.abort()
 			return err
 		}
 		plan.made[ns.name] = n
+		nodes[free] = n
+		added = append(added, n)
 	}
 	config := slices.Clone(cur.config)
 	for g, list := range specs {
@@ -272,19 +296,6 @@ func (p *RoutedPool) setGroups(ctx context.Context, lists map[*group][]Node) err
 		}
 	}
 
-	// Slots: the new nodes take free ones, then new ones at the end.
-	nodes := slices.Clone(cur.nodes)
-	var added []*node
-	for _, ns := range plan.fresh {
-		n := plan.made[ns.name]
-		n.index = slices.Index(nodes, nil)
-		if n.index < 0 {
-			n.index = len(nodes)
-			nodes = append(nodes, nil)
-		}
-		nodes[n.index] = n
-		added = append(added, n)
-	}
 	// The nodes in no group any more drain.
 	listed := make([]bool, len(nodes))
 	for _, list := range config {
@@ -314,7 +325,7 @@ func (p *RoutedPool) setGroups(ctx context.Context, lists map[*group][]Node) err
 	for _, n := range removed {
 		n.removed.Store(true)
 	}
-	p.reportMembers(cur, next, now)
+	events = p.countMembers(cur, next, now)
 	for _, n := range removed {
 		n.stopProber()
 		p.bg.Add(1)
@@ -328,7 +339,7 @@ func (p *RoutedPool) setGroups(ctx context.Context, lists map[*group][]Node) err
 			}
 		}
 	}
-	p.clusterEvents(v, prev, ch)
+	after = func() { p.clusterEvents(v, prev, ch) }
 	return nil
 }
 
@@ -393,10 +404,7 @@ func (p *RoutedPool) planChange(cur *membership, specs map[*group][]nodeSpec) (*
 	for _, g := range order {
 		for _, ns := range specs[g] {
 			if !ns.derived {
-				if key, ok := taken[ns.name]; ok && key != ns.key && live[ns.name] == nil {
-					return nil, fmt.Errorf("%w: group %q node %q: the name is used by another node", ErrConfig, g.name, ns.name)
-				}
-				taken[ns.name] = ns.key
+				taken[ns.name] = ns.key // a name given is never changed
 			}
 		}
 	}
@@ -463,11 +471,11 @@ func (p *RoutedPool) planChange(cur *membership, specs map[*group][]nodeSpec) (*
 	return plan, nil
 }
 
-// newNode makes the node of spec ns, first listed by group: its pool (the
-// router's, unless ns carries the user's Pool or a Backend), set up as New
-// sets up every pool. Its slot (index) is the caller's to set.
-func (p *RoutedPool) newNode(ctx context.Context, group string, ns nodeSpec) (*node, error) {
-	n := &node{name: ns.name, key: ns.key, pool: ns.pool, backend: ns.backend}
+// newNode makes the node of spec ns in slot index, first listed by group:
+// its pool (the router's, unless ns carries the user's Pool or a Backend),
+// set up as New sets up every pool.
+func (p *RoutedPool) newNode(ctx context.Context, group string, ns nodeSpec, index int) (*node, error) {
+	n := &node{name: ns.name, index: index, key: ns.key, pool: ns.pool, backend: ns.backend}
 	if n.pool == nil && n.backend == nil {
 		if ns.cfg.ConnConfig.ConnectTimeout == 0 && p.nodeSetup.connectTimeout >= 0 {
 			ns.cfg.ConnConfig.ConnectTimeout = max(p.nodeSetup.connectTimeout, 0)
@@ -509,24 +517,37 @@ type nodeSetup struct {
 	configurePool  func(group, node string, cfg *pgxpool.Config)
 }
 
-// reportMembers reports the nodes each group gained and lost from cur to
-// next, and counts them.
-func (p *RoutedPool) reportMembers(cur, next *membership, at time.Time) {
+// countMembers counts the nodes each group gained and lost from cur to
+// next, and returns the events that report them. While roles follow the cluster, the default and
+// read groups both hold every member: a member that joins or leaves the
+// cluster is reported once, as the read group's (the default group's when
+// it is the only one it is configured in).
+func (p *RoutedPool) countMembers(cur, next *membership, at time.Time) []HealthEvent {
+	var events []HealthEvent
 	changed := false
 	for _, g := range p.groups {
+		if p.followsRoles && g == p.defaultGroup {
+			continue // reported with the read group
+		}
 		was, is := cur.groups[g.index].members, next.groups[g.index].members
 		has := func(ms []*member, n *node) bool {
 			return slices.ContainsFunc(ms, func(m *member) bool { return m.node == n })
+		}
+		name := func(n *node, mem *membership) string {
+			if p.followsRoles && g == p.readGroup && !slices.ContainsFunc(mem.config[g.index], func(c configured) bool { return c.node == n }) {
+				return p.defaultGroup.name
+			}
+			return g.name
 		}
 		for _, m := range is {
 			if !has(was, m.node) {
 				changed = true
 				p.members.added.Add(1)
-				detail := "added: it takes calls after its first answered probe"
+				detail, state := "added: it takes calls after its first answered probe", StateJoining
 				if !p.probing || m.node.pool == nil {
-					detail = "added"
+					detail, state = "added", StateUp
 				}
-				p.report(HealthEvent{Kind: EventNodeAdded, Node: m.node.name, Group: g.name, State: StateJoining, Detail: detail, At: at})
+				events = append(events, HealthEvent{Kind: EventNodeAdded, Node: m.node.name, Group: name(m.node, next), State: state, Detail: detail, At: at})
 			}
 		}
 		for _, m := range was {
@@ -537,13 +558,14 @@ func (p *RoutedPool) reportMembers(cur, next *membership, at time.Time) {
 				if m.node.removed.Load() {
 					detail = "removed: it takes no new call and drains"
 				}
-				p.report(HealthEvent{Kind: EventNodeRemoved, Node: m.node.name, Group: g.name, Detail: detail, At: at})
+				events = append(events, HealthEvent{Kind: EventNodeRemoved, Node: m.node.name, Group: name(m.node, cur), Detail: detail, At: at})
 			}
 		}
 	}
 	if changed {
 		p.members.lastChange.Store(at.UnixNano())
 	}
+	return events
 }
 
 // drainPoll is how often a drain looks whether a removed node's calls

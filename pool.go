@@ -156,7 +156,8 @@ var _ Backend = (*pgxpool.Pool)(nil)
 // node name, an unparsable connection string...) is returned at once, wraps
 // ErrConfig, names the group and node, and never shows a password.
 func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
-	if err := cfg.discoverStart(ctx); err != nil {
+	discovered, err := cfg.discoverStart(ctx)
+	if err != nil {
 		return nil, err
 	}
 	specs, err := cfg.normalise()
@@ -202,10 +203,9 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		for _, ns := range spec.nodes {
 			n := byKey[ns.key]
 			if n == nil {
-				if n, err = p.newNode(ctx, spec.name, ns); err != nil {
+				if n, err = p.newNode(ctx, spec.name, ns, len(nodes)); err != nil {
 					return fail(err)
 				}
-				n.index = len(nodes)
 				byKey[ns.key] = n
 				nodes = append(nodes, n)
 			}
@@ -239,11 +239,11 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 	v := initialSnapshot(mem)
 	p.buildGroups(v, nil)
 	p.pub.snap.Store(v)
+	if cfg.Discovery != nil {
+		p.startDiscovery(cfg, discovered) // before the probers, which may ask it for a call
+	}
 	if p.probing {
 		p.startProbers(nodes)
-	}
-	if cfg.Discovery != nil {
-		p.startDiscovery(cfg)
 	}
 	return p, nil
 }

@@ -55,7 +55,9 @@ type DrainingStat struct {
 
 // MembershipStat counts the membership changes (SetGroup, Discovery).
 type MembershipStat struct {
-	// Added and Removed count nodes added to and removed from a group.
+	// Added and Removed count nodes added to and removed from a group; a
+	// member of the cluster counts once while roles follow the cluster
+	// (the default and read groups then both hold every member).
 	Added, Removed int64
 	// Drained counts removed nodes whose pools closed, and DrainTimeouts
 	// those of them whose calls DrainTimeout cut short.

@@ -295,7 +295,7 @@ func (l logTracer) TraceHealth(ctx context.Context, ev HealthEvent) {
 	if ev.Previous != "" {
 		attrs = append(attrs, slog.String("previous", ev.Previous))
 	}
-	if aboutNode {
+	if aboutNode && ev.Kind != EventNodeRemoved && ev.Kind != EventNodeDrained {
 		attrs = append(attrs, slog.String("state", ev.State.String()), slog.String("role", ev.Role))
 	}
 	if ev.Kind == EventLagging {

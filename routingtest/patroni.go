@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,6 +61,11 @@ type PatroniOptions struct {
 	// User is the account etcd, Patroni and PostgreSQL run as when the
 	// process is root, as in ClusterOptions.User.
 	User string
+	// Stopped names members ("member4") that StartPatroni leaves stopped,
+	// never started: StartMember starts one later, and Patroni makes it a
+	// new replica (pg_basebackup from the leader), as when a member joins
+	// the cluster. member1, which bootstraps the cluster, cannot be one.
+	Stopped []string
 }
 
 // Patroni is a running Patroni cluster: one etcd (its DCS) and Patroni
@@ -255,6 +261,12 @@ func (o *PatroniOptions) fill() error {
 	if o.RetryTimeout < 2*time.Second {
 		return fmt.Errorf("routingtest: PatroniOptions.RetryTimeout is %v; Patroni 3.0 with etcd3 never takes the leader key below 2s", o.RetryTimeout)
 	}
+	for _, name := range o.Stopped {
+		n, err := strconv.Atoi(strings.TrimPrefix(name, "member"))
+		if !strings.HasPrefix(name, "member") || err != nil || n < 2 || n > o.Members {
+			return fmt.Errorf("routingtest: PatroniOptions.Stopped holds %q; want member2 to member%d (member1 bootstraps the cluster)", name, o.Members)
+		}
+	}
 	if o.LoopWait+2*o.RetryTimeout > o.TTL {
 		return fmt.Errorf("routingtest: PatroniOptions: LoopWait (%v) + 2*RetryTimeout (%v) exceeds TTL (%v); Patroni needs it within", o.LoopWait, o.RetryTimeout, o.TTL)
 	}
@@ -263,10 +275,11 @@ func (o *PatroniOptions) fill() error {
 
 // StartPatroni starts an etcd and o.Members Patroni members on loopback, in a
 // fresh temporary folder. The first member bootstraps the cluster (Patroni
-// runs initdb); the others are created by Patroni with pg_basebackup.
+// runs initdb); the others (but o.Stopped) are created by Patroni with
+// pg_basebackup.
 // use_pg_rewind is on (with wal_log_hints), so that a former leader rejoins
 // as a replica. It returns once member1 is the leader, accepts writes, and
-// every other member streams from it. On error nothing is left behind. Every
+// every other started member streams from it. On error nothing is left behind. Every
 // process dies with the calling process even if it never calls Close.
 func StartPatroni(ctx context.Context, o PatroniOptions) (_ *Patroni, err error) {
 	if err := o.fill(); err != nil {
@@ -349,12 +362,17 @@ func StartPatroni(ctx context.Context, o PatroniOptions) (_ *Patroni, err error)
 	if leader != first {
 		return nil, fmt.Errorf("routingtest: Patroni elected %s, not %s, while it was alone", leader.name, first.name)
 	}
+	started := []*PatroniMember{first}
 	for _, m := range p.members[1:] {
+		if slices.Contains(o.Stopped, m.name) {
+			continue
+		}
 		if err := p.startPatroni(m, patroniBin); err != nil {
 			return nil, err
 		}
+		started = append(started, m)
 	}
-	if err := p.WaitStreaming(ctx); err != nil {
+	if err := p.waitStreaming(ctx, started); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -895,7 +913,8 @@ func livePostmaster(dataDir string) int {
 	return pid
 }
 
-// StartMember starts m's Patroni again after KillMember, and returns once
+// StartMember starts m's Patroni again after KillMember or StopMember (or
+// for the first time, for a member of PatroniOptions.Stopped), and returns once
 // m's PostgreSQL streams from the leader, Patroni agreeing (or once m is the
 // leader, when Patroni made it one). With a leader in place, Patroni makes m
 // a replica of it: after a crash it runs crash recovery, then pg_rewind if
@@ -1011,6 +1030,17 @@ func (p *Patroni) Close() error {
 		p.closeErr = errors.Join(errs...)
 	})
 	return p.closeErr
+}
+
+// StopMember stops m cleanly, as an operator taking it out of the cluster:
+// SIGTERM to its Patroni, which stops its PostgreSQL (fast shutdown),
+// releases the leader key if it held it, and marks itself stopped in the
+// DCS before it exits (SIGKILL to what is left after 30 s). It returns once
+// its processes are gone; StartMember starts it again. Stopping a stopped
+// member does nothing.
+func (p *Patroni) StopMember(m *PatroniMember) error {
+	p.logf("%s: stop", m.name)
+	return p.stopMember(m)
 }
 
 // stopMember stops m's Patroni and PostgreSQL cleanly, or kills them.

@@ -27,6 +27,10 @@ func TestPatroniOptionsFill(t *testing.T) {
 		{"loop_wait + 2*retry_timeout > ttl", PatroniOptions{TTL: 4 * time.Second, LoopWait: time.Second, RetryTimeout: 2 * time.Second}, "exceeds TTL"},
 		{"fractional seconds", PatroniOptions{TTL: 5500 * time.Millisecond}, "whole seconds"},
 		{"one member", PatroniOptions{Members: 1}, "at least 2"},
+		{"a member left stopped", PatroniOptions{Members: 4, Stopped: []string{"member4"}}, ""},
+		{"member1 left stopped", PatroniOptions{Stopped: []string{"member1"}}, "member1 bootstraps"},
+		{"no such member left stopped", PatroniOptions{Stopped: []string{"member4"}}, "want member2 to member3"},
+		{"a stopped member not named so", PatroniOptions{Stopped: []string{"node2"}}, "want member2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

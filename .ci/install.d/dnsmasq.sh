@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what discovery/dns's tests need: dnsmasq, a DNS server the tests
+# Installs what the DNS discovery tests need (discovery/dns's, and the root
+# package's TestDNSDiscovery through routingtest.StartDnsmasq): dnsmasq, a DNS server the tests
 # start on a free loopback port (Debian's dnsmasq-base: the binary alone, no
 # service). Idempotent and quiet: does nothing when dnsmasq is there, and
 # runs apt-get update at most once.

@@ -47,7 +47,7 @@ servers and their files are removed at the end, also on Ctrl-C.`
 
 // demoScenarioNames are the -scenario values besides "all", in the order
 // "all" runs them.
-var demoScenarioNames = []string{"kill", "freeze", "failover", "switchover"}
+var demoScenarioNames = []string{"kill", "freeze", "members", "failover", "switchover"}
 
 // demoOptions configures runDemo.
 type demoOptions struct {

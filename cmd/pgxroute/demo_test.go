@@ -141,6 +141,24 @@ func TestDemoScenarios(t *testing.T) {
 				if s.Readmissions[victim] == 0 {
 					t.Errorf("%s never re-admitted by Stat's count: %v", victim, s.Readmissions)
 				}
+			case "members":
+				victim := "replica2"
+				if s.ReadsFailed != 0 || s.WritesUnknown != 0 || s.StickyStale != 0 {
+					t.Errorf("failed reads %d, writes of unknown outcome %d, stale sticky reads %d: want 0 (first error: %s)",
+						s.ReadsFailed, s.WritesUnknown, s.StickyStale, s.FirstError)
+				}
+				if s.NewPrimary != "" || s.ServerRoles["primary"] != "primary" {
+					t.Errorf("new primary %q, roles %v: the primary should not move", s.NewPrimary, s.ServerRoles)
+				}
+				if s.ReadsBy[victim] == 0 || s.ReadsBy["replica1"] == 0 {
+					t.Errorf("reads by server %v: both replicas should serve some", s.ReadsBy)
+				}
+				ev := s.Events[victim]
+				for _, want := range []string{"node_removed", "node_drained", "node_added"} {
+					if !slices.Contains(ev, want) {
+						t.Errorf("%s's events %v, want %s", victim, ev, want)
+					}
+				}
 			case "failover", "switchover":
 				if s.NewPrimary == "" || s.NewPrimary == s.PrimaryBefore {
 					t.Fatalf("new primary %q, before %q", s.NewPrimary, s.PrimaryBefore)
@@ -179,7 +197,7 @@ func TestDemoScenarios(t *testing.T) {
 	}
 	for _, want := range []string{"Summary of kill", "Summary of freeze", "Summary of failover", "Summary of switchover",
 		">>> kill replica1 (SIGKILL)", "router: replica1 ejected", "router: writes go to replica1 now (was primary)",
-		"All 4 scenarios", "Servers stopped"} {
+		"All 5 scenarios", "Servers stopped"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -249,7 +267,7 @@ func TestDemoFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-scenario", "explode"}, `unknown scenario "explode": want kill, freeze, failover, switchover or all`},
+		{[]string{"-scenario", "explode"}, `unknown scenario "explode": want kill, freeze, members, failover, switchover or all`},
 		{[]string{"-phase", "0s"}, "-phase and -workers must be positive"},
 		{[]string{"-workers", "-1"}, "-phase and -workers must be positive"},
 		{[]string{"-hedge", "-1ms"}, "-hedge not negative"},

@@ -13,7 +13,8 @@
 //	             RoutedPool, and does to the servers what happens in
 //	             production: -scenario kill (a replica killed and started
 //	             again), freeze (a replica frozen with SIGSTOP, then thawed),
-//	             failover (the primary killed, a replica promoted, the other
+//	             members (a replica taken out of the read group with
+//	             SetGroup, drained, then put back), failover (the primary killed, a replica promoted, the other
 //	             repointed, the old primary rejoined as a replica),
 //	             switchover, or all (the default: each in turn, about a
 //	             minute). Each scenario ends with a summary counted from the
@@ -93,7 +94,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"demo", "run a routed workload on a local cluster through kill, freeze, failover, switchover", runDemoCommand},
+		{"demo", "run a routed workload on a local cluster through kill, freeze, members, failover, switchover", runDemoCommand},
 		{"explain", "show a statement's classification and the route a config picks for it", runExplain},
 		{"check", "report the reachability, role and lag of a deployment's nodes", runCheck},
 		{"consistency", "run the read-your-writes experiment under each consistency mode", runConsistency},

@@ -25,7 +25,7 @@ type scenario struct {
 // unknown name.
 func scenarioByName(name string) scenario {
 	faults := map[string]func(context.Context, *demoRun, *scenarioState) error{
-		"kill": killReplica, "freeze": freezeReplica, "failover": failover, "switchover": switchover,
+		"kill": killReplica, "freeze": freezeReplica, "members": changeMembers, "failover": failover, "switchover": switchover,
 	}
 	return scenario{name: name, fault: faults[name]}
 }
@@ -364,6 +364,46 @@ func failover(ctx context.Context, d *demoRun, s *scenarioState) error {
 // switchover moves the primary role to a replica cleanly: back to the
 // node named primary when it is a replica (after a failover), else to the
 // first replica.
+// changeMembers takes a replica out of the read group with SetGroup (it
+// drains: its running reads finish, no new one reaches it), then puts it
+// back (it takes reads after its first answered probe).
+func changeMembers(ctx context.Context, d *demoRun, s *scenarioState) error {
+	var keep, victim []pgxroute.Node
+	for _, r := range d.c.Replicas() {
+		n := pgxroute.Node{Name: r.Name(), ConnString: r.ConnString()}
+		if victim == nil && r.Name() != "replica1" {
+			victim = append(victim, n)
+		} else {
+			keep = append(keep, n)
+		}
+	}
+	if victim == nil {
+		return fmt.Errorf("no replica to take out besides replica1")
+	}
+	name := victim[0].Name
+	s.About = name + " taken out of the read group (SetGroup), then put back"
+	s.PrimaryBefore = d.c.Primary().Name()
+	if err := d.hold(ctx); err != nil {
+		return err
+	}
+	s.markFault()
+	d.step("SetGroup(read) without %s: it takes no new call and drains", name)
+	if err := d.pool.SetGroup(ctx, pgxroute.ReadGroupName, keep); err != nil {
+		return err
+	}
+	if err := d.waitFor(ctx, name+" drained", func(st *pgxroute.Stat) bool { return st.Membership.Drained > 0 && len(st.Draining) == 0 }); err != nil {
+		return err
+	}
+	if err := d.hold(ctx); err != nil {
+		return err
+	}
+	d.step("SetGroup(read) with %s again: it takes reads after its first probe", name)
+	if err := d.pool.SetGroup(ctx, pgxroute.ReadGroupName, append(keep, victim...)); err != nil {
+		return err
+	}
+	return d.backThenHold(ctx, name)
+}
+
 func switchover(ctx context.Context, d *demoRun, s *scenarioState) error {
 	old := d.c.Primary()
 	var to *routingtest.Node

@@ -50,7 +50,7 @@ func members(t *testing.T, nodes []pgxroute.Node) []member {
 // a multi-host string), targets without an address left out, and the
 // errors: every one names the name looked up.
 func TestDNSRecords(t *testing.T) {
-	d := startDnsmasq(t, []string{
+	d := routingtest.StartDnsmasq(t, []string{
 		"_pg._tcp.pg.test,two.pg.test,6000",
 		"_pg._tcp.pg.test,one.pg.test,5432",
 		"_pg._tcp.pg.test,gone.pg.test,5432",
@@ -206,7 +206,7 @@ func discoverUntil(ctx context.Context, t *testing.T, d *dns.Discoverer, want []
 // each discovered connection string reaches the right server, asking the
 // server for its address, port and recovery state.
 func TestDNSCluster(t *testing.T) {
-	findDnsmasq(t)
+	routingtest.SkipWithoutDnsmasq(t)
 	v6 := haveIPv6Loopback()
 	opts := routingtest.ClusterOptions{}
 	if v6 {
@@ -221,7 +221,7 @@ func TestDNSCluster(t *testing.T) {
 	}
 	nameOf := func(host string, n *routingtest.Node) string { return host + ":" + strconv.Itoa(n.Port()) }
 	hosts := []string{"127.0.0.1 primary.pg.test", "127.0.0.1 replica1.pg.test", "127.0.0.1 replica2.pg.test"}
-	d := startDnsmasq(t, []string{srvOf("primary.pg.test", primary), srvOf("replica1.pg.test", reps[0])}, hosts)
+	d := routingtest.StartDnsmasq(t, []string{srvOf("primary.pg.test", primary), srvOf("replica1.pg.test", reps[0])}, hosts)
 	const template = "postgres://postgres@placeholder/postgres?sslmode=disable&connect_timeout=5"
 	srv := dns.New(dns.Config{Name: "_postgresql._tcp.pg.test.", ConnString: template, Resolver: d.Resolver()})
 
@@ -295,7 +295,7 @@ func TestDNSCluster(t *testing.T) {
 // loopback: an A/AAAA name with three addresses, and an SRV name with three
 // targets of one address each. queries/op counts the queries dnsmasq logged.
 func BenchmarkDNSDiscover(b *testing.B) {
-	d := startDnsmasq(b, []string{
+	d := routingtest.StartDnsmasq(b, []string{
 		"_pg._tcp.pg.test,m1.pg.test,5432", "_pg._tcp.pg.test,m2.pg.test,5432", "_pg._tcp.pg.test,m3.pg.test,5432",
 	}, []string{
 		"10.0.0.1 m1.pg.test", "10.0.0.2 m2.pg.test", "10.0.0.3 m3.pg.test",
