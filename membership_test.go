@@ -1387,3 +1387,45 @@ func TestSetGroupNoReads(t *testing.T) {
 		t.Errorf("NoReads set and cleared: events of %s %+v, Membership %+v; want the node kept", r2.Name(), tr.about(r2.Name()), st.Membership)
 	}
 }
+
+// TestSetGroupAddedReplicaReadsYourWrites adds a replica that applies WAL
+// 2 s late in place of an up-to-date one: the pool's own scope (unscoped
+// calls) still reads its writes, each read right after its write (the
+// late replica serves only what it has replayed), and the late replica
+// does serve reads.
+func TestSetGroupAddedReplicaReadsYourWrites(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{ApplyDelay: []time.Duration{0, 2 * time.Second}})
+	ctx := context.Background()
+	p, r1, late := c.Primary(), c.Replicas()[0], c.Replicas()[1]
+	pool := memberPool(t, c, memberNodes(p), memberNodes(r1), pgxroute.Config{})
+	waitReaders(t, c, pool, r1.Name())
+	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(late)); err != nil {
+		t.Fatal(err)
+	}
+	waitReaders(t, c, pool, late.Name())
+	names := nodeNames(c)
+	served := map[string]int{}
+	for range 20 {
+		id := nextID()
+		if _, err := pool.Exec(ctx, "INSERT INTO items (id, note) VALUES ($1, 'ryw')", id); err != nil {
+			t.Fatal(err)
+		}
+		var n, port int
+		if err := pool.QueryRow(ctx, "SELECT count(*), inet_server_port() FROM items WHERE id = $1", id).Scan(&n, &port); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("an unscoped read right after its write did not see it, on %s", names[port])
+		}
+		served[names[port]]++
+	}
+	t.Logf("reads right after their write served by %v", served)
+	// Without a write waiting, reads go to the late replica again.
+	routingtest.WaitFor(t, "the late replica to serve an unscoped read", func() bool {
+		var port int
+		if err := pool.QueryRow(ctx, whoami).Scan(&port); err != nil {
+			t.Fatal(err)
+		}
+		return port == late.Port()
+	})
+}
