@@ -1429,3 +1429,27 @@ func TestSetGroupAddedReplicaReadsYourWrites(t *testing.T) {
 		return port == late.Port()
 	})
 }
+
+// TestSetGroupHealthOff: with health checks off nothing probes a new node,
+// so it takes calls as soon as SetGroup returns (and a removed one still
+// drains).
+func TestSetGroupHealthOff(t *testing.T) {
+	c := sharedCluster(t)
+	ctx := context.Background()
+	p, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
+	pool := memberPool(t, c, memberNodes(p), memberNodes(r1), pgxroute.Config{Health: pgxroute.HealthConfig{Disabled: true, Interval: time.Second}})
+	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, memberNodes(r2)); err != nil {
+		t.Fatal(err)
+	}
+	if n := nodeStat(pool, pgxroute.ReadGroupName, r2.Name()); n.State != pgxroute.StateUp {
+		t.Errorf("%s added with health checks off: %v, want up", r2.Name(), n.State)
+	}
+	// The very next reads, without waiting: r2 alone.
+	if got := readNodes(t, c, pool, 6); !slices.Equal(got, []string{r2.Name()}) {
+		t.Errorf("reads right after SetGroup served by %v, want %s", got, r2.Name())
+	}
+	routingtest.WaitFor(t, r1.Name()+" to drain", func() bool {
+		st := pool.Stat()
+		return len(st.Draining) == 0 && st.Membership.Drained == 1
+	})
+}
