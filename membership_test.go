@@ -543,9 +543,10 @@ func writeNode(t *testing.T, c *routingtest.Cluster, pool *pgxroute.RoutedPool) 
 // TestSetGroupAddUnderLoad adds a replica to the read group under 16
 // readers and 4 writers: the new replica serves reads, by the server's own
 // account, once it answered a probe; its pool was made through
-// ConfigurePool; Stat and the health events show the addition; no call
-// fails. It logs the time from SetGroup's return to the new replica's first
-// read.
+// ConfigurePool; the replicas listed again are kept (state, counters, pool:
+// no new ConfigurePool call, no removal); Stat and the health events show
+// the addition; no call fails. It logs the times from SetGroup's return to
+// the new replica's first answered probe, first routed call and first read.
 func TestSetGroupAddUnderLoad(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{Replicas: 3})
 	ctx := context.Background()
