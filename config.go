@@ -112,7 +112,8 @@ type Config struct {
 	// Groups.
 	Replicas []Node
 	// Groups maps bind group names to their nodes. It may be mixed with
-	// Primary and Replicas.
+	// Primary and Replicas. A read group listed with no node is kept (its
+	// reads go to the default group) for SetGroup to fill later.
 	Groups map[string][]Node
 	// DefaultGroup names the group of writes, locking reads, sticky reads
 	// and fallbacks. Empty means "default".
@@ -393,8 +394,10 @@ func (cfg *Config) normalise() ([]groupSpec, error) {
 			byName[ns.name] = ns.key
 			spec.nodes = append(spec.nodes, ns)
 		}
-		if g == read && len(spec.nodes) == 0 && cfg.Discovery == nil {
-			continue // an empty read group: reads go to the default group
+		if _, listed := cfg.Groups[read]; g == read && len(spec.nodes) == 0 && cfg.Discovery == nil && !listed {
+			// No read group: reads go to the default group. A read group
+			// listed empty (or Discovery) is kept, for SetGroup to fill.
+			continue
 		}
 		specs = append(specs, spec)
 	}

@@ -201,6 +201,10 @@ type membershipCounts struct {
 // cluster's members, roles still come from the probes (unless they are
 // static): a member added to either may turn out to be the primary.
 //
+// An empty list empties a group (but the default group): a read group with
+// no node sends reads to the default group. The read group exists only if
+// New had a node for it, an empty Groups[ReadGroup], or Discovery.
+//
 // A bad list (a malformed node, two nodes with one name or one connection,
 // a name another group's node has, an empty default group, a Backend
 // member while roles follow the cluster) returns an error wrapping ErrConfig
@@ -210,6 +214,9 @@ type membershipCounts struct {
 func (p *RoutedPool) SetGroup(ctx context.Context, name string, nodes []Node) error {
 	g := p.group(name)
 	if g == nil {
+		if name == p.readGroupName {
+			return fmt.Errorf("pgxroute: SetGroup: %w %q: New had no node for it (to add replicas later, give Groups[%q] as an empty list, or set Discovery)", ErrUnknownGroup, name, name)
+		}
 		return fmt.Errorf("pgxroute: SetGroup: %w %q", ErrUnknownGroup, name)
 	}
 	return p.setGroups(ctx, map[*group][]Node{g: nodes})
@@ -223,6 +230,7 @@ func (p *RoutedPool) setGroups(ctx context.Context, lists map[*group][]Node) err
 		if len(nodes) == 0 && g == p.defaultGroup {
 			return fmt.Errorf("%w: group %q has no node: the default group needs one", ErrConfig, g.name)
 		}
+		specs[g] = []nodeSpec{} // an empty list empties the group
 		for i, n := range nodes {
 			ns, err := n.normalise(g.name, i)
 			if err != nil {

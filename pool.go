@@ -30,10 +30,11 @@ import (
 // RoutedPool is a drop-in for *pgxpool.Pool that routes every call to a node
 // of a bind group. It is safe for concurrent use.
 type RoutedPool struct {
-	groups       []*group // default first, then read (if any), then by name; group.index
-	groupsByName map[string]*group
-	defaultGroup *group
-	readGroup    *group // nil: no read group
+	groups        []*group // default first, then read (if any), then by name; group.index
+	groupsByName  map[string]*group
+	defaultGroup  *group
+	readGroup     *group // nil: no read group
+	readGroupName string
 	// The nodes and the groups' members are in the snapshot (snapshot.mem,
 	// membership.go); memMu serialises the changes of membership (SetGroup,
 	// Discovery, a drained node's slot freed) and Close. It is taken before
@@ -215,11 +216,8 @@ func New(ctx context.Context, cfg Config) (*RoutedPool, error) {
 		p.groups = append(p.groups, g)
 	}
 	p.defaultGroup = p.groups[0]
-	readName := cfg.ReadGroup
-	if readName == "" {
-		readName = ReadGroupName
-	}
-	p.readGroup = p.groupsByName[readName]
+	p.readGroupName = cmp.Or(cfg.ReadGroup, ReadGroupName)
+	p.readGroup = p.groupsByName[p.readGroupName]
 	if p.readGroup != nil {
 		p.readGroup.isRead = true
 		// The pool's own scope; with no read group every read goes to the
