@@ -156,9 +156,11 @@ func TestStatusDiscovery(t *testing.T) {
 		return d != nil && d.Failures >= 2
 	})
 	// The members stay: reads still reach the replicas.
-	if n := routingtest.ServedBy(t, context.Background(), c, pool, "SELECT inet_server_port() FROM marker"); !strings.HasPrefix(n, "replica") {
-		t.Fatalf("a read served by %s while discovery fails, want a replica", n)
-	}
+	// (Bounded retries: on a loaded machine a probe late for a moment may
+	// send a read to the primary.)
+	routingtest.WaitFor(t, "a read served by a replica while discovery fails", func() bool {
+		return strings.HasPrefix(routingtest.ServedBy(t, context.Background(), c, pool, "SELECT inet_server_port() FROM marker"), "replica")
+	})
 	_, body := get(t, h, http.MethodGet, "/?format=json", nil)
 	_, page := get(t, h, http.MethodGet, "/", nil)
 	for what, text := range map[string]string{"page": page, "JSON": body} {
