@@ -307,6 +307,21 @@ func TestNextNodeState(t *testing.T) {
 			steps: []step{{o: answered(primary), state: StateUp}},
 		},
 		{
+			name:  "a node added while the pool runs takes calls from its first answered probe",
+			start: nodeState{joining: true},
+			steps: []step{
+				{o: failed(refused), state: StateJoining},
+				{o: failed(refused), state: StateJoining, events: []HealthEventKind{EventEjected}, act: "interrupt probe"},
+				{o: answered(replica), state: StateDown, events: []HealthEventKind{EventNodeJoined}},
+				{o: answered(replica), state: StateUp, events: []HealthEventKind{EventReadmitted}},
+			},
+		},
+		{
+			name:  "a node added answers at once",
+			start: nodeState{joining: true},
+			steps: []step{{o: answered(replica), state: StateUp, events: []HealthEventKind{EventNodeJoined}}},
+		},
+		{
 			name:  "static roles: a default-group node in recovery is reported once",
 			rules: func(r *healthRules) { r.expect = rolePrimary },
 			steps: []step{

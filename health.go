@@ -276,7 +276,10 @@ func nextNodeState(s nodeState, o outcome, r healthRules) (nodeState, transition
 		}
 	case probeAnswered:
 		s.failures = 0
-		s.joining = false // an added node takes calls from its first answered probe
+		if s.joining { // an added node takes calls from its first answered probe
+			s.joining = false
+			t.events = append(t.events, nodeEvent{kind: EventNodeJoined, why: "a node added answered its first probe: it takes calls"})
+		}
 		if s.suspect {
 			s.suspect = false
 			t.events = append(t.events, nodeEvent{kind: EventAnswering, why: "a suspect node answered again"})

@@ -108,6 +108,9 @@ const (
 	// EventDiscoveryFailed: Config.Discovery's Discover failed, or returned
 	// a list SetGroup refused; the members stay as they were.
 	EventDiscoveryFailed
+	// EventNodeJoined: a node added while the pool ran answered its first
+	// probe: it takes calls from now on.
+	EventNodeJoined
 )
 
 var healthEventNames = [...]string{
@@ -125,6 +128,7 @@ var healthEventNames = [...]string{
 	EventNodeRemoved:     "node_removed",
 	EventNodeDrained:     "node_drained",
 	EventDiscoveryFailed: "discovery_failed",
+	EventNodeJoined:      "node_joined",
 }
 
 // String names the event kind in snake case ("ejected", "primary_changed"),

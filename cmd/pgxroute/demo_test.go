@@ -154,7 +154,7 @@ func TestDemoScenarios(t *testing.T) {
 					t.Errorf("reads by server %v: both replicas should serve some", s.ReadsBy)
 				}
 				ev := s.Events[victim]
-				for _, want := range []string{"node_removed", "node_drained", "node_added"} {
+				for _, want := range []string{"node_removed", "node_drained", "node_added", "node_joined"} {
 					if !slices.Contains(ev, want) {
 						t.Errorf("%s's events %v, want %s", victim, ev, want)
 					}
