@@ -22,7 +22,8 @@ import (
 // added in its place shows joining while it has answered no probe (it
 // listens nowhere); the membership counts and the node_added and
 // node_removed events say so; the transaction commits, and the node is
-// drained. No password reaches the page.
+// drained. A node added then that answers shows its node_joined event. No
+// password reaches the page.
 func TestStatusMembership(t *testing.T) {
 	c := sharedCluster(t)
 	const secret = "Sw0rdf1sh-membership"
@@ -134,6 +135,17 @@ func TestStatusMembership(t *testing.T) {
 	_, page = get(t, h, http.MethodGet, "/", nil)
 	if strings.Contains(page, `id="draining"`) || !strings.Contains(page, `draining now <strong>0</strong>`) {
 		t.Errorf("the page still shows a draining node")
+	}
+
+	// A node added that answers: joining, then up, with a node_joined
+	// event on the page.
+	if err := pool.SetGroup(ctx, "extra", []pgxroute.Node{joiner, {Name: "again", ConnString: r2.ConnString()}}); err != nil {
+		t.Fatal(err)
+	}
+	routingtest.WaitState(t, pool, "again", pgxroute.StateUp)
+	_, page = get(t, h, http.MethodGet, "/", nil)
+	if !strings.Contains(page, `<tr data-event="node_joined" data-node="again">`) || !strings.Contains(page, `<span class="st ev-node_joined">node_joined</span>`) {
+		t.Errorf("the page lacks the node_joined event of the node that answered")
 	}
 }
 

@@ -38,7 +38,7 @@ var (
 // HealthEventKey is the kind of a health event: "ejected", "readmitted",
 // "lagging", "caught_up", "role_changed", "primary_changed", "suspect",
 // "split_brain", "answering", "role_mismatch", "node_added",
-// "node_removed", "node_drained", "discovery_failed"
+// "node_removed", "node_drained", "discovery_failed", "node_joined"
 // (pgxroute.HealthEventKind.String).
 const HealthEventKey = attribute.Key("pgxroute.health.event")
 
@@ -48,7 +48,7 @@ const HealthEventKey = attribute.Key("pgxroute.health.event")
 func NewTracer(opts ...Option) *Tracer {
 	o := newOptions(opts)
 	events, err := o.mp.Meter(ScopeName).Int64Counter("pgxroute.health.events", metric.WithUnit("{event}"),
-		metric.WithDescription("Health events of the pool's nodes, by node and kind (ejected, readmitted, lagging, caught_up, role_changed, primary_changed, suspect, split_brain, answering, role_mismatch, node_added, node_removed, node_drained, discovery_failed)."))
+		metric.WithDescription("Health events of the pool's nodes, by node and kind (ejected, readmitted, lagging, caught_up, role_changed, primary_changed, suspect, split_brain, answering, role_mismatch, node_added, node_removed, node_drained, discovery_failed, node_joined)."))
 	if err != nil {
 		otel.Handle(fmt.Errorf("pgxroute/otel: instrument pgxroute.health.events: %w", err))
 	}
