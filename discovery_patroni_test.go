@@ -36,6 +36,11 @@ type scopedRead struct {
 	port       int
 	inRecovery bool
 	err        error
+	// noReplica: Stat showed no replica taking reads just before or just
+	// after the read (a replica suspected for a moment on a loaded
+	// machine, another one removed, a new one joining): the read falls
+	// back to the primary by design (FallbackToPrimary).
+	noReplica bool
 }
 
 // scopedReads sends routed reads, each in a scope of its own (so that the
@@ -81,13 +86,27 @@ func recordScopedReads(t *testing.T, pool *pgxroute.RoutedPool, n int) *scopedRe
 func (r *scopedReads) readOnce() scopedRead {
 	ctx, cancel := context.WithTimeout(pgxroute.WithScope(context.Background()), 30*time.Second)
 	defer cancel()
+	before := replicaTakesReads(r.pool.Stat())
 	rd := scopedRead{start: time.Now()}
 	rd.err = r.pool.QueryRow(ctx, "SELECT inet_server_port(), pg_is_in_recovery()").Scan(&rd.port, &rd.inRecovery)
 	rd.end = time.Now()
+	rd.noReplica = !before || !replicaTakesReads(r.pool.Stat())
 	r.mu.Lock()
 	r.reads = append(r.reads, rd)
 	r.mu.Unlock()
 	return rd
+}
+
+// replicaTakesReads reports whether st shows a node of the read group that
+// takes reads now: up, a replica, and not NoReads.
+func replicaTakesReads(st *pgxroute.Stat) bool {
+	g, _ := st.Group(pgxroute.ReadGroupName)
+	for _, n := range g.Nodes {
+		if n.State == pgxroute.StateUp && n.Role == "replica" && !n.NoReads {
+			return true
+		}
+	}
+	return false
 }
 
 // end stops the recorder and waits for its last read; it is safe to call
@@ -131,25 +150,30 @@ func (r *scopedReads) count(port int, since time.Time) (on, all int) {
 }
 
 // check fails the test for every failed read and for every read a primary
-// answered (a scoped read without writes goes to a replica while one takes
-// reads: the tests using it keep one), and logs the counts.
+// answered while a replica took reads (a scoped read without writes goes to
+// a replica while one does: the tests using it keep one, but a replica
+// suspected for a moment on a loaded machine while another is being
+// replaced may leave none for a few milliseconds, and the read then falls
+// back to the primary by design), and logs the counts.
 func (r *scopedReads) check(t *testing.T) {
 	t.Helper()
 	reads := r.all()
-	failed, onPrimary := 0, 0
+	failed, onPrimary, fallbacks := 0, 0, 0
 	for _, rd := range reads {
 		switch {
 		case rd.err != nil:
 			if failed++; failed <= 5 {
 				t.Errorf("scoped read started at %s failed: %v", rd.start.Format("15:04:05.000"), rd.err)
 			}
+		case !rd.inRecovery && rd.noReplica:
+			fallbacks++
 		case !rd.inRecovery:
 			if onPrimary++; onPrimary <= 5 {
 				t.Errorf("scoped read started at %s ran on the primary (port %d)", rd.start.Format("15:04:05.000"), rd.port)
 			}
 		}
 	}
-	t.Logf("scoped reads: %d, failed %d, on a primary %d", len(reads), failed, onPrimary)
+	t.Logf("scoped reads: %d, failed %d, on a primary %d while a replica took reads, %d while none did", len(reads), failed, onPrimary, fallbacks)
 }
 
 // discMembers returns the names of the cluster's members as Stat lists them.

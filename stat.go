@@ -133,6 +133,8 @@ type NodeStat struct {
 	// RoleMismatch is true when a default-group node is in recovery or a
 	// read-group node is not.
 	RoleMismatch bool
+	// NoReads: the node takes no reads of the read group (Node.NoReads).
+	NoReads bool
 	// Lag is the replica's replay delay; LagBytes its WAL distance to the
 	// primary.
 	Lag      time.Duration
@@ -174,6 +176,7 @@ func (p *RoutedPool) Stat() *Stat {
 				State:        s.state(),
 				Role:         "unknown",
 				RoleMismatch: s.roleMismatch,
+				NoReads:      v.mem.noReads[n.index],
 				LagBytes:     s.lagBytes,
 				Ejections:    n.ejections.Load(),
 				Readmissions: n.readmissions.Load(),
