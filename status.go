@@ -199,6 +199,7 @@ type statusNode struct {
 	State        string           `json:"state"`
 	Role         string           `json:"role"`
 	RoleMismatch bool             `json:"role_mismatch"`
+	NoReads      bool             `json:"no_reads"`
 	Calls        map[string]int64 `json:"calls"`
 	CallList     []reasonCount    `json:"-"` // Calls in Reason order
 	Total        int64            `json:"total"`
@@ -287,7 +288,7 @@ func newStatusDoc(p *RoutedPool, now time.Time) *statusDoc {
 		sg := statusGroup{Name: g.Name, AllLagging: g.AllLagging, Nodes: make([]statusNode, 0, len(g.Nodes))}
 		for _, n := range g.Nodes {
 			sn := statusNode{
-				Name: n.Name, Weight: n.Weight, State: n.State.String(), Role: n.Role, RoleMismatch: n.RoleMismatch,
+				Name: n.Name, Weight: n.Weight, State: n.State.String(), Role: n.Role, RoleMismatch: n.RoleMismatch, NoReads: n.NoReads,
 				Calls: make(map[string]int64, len(n.Calls)), Total: n.Total, InFlight: n.InFlight,
 				LagSeconds: n.Lag.Seconds(), Lag: n.Lag, LagBytes: n.LagBytes, Position: n.Position,
 				LastError: n.LastError, LastErrorAt: timePtr(n.LastErrorAt),

@@ -27,7 +27,7 @@ func TestStatusPageMembershipParts(t *testing.T) {
 			name: "nothing changed, no discovery",
 			edit: func(*statusDoc) {},
 			want: []string{`id="membership">added <strong>0</strong> · removed <strong>0</strong> · drained <strong>0</strong> (cut short by DrainTimeout <strong>0</strong>) · draining now <strong>0</strong></p>`},
-			none: []string{`id="draining"`, `id="discovery"`, `id="discovery-failing"`, "last change"},
+			none: []string{`id="draining"`, `id="discovery"`, `id="discovery-failing"`, "last change", "no reads"},
 		},
 		{
 			name: "a node draining, another joining",
@@ -35,11 +35,13 @@ func TestStatusPageMembershipParts(t *testing.T) {
 				d.Membership = statusMembership{Added: 1, Removed: 1, LastChange: at(3 * time.Second)}
 				d.Draining = []statusDraining{{Name: "<b>old</b>", Since: now.Add(-3 * time.Second), InFlight: 8, Acquired: 2}}
 				d.Members = append(d.Members, statusMember{Name: "new", Role: "unknown", State: StateJoining.String()})
+				d.Groups = []statusGroup{{Name: "read", Nodes: []statusNode{{Name: "backup", Role: "replica", State: "up", NoReads: true}}}}
 			},
 			want: []string{
 				`added <strong>1</strong> · removed <strong>1</strong>`, `draining now <strong>1</strong> · last change 3s ago</p>`,
 				`<tr data-draining="&lt;b&gt;old&lt;/b&gt;">`, `<td class="mono">13:59:57.000 <span class="mute">3s ago</span></td>`,
 				`<td class="n">8</td>`, `<td class="n">2</td>`, `<span class="st st-joining">joining</span>`,
+				`<td>replica <span class="tag">no reads</span></td>`,
 			},
 			none: []string{`<b>old</b>`, `id="discovery"`},
 		},

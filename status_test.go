@@ -294,7 +294,7 @@ func TestStatusJSON(t *testing.T) {
 		"member":     {"address", "lag_bytes", "lag_seconds", "name", "position", "primary", "role", "stale", "state", "timeline"},
 		"group":      {"all_lagging", "name", "nodes"},
 		"node": {"address", "calls", "ejections", "hedge_wins", "hedges", "in_flight", "lag_bytes", "lag_seconds", "name",
-			"pool", "position", "readmissions", "retries", "role", "role_mismatch", "state", "total", "weight"},
+			"no_reads", "pool", "position", "readmissions", "retries", "role", "role_mismatch", "state", "total", "weight"},
 		"pool": {"acquire_count", "acquire_seconds", "acquired_conns", "canceled_acquire_count", "constructing_conns",
 			"empty_acquire_count", "idle_conns", "max_conns", "max_idle_destroy_count", "max_lifetime_destroy_count",
 			"new_conns_count", "total_conns"},
