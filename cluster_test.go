@@ -311,9 +311,9 @@ func TestNextNodeState(t *testing.T) {
 			start: nodeState{joining: true},
 			steps: []step{
 				{o: failed(refused), state: StateJoining},
-				{o: failed(refused), state: StateJoining, events: []HealthEventKind{EventEjected}, act: "interrupt probe"},
-				{o: answered(replica), state: StateDown, events: []HealthEventKind{EventNodeJoined}},
-				{o: answered(replica), state: StateUp, events: []HealthEventKind{EventReadmitted}},
+				{o: failed(refused), state: StateJoining},
+				{o: failed(timeout), state: StateJoining},
+				{o: answered(replica), state: StateUp, events: []HealthEventKind{EventNodeJoined}},
 			},
 		},
 		{

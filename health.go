@@ -228,6 +228,9 @@ type transition struct {
 // nextNodeState is the health transition of a node: the state after s when
 // o happens, under rules r, and what to do about it.
 //
+//   - A node added while the pool runs (joining) takes calls from its
+//     first answered probe; until then a failed probe only records its
+//     error.
 //   - A probe that fails counts a failure (and resets the successes); one
 //     unanswered past its timeout makes the node suspect at once (its calls
 //     are interrupted); FailuresToEject failures in a row eject it (and
@@ -245,6 +248,9 @@ func nextNodeState(s nodeState, o outcome, r healthRules) (nodeState, transition
 	case probeFailed:
 		s.lastErr, s.lastErrAt = redactedError(o.err), o.at
 		s.successes = 0
+		if s.joining {
+			break // it takes no calls yet: nothing to eject or interrupt
+		}
 		if isTimeout(o.err) && !s.suspect {
 			s.suspect = true
 			t.events = append(t.events, nodeEvent{kind: EventSuspect, why: "a probe went unanswered; its calls are interrupted", err: s.lastErr})
