@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pgxroute/pgxroute"
 	"github.com/pgxroute/pgxroute/discovery/patroni"
@@ -254,45 +253,11 @@ func discNoPassword(t *testing.T, pool *pgxroute.RoutedPool, logs *routingtest.S
 // have it.
 func patroniDiscoveryCluster(t *testing.T) (*routingtest.Patroni, *routingtest.PatroniMember) {
 	t.Helper()
-	p := routingtest.NewPatroni(t, routingtest.PatroniOptions{
+	return newPatroniCluster(t, routingtest.PatroniOptions{
 		Members: 4,
 		Stopped: []string{"member4"},
 		Tags:    map[string]map[string]any{"member3": {"noloadbalance": true}},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	leader, err := p.WaitLeader(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, leader.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `CREATE TABLE items (id bigint PRIMARY KEY, note text, port int DEFAULT inet_server_port())`); err != nil {
-		t.Fatal(err)
-	}
-	var lsn string
-	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&lsn); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range p.Members() {
-		if m == leader || !m.Running() {
-			continue
-		}
-		routingtest.WaitFor(t, m.Name()+" replaying the schema", func() bool {
-			rc, err := pgx.Connect(ctx, m.ConnString())
-			if err != nil {
-				return false
-			}
-			defer rc.Close(context.Background())
-			var ok bool
-			err = rc.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", lsn).Scan(&ok)
-			return err == nil && ok
-		})
-	}
-	return p, leader
 }
 
 // discJoinWatch polls Patroni's GET /cluster every 20 ms from a goroutine and
