@@ -232,6 +232,9 @@ func (p *RoutedPool) apply(n *node, o outcome) {
 	if n.removed.Load() {
 		return // it drains: its health no longer matters
 	}
+	if o.kind == callFailed {
+		o.probesStarted = n.probesStarted.Load()
+	}
 	var t transition
 	v, prev, ch := p.publish(o.at, nil, func(nodes []nodeState, mem *membership) {
 		if mem.node(n.index) == n { // not a node removed since

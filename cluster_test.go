@@ -292,6 +292,16 @@ func TestNextNodeState(t *testing.T) {
 			},
 		},
 		{
+			name: "a probe started before a call's failure ejected the node re-admits nothing",
+			steps: []step{
+				{o: outcome{kind: callFailed, err: refused, probesStarted: 5}, state: StateDown, events: []HealthEventKind{EventEjected}, act: "reset probe"},
+				{o: answered(&probeResult{seq: 4, timeline: 1, lsn: 100}), state: StateDown},
+				{o: answered(&probeResult{seq: 5, timeline: 1, lsn: 100}), state: StateDown},
+				{o: answered(&probeResult{seq: 6, timeline: 1, lsn: 100}), state: StateDown},
+				{o: answered(&probeResult{seq: 7, timeline: 1, lsn: 100}), state: StateUp, events: []HealthEventKind{EventReadmitted}},
+			},
+		},
+		{
 			name:  "with health checks off a call's failure is only remembered",
 			rules: func(r *healthRules) { r.ejectOnCall = false },
 			steps: []step{{o: callErr, state: StateUp}},

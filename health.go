@@ -134,8 +134,12 @@ type nodeState struct {
 	// interrupted: the node's calls were interrupted since it went down
 	// (at most once per outage).
 	interrupted bool
-	lastErr     string // redacted
-	lastErrAt   time.Time
+	// downAt is, for a node a call's failure ejected, the number of the
+	// last probe started then: a probe that started before the ejection
+	// (and answered before the server went) re-admits nothing.
+	downAt    uint64
+	lastErr   string // redacted
+	lastErrAt time.Time
 }
 
 // up reports whether the node takes calls: neither down nor suspect, nor
@@ -190,7 +194,10 @@ type outcome struct {
 	kind  outcomeKind
 	probe *probeResult // probeAnswered's
 	err   error        // probeFailed's and callFailed's
-	at    time.Time
+	// probesStarted is, for callFailed, the number of the node's probes
+	// started by then (publisher.apply sets it).
+	probesStarted uint64
+	at            time.Time
 }
 
 // healthRules are the settings nextNodeState applies.
@@ -238,8 +245,10 @@ type transition struct {
 //     interrupted at its first failed probe: that confirms the node, not
 //     one connection, is gone.
 //   - A probe that answers clears suspicion and the failures, counts a
-//     success for a down node (SuccessesToReadmit re-admit it), and records
-//     the node's role and positions.
+//     success for a down node (SuccessesToReadmit re-admit it; not a probe
+//     that started before a call's failure ejected it: a server that
+//     answered it and shut down right after would be re-admitted), and
+//     records the node's role and positions.
 //   - A call whose connection failed ejects the node at once, when health
 //     checks are on (otherwise nothing would re-admit it).
 func nextNodeState(s nodeState, o outcome, r healthRules) (nodeState, transition) {
@@ -276,7 +285,7 @@ func nextNodeState(s nodeState, o outcome, r healthRules) (nodeState, transition
 	case callFailed:
 		s.lastErr, s.lastErrAt = redactedError(o.err), o.at
 		if r.ejectOnCall && !s.down {
-			s.down, s.successes = true, 0
+			s.down, s.successes, s.downAt = true, 0, o.probesStarted
 			t.events = append(t.events, nodeEvent{kind: EventEjected, why: "a call's connection failed", err: s.lastErr})
 			t.resetPool, t.probeNow = true, true
 		}
@@ -290,9 +299,9 @@ func nextNodeState(s nodeState, o outcome, r healthRules) (nodeState, transition
 			s.suspect = false
 			t.events = append(t.events, nodeEvent{kind: EventAnswering, why: "a suspect node answered again"})
 		}
-		if s.down {
+		if s.down && o.probe.seq > s.downAt { // a probe from before the ejection says nothing of now
 			if s.successes++; s.successes >= r.successesToReadmit {
-				s.down, s.successes, s.interrupted = false, 0, false
+				s.down, s.successes, s.interrupted, s.downAt = false, 0, false, 0
 				t.events = append(t.events, nodeEvent{kind: EventReadmitted, why: "probes answered"})
 			}
 		}
