@@ -3,7 +3,6 @@ package pgxroute_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -541,7 +540,7 @@ func TestPatroniDiscovery(t *testing.T) {
 	t.Run("REST API gone", func(t *testing.T) {
 		// The discoverer now asks a port nobody listens on, through a URL
 		// with credentials (a proxy's): every call fails.
-		dead := discDeadPort(t)
+		dead := routingtest.ClosedPort(t)
 		members := discMembers(pool)
 		failures := pool.Stat().Discovery.Failures
 		switched := time.Now()
@@ -613,18 +612,6 @@ func (s *switchDiscoverer) Discover(ctx context.Context) ([]pgxroute.Node, error
 	d := s.d
 	s.mu.Unlock()
 	return d.Discover(ctx)
-}
-
-// discDeadPort returns a port of 127.0.0.1 nobody listened on a moment ago.
-func discDeadPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return port
 }
 
 // scopedOn counts the reads port answered among those started after since.

@@ -49,7 +49,7 @@ func TestStatusMembership(t *testing.T) {
 	if port != r2.Port() {
 		t.Fatalf("the transaction runs on port %d, want %s's %d", port, r2.Name(), r2.Port())
 	}
-	closed := closedPort(t)
+	closed := routingtest.ClosedPort(t)
 	joiner := pgxroute.Node{Name: "joiner", ConnString: fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?connect_timeout=1", secret, closed)}
 	if err := pool.SetGroup(ctx, "extra", []pgxroute.Node{joiner}); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -369,7 +368,7 @@ func nodePort(c *routingtest.Cluster, name string) int {
 func TestStatusEscaping(t *testing.T) {
 	c := sharedCluster(t)
 	const evil = `<img src=x onerror="alert(1)">&'`
-	closed := closedPort(t)
+	closed := routingtest.ClosedPort(t)
 	pool := newPool(t, c, pgxroute.Config{Groups: map[string][]pgxroute.Node{
 		pgxroute.DefaultGroupName: {{Name: c.Primary().Name(), ConnString: c.Primary().ConnString()}},
 		pgxroute.ReadGroupName:    {{Name: evil, ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closed)}},
@@ -394,18 +393,6 @@ func TestStatusEscaping(t *testing.T) {
 	}
 }
 
-// closedPort returns a local TCP port nothing listens on.
-func closedPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return port
-}
-
 // TestStatusShowsNoPassword: every node's connection string has a password
 // (the harness's servers trust local connections, so the good ones still
 // connect); the page and the JSON show the unreachable node's error, and
@@ -413,7 +400,7 @@ func closedPort(t testing.TB) int {
 func TestStatusShowsNoPassword(t *testing.T) {
 	c := sharedCluster(t)
 	const secret = "Sw0rdf1sh-status-page"
-	closed := closedPort(t)
+	closed := routingtest.ClosedPort(t)
 	pool := newPool(t, c, pgxroute.Config{Groups: map[string][]pgxroute.Node{
 		pgxroute.DefaultGroupName: {{Name: "primary", ConnString: c.Primary().ConnString() + "&password=" + secret}},
 		pgxroute.ReadGroupName: {
@@ -650,7 +637,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	keep := c.Replicas()[1]
 	if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, []pgxroute.Node{
 		{Name: keep.Name(), ConnString: keep.ConnString()},
-		{Name: "joiner", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closedPort(t))},
+		{Name: "joiner", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", routingtest.ClosedPort(t))},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -743,7 +730,7 @@ func BenchmarkStatusHandler(b *testing.B) {
 // JSON's primary is empty.
 func TestStatusNoPrimary(t *testing.T) {
 	c := sharedCluster(t)
-	closed := closedPort(t)
+	closed := routingtest.ClosedPort(t)
 	pool := newPool(t, c, pgxroute.Config{Groups: map[string][]pgxroute.Node{
 		pgxroute.DefaultGroupName: {{Name: "gone", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closed)}},
 		pgxroute.ReadGroupName:    {{Name: "replica1", ConnString: c.Replicas()[0].ConnString()}},

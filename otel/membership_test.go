@@ -3,7 +3,6 @@ package otel_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,18 +32,6 @@ func value(t *testing.T, r sdkmetric.Reader, name string) float64 {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return v
-}
-
-// closedAddr returns a local TCP port nothing listens on.
-func closedAddr(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return port
 }
 
 // TestMetricsMembership: SetGroup replaces the read group's replica that
@@ -86,7 +73,7 @@ func TestMetricsMembership(t *testing.T) {
 			keep = k.Name()
 			err = pool.SetGroup(ctx, pgxroute.ReadGroupName, []pgxroute.Node{
 				{Name: keep, ConnString: k.ConnString()},
-				{Name: "joiner", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closedAddr(t))},
+				{Name: "joiner", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", routingtest.ClosedPort(t))},
 			})
 		}
 	}

@@ -3,7 +3,6 @@ package prometheus_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,12 +64,7 @@ func TestCollectorMembership(t *testing.T) {
 	if err := tx.QueryRow(ctx, "SELECT inet_server_port()").Scan(&port); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	closed := routingtest.ClosedPort(t)
 	victim := ""
 	for i, r := range c.Replicas() {
 		if r.Port() == port {

@@ -3,6 +3,7 @@ package routingtest
 import (
 	"bytes"
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -108,4 +109,20 @@ func ServedBy(tb testing.TB, ctx context.Context, c *Cluster, q QueryRower, sql 
 		tb.Fatalf("%s: answered by port %d, no node of the cluster", sql, port)
 	}
 	return n.Name()
+}
+
+// ClosedPort returns a port of 127.0.0.1 that nothing listens on: one the
+// kernel handed out a moment ago and that was closed at once (a node
+// address that refuses connections).
+func ClosedPort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return port
 }

@@ -3,7 +3,6 @@ package obstest
 import (
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -52,14 +51,7 @@ func (l ListDiscoverer) Discover(context.Context) ([]pgxroute.Node, error) {
 // the members' connection string.
 func DeadPatroni(tb testing.TB, password, connString string) pgxroute.Discoverer {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		tb.Fatal(err)
-	}
+	port := routingtest.ClosedPort(tb)
 	return patroni.New(patroni.Config{
 		URLs:       []string{fmt.Sprintf("http://operator:%s@127.0.0.1:%d", password, port)},
 		ConnString: connString,
