@@ -3,7 +3,6 @@ package pgxroute_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -82,17 +81,7 @@ func TestDNSDiscovery(t *testing.T) {
 	logRouter(t, &logs)
 	events := &healthEvents{}
 	gate := &discGate{d: dns.New(dns.Config{Name: dnsSRVName, ConnString: dnsTemplate, Resolver: d.Resolver()})}
-	pool, err := pgxroute.New(context.Background(), pgxroute.Config{
-		Discovery:         gate,
-		DiscoveryInterval: 300 * time.Millisecond,
-		Health:            pgxroute.HealthConfig{Interval: 200 * time.Millisecond},
-		Tracer:            events,
-		Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
-	if err != nil {
-		t.Fatalf("New with only dns.New: %v", err)
-	}
-	t.Cleanup(pool.Close)
+	pool := discoveryPool(t, gate, 300*time.Millisecond, events, &logs)
 	routingtest.WaitFor(t, "the primary, replica1 and replica2 up", func() bool {
 		return discMembersUp(pool, discSRVMember(primary), discSRVMember(r1), discSRVMember(r2))
 	})
@@ -272,16 +261,7 @@ func TestDNSDiscoveryOnEjection(t *testing.T) {
 	logRouter(t, &logs)
 	const interval = time.Minute
 	created := time.Now()
-	pool, err := pgxroute.New(context.Background(), pgxroute.Config{
-		Discovery:         rec,
-		DiscoveryInterval: interval,
-		Health:            pgxroute.HealthConfig{Interval: 200 * time.Millisecond},
-		Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := discoveryPool(t, rec, interval, nil, &logs)
 	routingtest.WaitFor(t, "every member up", func() bool {
 		return discMembersUp(pool, discSRVMember(primary), discSRVMember(r1), discSRVMember(r2))
 	})

@@ -246,6 +246,26 @@ func discNoPassword(t *testing.T, pool *pgxroute.RoutedPool, logs *routingtest.S
 	}
 }
 
+// discoveryPool makes a RoutedPool configured only with discoverer d (no
+// node), probing every 200 ms, asking d every interval, tracing with tracer
+// (nil: none) and logging every event at info level into logs; the test's
+// cleanup closes it.
+func discoveryPool(t *testing.T, d pgxroute.Discoverer, interval time.Duration, tracer pgxroute.RouteTracer, logs *routingtest.SyncBuffer) *pgxroute.RoutedPool {
+	t.Helper()
+	pool, err := pgxroute.New(context.Background(), pgxroute.Config{
+		Discovery:         d,
+		DiscoveryInterval: interval,
+		Health:            pgxroute.HealthConfig{Interval: 200 * time.Millisecond},
+		Tracer:            tracer,
+		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatalf("New with only a discoverer (%T): %v", d, err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // patroniDiscoveryCluster starts a four-member Patroni cluster: member3
 // tagged noloadbalance, member4 left stopped (it joins later). It makes the
 // items table on the leader, member1, and waits until the running replicas
@@ -340,17 +360,7 @@ func TestPatroniDiscovery(t *testing.T) {
 	disc := &switchDiscoverer{}
 	disc.set(patroni.New(patroni.Config{URLs: urls, ConnString: connString}))
 	created := time.Now()
-	pool, err := pgxroute.New(context.Background(), pgxroute.Config{
-		Discovery:         disc,
-		DiscoveryInterval: 500 * time.Millisecond,
-		Health:            pgxroute.HealthConfig{Interval: 200 * time.Millisecond},
-		Tracer:            events,
-		Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
-	if err != nil {
-		t.Fatalf("New with only patroni.New: %v", err)
-	}
-	t.Cleanup(pool.Close)
+	pool := discoveryPool(t, disc, 500*time.Millisecond, events, &logs)
 	start := time.Now()
 	// Every read the tests send in a scope, from here to the end: none may
 	// run on member3.
