@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -22,14 +23,17 @@ import (
 // (pgx breaks the write off by setting a deadline), which looks like a
 // broken connection. It is the caller's doing, not the node's: the node is
 // not ejected, and the next call runs on it. The server backend of the
-// pool's one open connection is stopped (SIGSTOP) so that the 32 MB
-// argument cannot be written before the cancel; the next call gets a new
-// connection (MaxConns 2).
+// pool's one open connection is stopped (SIGSTOP), and the argument is
+// larger than the two sockets' buffers can hold (unwritable), so that the
+// write stalls and cannot end before the cancel; the next call gets a
+// new connection (MaxConns 2).
 func TestCancelledCallKeepsItsNode(t *testing.T) {
 	c := sharedCluster(t)
 	const name = "primary"
+	logs := &routingtest.SyncBuffer{}
 	pool := newPool(t, c, pgxroute.Config{
 		Health:        fastHealth,
+		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Groups:        map[string][]pgxroute.Node{pgxroute.DefaultGroupName: {{Name: name, ConnString: c.Primary().ConnString()}}},
 		ConfigurePool: func(_, _ string, pc *pgxpool.Config) { pc.MaxConns = 2 },
 	})
@@ -63,10 +67,24 @@ func TestCancelledCallKeepsItsNode(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { _, err := pool.Exec(cctx, sql, make([]byte, 32<<20)); done <- err }()
-	// The write is blocked once the socket holds unsent data that the
-	// stopped backend does not read.
-	routingtest.WaitFor(t, "the call's write to block", func() bool { return sendQueue(t, local) >= 1<<20 })
+	go func() { _, err := pool.Exec(cctx, sql, make([]byte, unwritable(t))); done <- err }()
+	// The write stalls once the socket holds data that the stopped
+	// backend's full buffer does not take; it cannot end.
+	var early error
+	ended := false
+	routingtest.WaitFor(t, "the call's write to stall", func() bool {
+		select {
+		case early = <-done:
+			ended = true
+			return true
+		default:
+		}
+		return sendQueue(t, local) > 0
+	})
+	if ended {
+		st := nodeStat(pool, "default", name)
+		t.Fatalf("the call ended before its write stalled: %v; node %v, %d ejections, last error %q; the pool's log:\n%s", early, st.State, st.Ejections, st.LastError, logs)
+	}
 	cancel()
 	err = <-done
 	// The backend waits for the rest of the argument, and newer pgx versions
@@ -90,6 +108,28 @@ func TestCancelledCallKeepsItsNode(t *testing.T) {
 	if err := pool.QueryRow(ctx, sql, []byte{1, 2}).Scan(&n); err != nil || n != 2 {
 		t.Errorf("the next call: %d, %v", n, err)
 	}
+}
+
+// unwritable returns a size of data that one write cannot hand to the
+// kernel while the receiver reads nothing: more than the largest send and
+// receive buffers TCP may grow to (tcp_wmem and tcp_rmem's maxima; the
+// receive buffer alone may reach 32 MB), with 8 MB to spare.
+func unwritable(t *testing.T) int {
+	t.Helper()
+	size := 8 << 20
+	for _, f := range []string{"/proc/sys/net/ipv4/tcp_wmem", "/proc/sys/net/ipv4/tcp_rmem"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := strings.Fields(string(b))
+		max, err := strconv.Atoi(v[len(v)-1])
+		if err != nil {
+			t.Fatalf("%s: %q: %v", f, b, err)
+		}
+		size += max
+	}
+	return size
 }
 
 // sendQueue returns the bytes queued in the send buffer of the IPv4 TCP

@@ -237,7 +237,11 @@ type HealthConfig struct {
 	Disabled bool
 	// Interval between two probes of a node. Default 1s.
 	Interval time.Duration
-	// Timeout of one probe, connection included. Default 1s.
+	// Timeout of one probe: its connection, when it must connect, gets
+	// Timeout; its query fails, as unanswered, once the server has left it
+	// unanswered for Timeout (counted from when it was written to the
+	// socket, to any answer, read or not: a starved client is not taken for
+	// a silent server), and in any case after twice Timeout. Default 1s.
 	Timeout time.Duration
 	// FailuresToEject is how many failed probes in a row mark a node down.
 	// Default 2. A connection error of a routed call marks it down at once.

@@ -2,6 +2,8 @@ package pgxroute
 
 import (
 	"context"
+	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -87,32 +89,26 @@ func (n *node) requestProbe() {
 // of its own.
 func (p *RoutedPool) runProber(ctx context.Context, n *node) {
 	defer p.probers.wg.Done()
-	var conn *pgx.Conn
+	var pc probeConn
 	var sysid uint64
-	defer func() {
-		if conn != nil {
-			conn.Close(context.Background())
-		}
-	}()
+	defer pc.close()
 	tick := time.NewTimer(p.healthCfg.Interval)
 	defer tick.Stop()
 	watch := time.NewTicker(stallWatch)
 	defer watch.Stop()
 	var st stall
-	var took time.Duration // a recent answered probe's time (an average)
-	timeout := p.healthCfg.Timeout
+	var took time.Duration    // a recent answered probe's time (an average)
+	var silence time.Duration // a stall probe's: see stallTimeout
 	for {
-		var r *probeResult
-		var err error
 		start := time.Now()
-		conn, r, err = p.probeOnce(ctx, n, conn, &sysid, timeout)
+		r, err := p.probeOnce(ctx, n, &pc, &sysid, silence)
 		if ctx.Err() != nil {
 			return
 		}
 		if err == nil {
 			took = (3*took + time.Since(start)) / 4
 		}
-		timeout = p.healthCfg.Timeout
+		silence = 0
 		if err != nil {
 			p.apply(n, outcome{kind: probeFailed, err: err})
 		} else {
@@ -130,13 +126,13 @@ func (p *RoutedPool) runProber(ctx context.Context, n *node) {
 				if st.stalled(n) {
 					// Calls wait and none ends: probe now, and, on the
 					// prober's open connection (no connect to pay for),
-					// give the probe less time than usual (stallTimeout),
-					// so that a node that froze under calls is suspect (and
-					// its calls interrupted, its reads run again elsewhere)
-					// in a few hundred milliseconds rather than a whole
-					// Timeout.
-					if conn != nil && took > 0 {
-						timeout = p.stallTimeout(took)
+					// judge the probe by a shorter silence of the server
+					// than usual (stallTimeout), so that a node that froze
+					// under calls is suspect (and its calls interrupted,
+					// its reads run again elsewhere) in a few hundred
+					// milliseconds rather than a whole Timeout.
+					if pc.conn != nil && took > 0 {
+						silence = p.stallTimeout(took)
 					}
 					break wait
 				}
@@ -161,78 +157,37 @@ func (p *RoutedPool) probeInterval() time.Duration {
 	return p.healthCfg.Interval
 }
 
-// stallWatch is how often a prober looks for stalled calls between probes.
-const stallWatch = 25 * time.Millisecond
-
-// stallTimeout is the timeout of a probe the stall watch starts: ten times
-// the node's recent probe time, at least minStallTimeout, at most half of
-// Health.Timeout. A healthy node, even one busy with long queries or merely
-// slower, answers a probe on its own connection in milliseconds; a frozen
-// or blackholed one does not answer at all.
-func (p *RoutedPool) stallTimeout(took time.Duration) time.Duration {
-	return min(max(10*took, minStallTimeout), p.healthCfg.Timeout/2)
-}
-
-// minStallTimeout is the least time a stall probe gets: far above a healthy
-// probe's few milliseconds, on a loaded machine too.
-const minStallTimeout = 250 * time.Millisecond
-
-// stall watches a node between two probes: calls in flight while none ended
-// for two looks in a row (50-75 ms) is the sign of a node that hangs, and
-// starts a probe at once rather than at the next interval, with a shorter
-// timeout (stallTimeout), so that a node that froze while serving calls is
-// suspect a few hundred milliseconds later.
-// It fires once per quiet spell: a long query alone on a node costs one
-// early probe, not one every look.
-type stall struct {
-	ended uint64
-	quiet int
-	fired bool
-}
-
-func (s *stall) stalled(n *node) bool {
-	ended := n.ended.Load()
-	if ended != s.ended || n.inFlight() == 0 {
-		s.ended, s.quiet, s.fired = ended, 0, false
-		return false
-	}
-	s.quiet++
-	if s.quiet < 2 || s.fired {
-		return false
-	}
-	s.fired = true
-	return true
-}
-
-// probeOnce runs one probe of n within timeout, connecting first when conn
-// is nil. It returns the connection to reuse (nil after a failure) and what
-// the probe saw.
-func (p *RoutedPool) probeOnce(ctx context.Context, n *node, conn *pgx.Conn, sysid *uint64, timeout time.Duration) (*pgx.Conn, *probeResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// probeOnce runs one probe of n on pc, connecting first (within
+// Health.Timeout) when pc has no connection. The probe's query fails, as
+// unanswered, once the server has left it unanswered for silence (a stall
+// probe's, or Health.Timeout when silence is 0: see watchSilence), and in
+// any case after twice Health.Timeout. It returns what the probe saw;
+// after a failure pc has no connection.
+func (p *RoutedPool) probeOnce(ctx context.Context, n *node, pc *probeConn, sysid *uint64, silence time.Duration) (*probeResult, error) {
 	seq := n.probesStarted.Add(1)
-	if conn == nil {
-		cc := n.pool.Config().ConnConfig.Copy()
-		cc.ConnectTimeout = timeout
-		cc.RuntimeParams["application_name"] = "pgxroute-probe"
-		if n.dial != nil {
-			cc.DialFunc = n.dial // probes dial a suspect node too: they re-admit it
-		}
-		var err error
-		if conn, err = pgx.ConnectConfig(ctx, cc); err != nil {
-			return nil, nil, err
-		}
-		// The system identifier fences read-your-writes tokens; a role
-		// without the right to read it leaves it unknown (0).
-		var id int64
-		if conn.QueryRow(ctx, "SELECT system_identifier FROM pg_control_system()", pgx.QueryExecModeSimpleProtocol).Scan(&id) == nil {
-			*sysid = uint64(id)
+	if pc.conn == nil {
+		if err := p.probeConnect(ctx, n, pc, sysid); err != nil {
+			return nil, err
 		}
 	}
-	pr, err := probe.Run(ctx, conn)
+	if silence <= 0 {
+		silence = p.healthCfg.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*p.healthCfg.Timeout)
+	defer cancel()
+	if pc.wire != nil {
+		var stop context.CancelCauseFunc
+		ctx, stop = context.WithCancelCause(ctx)
+		defer stop(nil)
+		go pc.wire.watchSilence(ctx, stop, silence, pc.wire.arm())
+	}
+	pr, err := probe.Run(ctx, pc.conn)
 	if err != nil {
-		conn.Close(context.Background())
-		return nil, nil, err
+		if cause := context.Cause(ctx); errors.Is(cause, errSilent) {
+			err = cause
+		}
+		pc.close()
+		return nil, err
 	}
 	r := &probeResult{seq: seq, recovery: pr.Recovery, lsn: pr.LSN, timeline: pr.Timeline, lag: pr.Lag, noPosition: pr.NoPosition}
 	if !r.recovery {
@@ -244,5 +199,54 @@ func (p *RoutedPool) probeOnce(ctx context.Context, n *node, conn *pgx.Conn, sys
 			r.origin = &o
 		}
 	}
-	return conn, r, nil
+	return r, nil
+}
+
+// probeConn is a prober's own connection to its node, and the socket under
+// it (watched by stall probes).
+type probeConn struct {
+	conn *pgx.Conn
+	wire *wire
+}
+
+// probeConnect connects pc to n within Health.Timeout, and reads the
+// node's system identifier (which fences read-your-writes tokens; a role
+// without the right to read it leaves it unknown: 0).
+func (p *RoutedPool) probeConnect(ctx context.Context, n *node, pc *probeConn, sysid *uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, p.healthCfg.Timeout)
+	defer cancel()
+	cc := n.pool.Config().ConnConfig.Copy()
+	cc.ConnectTimeout = p.healthCfg.Timeout
+	cc.RuntimeParams["application_name"] = "pgxroute-probe"
+	if n.dial != nil {
+		cc.DialFunc = n.dial // probes dial a suspect node too: they re-admit it
+	}
+	var w *wire
+	dial := cc.DialFunc
+	cc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		w = newWire(c)
+		return w, nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return err
+	}
+	pc.conn, pc.wire = conn, w
+	var id int64
+	if conn.QueryRow(ctx, "SELECT system_identifier FROM pg_control_system()", pgx.QueryExecModeSimpleProtocol).Scan(&id) == nil {
+		*sysid = uint64(id)
+	}
+	return nil
+}
+
+// close closes pc's connection, if it has one.
+func (pc *probeConn) close() {
+	if pc.conn != nil {
+		pc.conn.Close(context.Background())
+	}
+	pc.conn, pc.wire = nil, nil
 }

@@ -2,7 +2,6 @@ package otel_test
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,33 +55,7 @@ func TestMetricsMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	tx, err := pool.Begin(pgxroute.WithBindGroup(ctx, pgxroute.ReadGroupName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	var port int
-	if err := tx.QueryRow(ctx, "SELECT inet_server_port()").Scan(&port); err != nil {
-		t.Fatal(err)
-	}
-	victim, keep := "", ""
-	for i, r := range c.Replicas() {
-		if r.Port() == port {
-			victim = r.Name()
-			k := c.Replicas()[1-i]
-			keep = k.Name()
-			err = pool.SetGroup(ctx, pgxroute.ReadGroupName, []pgxroute.Node{
-				{Name: keep, ConnString: k.ConnString()},
-				{Name: "joiner", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", routingtest.ClosedPort(t))},
-			})
-		}
-	}
-	if victim == "" {
-		t.Fatalf("the transaction runs on port %d, no replica's", port)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx, victim := obstest.ReplaceTxReplica(t, c, pool)
 
 	for name, want := range map[string]float64{
 		"pgxroute.membership.added": 1, "pgxroute.membership.removed": 1, "pgxroute.membership.draining": 1,

@@ -55,33 +55,7 @@ func TestCollectorMembership(t *testing.T) {
 	c, pool := obstest.NewRouted(t, func(cfg *pgxroute.Config) { cfg.DrainTimeout = time.Minute })
 	col := pgxrouteprom.NewCollector(pool, nil)
 	ctx := context.Background()
-	tx, err := pool.Begin(pgxroute.WithBindGroup(ctx, pgxroute.ReadGroupName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	var port int
-	if err := tx.QueryRow(ctx, "SELECT inet_server_port()").Scan(&port); err != nil {
-		t.Fatal(err)
-	}
-	closed := routingtest.ClosedPort(t)
-	victim := ""
-	for i, r := range c.Replicas() {
-		if r.Port() == port {
-			victim = r.Name()
-			k := c.Replicas()[1-i]
-			err = pool.SetGroup(ctx, pgxroute.ReadGroupName, []pgxroute.Node{
-				{Name: k.Name(), ConnString: k.ConnString()},
-				{Name: "joiner", ConnString: fmt.Sprintf("host=127.0.0.1 port=%d user=postgres connect_timeout=1", closed)},
-			})
-		}
-	}
-	if victim == "" {
-		t.Fatalf("the transaction runs on port %d, no replica's", port)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	tx, victim := obstest.ReplaceTxReplica(t, c, pool)
 	membership := func(draining, drained int) string {
 		return strings.NewReplacer(
 			"added_total 0", "added_total 1",
