@@ -74,15 +74,10 @@ func (p *RoutedPool) queryHedged(c *call) (pgx.Rows, error) {
 	case <-c.ctx.Done():
 		return p.hedgeWinner(c, <-ch, nil, nil) // the attempt ends with the context
 	}
-	m := c.g.pickOther(p.pub.snap.Load(), c.m)
-	if m == nil {
+	second := p.startHedge(c)
+	if second == nil {
 		return p.hedgeWinner(c, <-ch, nil, nil)
 	}
-	second := new(attempt)
-	*second = c.attempt
-	second.m, second.reason = m, ReasonHedge
-	p.startAttempt(c, second)
-	m.node.hedges.Add(1)
 	cancelSecond := launch(second)
 	cancelOther := func(r hedgeResult) {
 		if r.a == first {
@@ -114,6 +109,37 @@ func (p *RoutedPool) queryHedged(c *call) (pgx.Rows, error) {
 	}
 	return p.hedgeWinner(c, keep, nil, &other)
 }
+
+// startHedge starts the second attempt of c's hedged read, on another
+// usable replica of its group, and returns it; nil when there is none. A
+// replica picked on a snapshot from before its removal is not used: as in
+// execute, the attempt is counted first and then the mark read (so that
+// either the drain waits for it or it sees the mark), and ends at once
+// (errNodeGone); the pick is made again on the newer snapshot, which no
+// longer lists the node.
+func (p *RoutedPool) startHedge(c *call) *attempt {
+	for range maxHedgePicks {
+		m := c.g.pickOther(p.pub.snap.Load(), c.m)
+		if m == nil {
+			return nil
+		}
+		a := new(attempt)
+		*a = c.attempt
+		a.m, a.reason = m, ReasonHedge
+		p.startAttempt(c, a)
+		if m.node.removed.Load() {
+			p.endAttempt(a, errNodeGone, true)
+			continue
+		}
+		m.node.hedges.Add(1)
+		return a
+	}
+	return nil
+}
+
+// maxHedgePicks bounds the picks of a hedge's replica: each one after the
+// first follows a removal, whose snapshot no longer lists the node.
+const maxHedgePicks = 3
 
 // hedgeWinner makes r's attempt the call's and returns its rows. The other
 // attempt ends: ended is its result when it is in, else its result comes on

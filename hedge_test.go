@@ -381,3 +381,107 @@ func TestHedgeTraced(t *testing.T) {
 		t.Errorf("only %d of %d calls were hedged, with half of them starting on the slow replica", hedgeStarts, calls)
 	}
 }
+
+// removeOnHedge is a tracer that, at the first hedge's start, removes the
+// hedge's replica from the read group with SetGroup (keeping the first
+// attempt's node and adding spare): the hedge was picked on a snapshot from
+// before the removal.
+type removeOnHedge struct {
+	pool  atomic.Pointer[pgxroute.RoutedPool]
+	spare pgxroute.Node
+	nodes map[string]pgxroute.Node // the read group's nodes by name
+
+	mu      sync.Mutex
+	first   string // the first attempt's node
+	victim  string // the hedge's first pick, removed
+	setErr  error
+	hedges  []string // the nodes of the hedge starts, in order
+	endings map[string]pgxroute.TraceRouteEndData
+}
+
+func (r *removeOnHedge) TraceRouteStart(ctx context.Context, d pgxroute.TraceRouteStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d.Attempt == 0 {
+		r.first = d.Route.Node
+	}
+	if d.Route.Reason != pgxroute.ReasonHedge {
+		return ctx
+	}
+	r.hedges = append(r.hedges, d.Route.Node)
+	if r.victim == "" {
+		r.victim = d.Route.Node
+		r.setErr = r.pool.Load().SetGroup(context.Background(), pgxroute.ReadGroupName, []pgxroute.Node{r.nodes[r.first], r.spare})
+	}
+	return ctx
+}
+
+func (r *removeOnHedge) TraceRouteEnd(_ context.Context, d pgxroute.TraceRouteEndData) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d.Route.Reason == pgxroute.ReasonHedge {
+		r.endings[d.Route.Node] = d
+	}
+}
+
+// TestHedgeSkipsRemovedReplica: a hedged read's second attempt picked a
+// replica that SetGroup removes in the same instant (the tracer removes it
+// at the hedge's start, before the attempt runs). The attempt does not run
+// there: it ends, marked as run again, and the hedge goes to the replica
+// that replaced it, which answers (the server says which) while the first
+// attempt still sleeps.
+func TestHedgeSkipsRemovedReplica(t *testing.T) {
+	c := ownCluster(t, routingtest.ClusterOptions{Replicas: 3})
+	ctx := context.Background()
+	a, b, spare := c.Replicas()[0], c.Replicas()[1], c.Replicas()[2]
+	node := func(r *routingtest.Node) pgxroute.Node { return pgxroute.Node{Name: r.Name(), ConnString: r.ConnString()} }
+	tr := &removeOnHedge{spare: node(spare), nodes: map[string]pgxroute.Node{a.Name(): node(a), b.Name(): node(b)}, endings: map[string]pgxroute.TraceRouteEndData{}}
+	pool := newPool(t, c, pgxroute.Config{
+		Health:     fastHealth,
+		HedgeAfter: 20 * time.Millisecond,
+		Tracer:     tr,
+		Groups: map[string][]pgxroute.Node{
+			pgxroute.DefaultGroupName: {{Name: c.Primary().Name(), ConnString: c.Primary().ConnString()}},
+			pgxroute.ReadGroupName:    {node(a), node(b)},
+			"spare":                   {node(spare)}, // probed, and up, before it joins the read group
+		},
+	})
+	tr.pool.Store(pool)
+	// Every replica probed (a node of another group takes reads once a
+	// probe has seen it a replica).
+	routingtest.WaitFor(t, "every replica probed", func() bool {
+		for _, r := range c.Replicas() {
+			if st := nodeStat(pool, "spare", r.Name()); r == spare && (st.Role != "replica" || st.State != pgxroute.StateUp) {
+				return false
+			}
+			if st := nodeStat(pool, pgxroute.ReadGroupName, r.Name()); r != spare && (st.Role != "replica" || st.State != pgxroute.StateUp) {
+				return false
+			}
+		}
+		return true
+	})
+	// A second on the first attempt's replica (a or b), none on spare.
+	var port int
+	err := pool.QueryRow(ctx, "SELECT inet_server_port() FROM pg_sleep(CASE WHEN inet_server_port() = $1 THEN 0 ELSE 1 END)", spare.Port()).Scan(&port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	t.Logf("first attempt on %s; hedges started on %v; answered by port %d", tr.first, tr.hedges, port)
+	if tr.setErr != nil {
+		t.Fatalf("SetGroup in the tracer: %v", tr.setErr)
+	}
+	if tr.victim == "" || tr.victim == spare.Name() {
+		t.Fatalf("the hedge's first pick was %q, want a or b", tr.victim)
+	}
+	if port != spare.Port() {
+		t.Errorf("answered by port %d, want %s's (%d): the hedge did not go on to the replica that replaced %s", port, spare.Name(), spare.Port(), tr.victim)
+	}
+	if want := []string{tr.victim, spare.Name()}; !slices.Equal(tr.hedges, want) {
+		t.Errorf("hedges started on %v, want %v", tr.hedges, want)
+	}
+	if e, ok := tr.endings[tr.victim]; !ok || e.Err == nil || !e.Rerun {
+		t.Errorf("the removed replica's hedge attempt ended with %+v, want an error and marked as run again", e)
+	}
+}
