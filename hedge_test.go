@@ -434,7 +434,9 @@ func TestHedgeSkipsRemovedReplica(t *testing.T) {
 	c := ownCluster(t, routingtest.ClusterOptions{Replicas: 3})
 	ctx := context.Background()
 	a, b, spare := c.Replicas()[0], c.Replicas()[1], c.Replicas()[2]
-	node := func(r *routingtest.Node) pgxroute.Node { return pgxroute.Node{Name: r.Name(), ConnString: r.ConnString()} }
+	node := func(r *routingtest.Node) pgxroute.Node {
+		return pgxroute.Node{Name: r.Name(), ConnString: r.ConnString()}
+	}
 	tr := &removeOnHedge{spare: node(spare), nodes: map[string]pgxroute.Node{a.Name(): node(a), b.Name(): node(b)}, endings: map[string]pgxroute.TraceRouteEndData{}}
 	pool := newPool(t, c, pgxroute.Config{
 		Health:     fastHealth,
