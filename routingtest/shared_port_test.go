@@ -45,10 +45,17 @@ func askWho(t *testing.T, connString string) whoAnswers {
 // SocketConnString reach the node they belong to, that the replicas stream
 // from the primary's address, that what works by port alone refuses
 // (Blackhole, NodeAt) while NodeAtHost finds each node, and that a
-// Switchover (Stop, Promote, Repoint, Rejoin with pg_rewind: every
-// connection the harness makes between nodes) leaves a working cluster.
+// Switchover (Stop, Promote, Repoint, Rejoin with pg_rewind, which must not
+// fall back to a base backup: every connection the harness makes between
+// nodes) leaves a working cluster.
 func TestClusterSharedPort(t *testing.T) {
-	c := routingtest.NewCluster(t, routingtest.ClusterOptions{SharedPort: true})
+	var logs routingtest.SyncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the servers' log:\n%s", logs.String())
+		}
+	})
+	c := routingtest.NewCluster(t, routingtest.ClusterOptions{SharedPort: true, Log: &logs})
 	ctx := context.Background()
 	nodes := c.Nodes()
 	primary := c.Primary()
@@ -120,6 +127,9 @@ func TestClusterSharedPort(t *testing.T) {
 	to := nodes[1]
 	if err := c.Switchover(ctx, to); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "pg_rewind failed") {
+		t.Error("the switchover's Rejoin fell back to a new base backup: pg_rewind failed")
 	}
 	exec1(t, to, "INSERT INTO items VALUES (2)")
 	if err := c.WaitReplay(ctx); err != nil {
