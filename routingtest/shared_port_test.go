@@ -44,7 +44,7 @@ func askWho(t *testing.T, connString string) whoAnswers {
 // own loopback address and all on one port, that ConnString and
 // SocketConnString reach the node they belong to, that the replicas stream
 // from the primary's address, that what works by port alone refuses
-// (Blackhole, NodeAt) while NodeAtHost finds each node, and that a
+// (Blackhole, NodeAt, ServedBy) while NodeAtHost finds each node, and that a
 // Switchover (Stop, Promote, Repoint, Rejoin with pg_rewind, which must not
 // fall back to a base backup: every connection the harness makes between
 // nodes) leaves a working cluster.
@@ -94,6 +94,11 @@ func TestClusterSharedPort(t *testing.T) {
 	}
 	if got := c.NodeAt(port); got != nil {
 		t.Errorf("NodeAt(%d) = %v on a SharedPort cluster, want nil", port, got)
+	}
+	if msg := fatalOf(t, func(tb testing.TB) {
+		routingtest.ServedBy(tb, ctx, c, connect(t, primary), "SELECT inet_server_port()")
+	}); !strings.Contains(msg, routingtest.ErrSharedPort.Error()) || !strings.Contains(msg, "NodeAtHost") {
+		t.Errorf("ServedBy on a SharedPort cluster: Fatalf(%q), want ErrSharedPort's message and NodeAtHost", msg)
 	}
 	if err := c.Blackhole(nodes[1]); !errors.Is(err, routingtest.ErrSharedPort) {
 		t.Errorf("Blackhole on a SharedPort cluster: %v, want ErrSharedPort", err)
