@@ -83,7 +83,12 @@ func blackholeRules(port int) [][]string {
 // The rules carry the comment pgxroute-<pid>-<port>; Unblackhole and Close
 // remove them, and CleanStaleBlackholes (run by StartCluster) removes those
 // of harness processes that died. It needs iptables (ErrNoIptables) and root.
+// On a ClusterOptions.SharedPort cluster, whose nodes share their port, it
+// returns an error wrapping ErrSharedPort and changes nothing.
 func (c *Cluster) Blackhole(n *Node) error {
+	if c.opts.SharedPort {
+		return fmt.Errorf("routingtest: blackhole %s: it works by port: %w", n.name, ErrSharedPort)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.blackholed {

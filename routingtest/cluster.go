@@ -53,7 +53,37 @@ type ClusterOptions struct {
 	// User is the account the servers run as when the process is root
 	// (PostgreSQL refuses root). Empty: PGXROUTE_PG_USER, then "postgres".
 	User string
+	// SharedPort puts every node on a loopback address of its own and all
+	// of them on one port, as the pods of a Kubernetes headless service
+	// are: the node started as the primary listens on 127.0.0.2, replica i
+	// on 127.0.0.(2+i) (so at most 252 replicas), each with its own Unix
+	// socket folder; Node.Host tells which. The port is one that was free on
+	// every one of those addresses. Linux routes all of 127.0.0.0/8 to the
+	// loopback interface, so no setup is needed. The listen address is
+	// given on the server's command line: a listen_addresses line in
+	// ExtraConf has no effect. What finds a node by its port alone does not
+	// work on such a cluster: Blackhole returns ErrSharedPort, NodeAt finds
+	// no node and ServedBy fails the test (ask the server for
+	// host(inet_server_addr()) and use NodeAtHost instead). False: every
+	// node on 127.0.0.1, each on a port of its own.
+	SharedPort bool
 }
+
+// ErrSharedPort is returned (wrapped) by the methods that tell the nodes
+// apart by their port alone, which every node of a ClusterOptions.SharedPort
+// cluster shares.
+var ErrSharedPort = errors.New("routingtest: not possible on a SharedPort cluster, whose nodes share one port")
+
+// defaultHost is the address every node of an ordinary cluster listens on.
+const defaultHost = "127.0.0.1"
+
+// maxSharedReplicas is how many replicas a SharedPort cluster may have:
+// 127.0.0.3 to 127.0.0.254.
+const maxSharedReplicas = 252
+
+// sharedHost returns the loopback address of the i-th node (0: the
+// primary) of a SharedPort cluster.
+func sharedHost(i int) string { return "127.0.0." + strconv.Itoa(2+i) }
 
 // Cluster is a running PostgreSQL primary with its streaming replicas. Its
 // methods are safe for concurrent use. Close it to stop every server and
@@ -66,6 +96,9 @@ type Cluster struct {
 	log     io.Writer
 	spawner *spawner
 	nodes   []*Node // every node, in creation order
+	// hosts are the addresses of every node of a SharedPort cluster (the
+	// port must be free on all of them); nil otherwise.
+	hosts []string
 
 	mu       sync.Mutex // guards the roles below and bouncers
 	primary  *Node      // the current primary (follows Promote)
@@ -80,6 +113,8 @@ type Node struct {
 	c          *Cluster
 	name       string
 	dir        string
+	host       string // the address it listens on
+	sockDir    string // the folder of its Unix socket
 	port       int
 	applyDelay time.Duration
 	tail       tailBuffer
@@ -98,8 +133,13 @@ type Node struct {
 // Name returns the node's name: "primary", "replica1", "replica2"...
 func (n *Node) Name() string { return n.name }
 
-// Port returns the TCP port the node listens on (on 127.0.0.1). It stays the
-// same across Stop and Start.
+// Host returns the loopback address the node listens on: 127.0.0.1 in an
+// ordinary cluster, its own address in a ClusterOptions.SharedPort one.
+func (n *Node) Host() string { return n.host }
+
+// Port returns the TCP port the node listens on (on Host). It stays the
+// same across Stop and Start. Every node of a ClusterOptions.SharedPort
+// cluster has the same.
 func (n *Node) Port() int { return n.port }
 
 // DataDir returns the node's data directory.
@@ -108,14 +148,15 @@ func (n *Node) DataDir() string { return n.dir }
 // ConnString returns a postgres:// URL for the node's "postgres" database as
 // the "postgres" superuser, which pgx accepts.
 func (n *Node) ConnString() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", n.port)
+	return fmt.Sprintf("postgres://postgres@%s:%d/postgres?sslmode=disable", n.host, n.port)
 }
 
 // SocketConnString returns a connection string for the node's "postgres"
-// database through its Unix socket (in the cluster's folder), which a
-// Blackhole of its TCP port does not affect.
+// database through its Unix socket (in the cluster's folder; in a folder of
+// its own there in a SharedPort cluster), which a Blackhole of its TCP port
+// does not affect.
 func (n *Node) SocketConnString() string {
-	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", n.c.base, n.port)
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", n.sockDir, n.port)
 }
 
 // PID returns the process id of the node's postmaster, or 0 when it is not
@@ -132,8 +173,10 @@ func (n *Node) PID() int {
 // Running reports whether the node's server process is running.
 func (n *Node) Running() bool { return n.PID() != 0 }
 
-// String returns the node's name and port.
-func (n *Node) String() string { return fmt.Sprintf("%s (127.0.0.1:%d)", n.name, n.port) }
+// String returns the node's name, address and port.
+func (n *Node) String() string {
+	return fmt.Sprintf("%s (%s)", n.name, net.JoinHostPort(n.host, strconv.Itoa(n.port)))
+}
 
 // StartCluster creates and starts a primary and its replicas in a fresh
 // temporary folder, and returns once every server accepts connections and
@@ -156,6 +199,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 		nReplicas = 0
 	case nReplicas < 0:
 		return nil, fmt.Errorf("routingtest: Replicas is %d; want 0 (two), NoReplicas or a positive number", opts.Replicas)
+	}
+	if opts.SharedPort && nReplicas > maxSharedReplicas {
+		return nil, fmt.Errorf("routingtest: Replicas is %d; a SharedPort cluster has at most %d (127.0.0.3 to 127.0.0.254)", nReplicas, maxSharedReplicas)
 	}
 	reapStale(os.TempDir())
 	// Rules of a harness that died without Close would blackhole whatever
@@ -190,7 +236,15 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 		}
 	}
 
+	if opts.SharedPort {
+		for i := 0; i <= nReplicas; i++ {
+			c.hosts = append(c.hosts, sharedHost(i))
+		}
+	}
 	c.primary = &Node{c: c, name: "primary", dir: filepath.Join(base, "primary"), role: RolePrimary}
+	if err := c.placeNode(c.primary, 0); err != nil {
+		return nil, err
+	}
 	c.nodes = []*Node{c.primary}
 	c.logf("initdb in %s (binaries in %s)", c.primary.dir, binDir)
 	if err := c.spawner.run(exec.CommandContext(ctx, filepath.Join(binDir, "initdb"),
@@ -200,6 +254,18 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 	}
 	if err := c.writeConf(c.primary.dir, "postgresql.conf", c.baseConf()); err != nil {
 		return nil, err
+	}
+	if opts.SharedPort {
+		// The harness's clients connect from 127.0.0.1 (the kernel's
+		// source for any loopback destination); trust the whole loopback
+		// network in case a client binds another address.
+		if err := c.writeConf(c.primary.dir, "pg_hba.conf", []string{
+			"# added by pgxroute/routingtest (SharedPort)",
+			"host all all 127.0.0.0/8 trust",
+			"host replication all 127.0.0.0/8 trust",
+		}); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.startNew(ctx, c.primary); err != nil {
 		return nil, err
@@ -211,6 +277,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 			role: RoleReplica, upstream: c.primary}
 		if i < len(opts.ApplyDelay) {
 			r.applyDelay = opts.ApplyDelay[i]
+		}
+		if err := c.placeNode(r, i+1); err != nil {
+			return nil, err
 		}
 		replicas = append(replicas, r)
 	}
@@ -230,6 +299,22 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (_ *Cluster, err err
 		return nil, err
 	}
 	return c, nil
+}
+
+// placeNode sets the address and the Unix socket folder of n, the i-th
+// node (0: the primary): in an ordinary cluster 127.0.0.1 and the cluster's
+// folder; in a SharedPort cluster its own address and a folder of its own
+// (every node's socket file has the same name, after the shared port).
+func (c *Cluster) placeNode(n *Node, i int) error {
+	if !c.opts.SharedPort {
+		n.host, n.sockDir = defaultHost, c.base
+		return nil
+	}
+	n.host, n.sockDir = c.hosts[i], filepath.Join(c.base, "socket-"+n.name)
+	if err := os.Mkdir(n.sockDir, 0o700); err != nil {
+		return fmt.Errorf("routingtest: %s: %w", n.name, err)
+	}
+	return c.chown(n.sockDir)
 }
 
 // baseConf returns the postgresql.conf lines every node shares.
@@ -291,7 +376,7 @@ func (c *Cluster) createReplica(ctx context.Context, r, primary *Node) error {
 func (c *Cluster) baseBackup(ctx context.Context, r, primary *Node) error {
 	c.logf("pg_basebackup of %s into %s", primary.name, r.dir)
 	if err := c.spawner.run(exec.CommandContext(ctx, filepath.Join(c.binDir, "pg_basebackup"),
-		"-D", r.dir, "-h", "127.0.0.1", "-p", strconv.Itoa(primary.port), "-U", "postgres",
+		"-D", r.dir, "-h", primary.host, "-p", strconv.Itoa(primary.port), "-U", "postgres",
 		"-R", "-X", "stream", "--no-sync", "--checkpoint=fast"), c.cred); err != nil {
 		return fmt.Errorf("routingtest: %s: pg_basebackup: %w", r.name, err)
 	}
@@ -300,11 +385,25 @@ func (c *Cluster) baseBackup(ctx context.Context, r, primary *Node) error {
 
 // startNew starts a node for the first time on a free loopback port. A port
 // found free can be taken by another process before the server binds it, so
-// a failed bind is retried on a new port.
+// a failed bind is retried on a new port. In a SharedPort cluster the first
+// node (the primary) looks for a port free on every node's address and the
+// others take the same: a replica that finds it taken fails.
 func (c *Cluster) startNew(ctx context.Context, n *Node) error {
+	if c.opts.SharedPort && n != c.nodes[0] {
+		n.port = c.nodes[0].port
+		if err := c.start(ctx, n); err != nil {
+			return fmt.Errorf("%w (the shared port %d on %s)", err, n.port, n.host)
+		}
+		return nil
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if n.port, err = freePort(); err != nil {
+		if c.opts.SharedPort {
+			n.port, err = freePortOn(c.hosts)
+		} else {
+			n.port, err = freePort()
+		}
+		if err != nil {
 			return fmt.Errorf("routingtest: %s: %w", n.name, err)
 		}
 		if err = c.start(ctx, n); err == nil || !strings.Contains(n.tail.String(), "could not bind") {
@@ -325,6 +424,37 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// freePortOn returns a TCP port that was free a moment ago on every one of
+// hosts: one the kernel handed out on the first, that the others could bind
+// too.
+func freePortOn(hosts []string) (int, error) {
+	var lastErr error
+	for attempt := 0; attempt < 20; attempt++ {
+		l, err := net.Listen("tcp", net.JoinHostPort(hosts[0], "0"))
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		held := []net.Listener{l}
+		lastErr = nil
+		for _, h := range hosts[1:] {
+			o, err := net.Listen("tcp", net.JoinHostPort(h, strconv.Itoa(port)))
+			if err != nil {
+				lastErr = err
+				break
+			}
+			held = append(held, o)
+		}
+		for _, o := range held {
+			o.Close()
+		}
+		if lastErr == nil {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no port free on every one of %s: %w", strings.Join(hosts, ", "), lastErr)
+}
+
 // start starts n's postmaster and waits until it accepts connections.
 func (c *Cluster) start(ctx context.Context, n *Node) error {
 	n.mu.Lock()
@@ -332,7 +462,13 @@ func (c *Cluster) start(ctx context.Context, n *Node) error {
 		n.mu.Unlock()
 		return fmt.Errorf("routingtest: %s is already running", n.name)
 	}
-	cmd := exec.Command(filepath.Join(c.binDir, "postgres"), "-D", n.dir, "-p", strconv.Itoa(n.port))
+	args := []string{"-D", n.dir, "-p", strconv.Itoa(n.port)}
+	if c.opts.SharedPort {
+		// Its own address, and its own socket folder: the socket's name
+		// comes from the port, which every node shares.
+		args = append(args, "-h", n.host, "-k", n.sockDir)
+	}
+	cmd := exec.Command(filepath.Join(c.binDir, "postgres"), args...)
 	exited, err := c.spawn(n.name, "postgres", &n.tail, cmd)
 	if err != nil {
 		n.mu.Unlock()

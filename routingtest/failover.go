@@ -74,7 +74,7 @@ func (c *Cluster) configureStandby(n, upstream *Node) error {
 		}
 	}
 	kept = append(kept, "# added by pgxroute/routingtest",
-		"primary_conninfo = 'host=127.0.0.1 port="+strconv.Itoa(upstream.port)+" user=postgres application_name="+n.name+"'")
+		"primary_conninfo = 'host="+upstream.host+" port="+strconv.Itoa(upstream.port)+" user=postgres application_name="+n.name+"'")
 	if n.applyDelay > 0 {
 		kept = append(kept, fmt.Sprintf("recovery_min_apply_delay = '%dms'", n.applyDelay.Milliseconds()))
 	}
@@ -168,7 +168,7 @@ func (c *Cluster) Rewind(ctx context.Context, old, primary *Node) error {
 	c.logf("%s: pg_rewind from %s", old.name, primary.name)
 	if err := c.spawner.run(exec.CommandContext(ctx, filepath.Join(c.binDir, "pg_rewind"),
 		"--target-pgdata="+old.dir,
-		"--source-server=host=127.0.0.1 port="+strconv.Itoa(primary.port)+" user=postgres dbname=postgres",
+		"--source-server=host="+primary.host+" port="+strconv.Itoa(primary.port)+" user=postgres dbname=postgres",
 		"--no-sync"), c.cred); err != nil {
 		return fmt.Errorf("routingtest: %s: pg_rewind: %w", old.name, err)
 	}

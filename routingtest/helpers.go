@@ -82,10 +82,30 @@ type QueryRower interface {
 }
 
 // NodeAt returns the cluster's node that listens on port, or nil when no node
-// does.
+// does. It returns nil on a ClusterOptions.SharedPort cluster, where every
+// node listens on the same port: use NodeAtHost there.
 func (c *Cluster) NodeAt(port int) *Node {
+	if c.opts.SharedPort {
+		return nil
+	}
 	for _, n := range c.Nodes() {
 		if n.Port() == port {
+			return n
+		}
+	}
+	return nil
+}
+
+// NodeAtHost returns the node of a ClusterOptions.SharedPort cluster that
+// listens on the address host (as the server reports it:
+// host(inet_server_addr())), or nil when no node does. It returns nil on an
+// ordinary cluster, whose nodes all listen on 127.0.0.1: use NodeAt there.
+func (c *Cluster) NodeAtHost(host string) *Node {
+	if !c.opts.SharedPort {
+		return nil
+	}
+	for _, n := range c.Nodes() {
+		if n.Host() == host {
 			return n
 		}
 	}
@@ -97,9 +117,14 @@ func (c *Cluster) NodeAt(port int) *Node {
 // account: sql must return one integer, the port of the server that ran it,
 // such as "SELECT inet_server_port()" or "INSERT ... RETURNING
 // inet_server_port()". It fails tb when the query fails or when the port is
-// no node of c.
+// no node of c, and at once on a ClusterOptions.SharedPort cluster, whose
+// nodes share their port (ask for host(inet_server_addr()) and use
+// NodeAtHost there).
 func ServedBy(tb testing.TB, ctx context.Context, c *Cluster, q QueryRower, sql string, args ...any) string {
 	tb.Helper()
+	if c.opts.SharedPort {
+		tb.Fatalf("routingtest: ServedBy tells the nodes apart by port: %v; ask for host(inet_server_addr()) and use Cluster.NodeAtHost", ErrSharedPort)
+	}
 	var port int
 	if err := q.QueryRow(ctx, sql, args...).Scan(&port); err != nil {
 		tb.Fatalf("%s: %v", sql, err)

@@ -132,6 +132,15 @@ func TestServedByAndWaitState(t *testing.T) {
 	if n := c.NodeAt(c.Replicas()[0].Port()); n != c.Replicas()[0] {
 		t.Errorf("NodeAt(replica1's port) = %v", n)
 	}
+	// An ordinary cluster: every node on 127.0.0.1, which names none.
+	for _, n := range c.Nodes() {
+		if n.Host() != "127.0.0.1" {
+			t.Errorf("%s: Host %q, want 127.0.0.1", n.Name(), n.Host())
+		}
+	}
+	if n := c.NodeAtHost("127.0.0.1"); n != nil {
+		t.Errorf("NodeAtHost(127.0.0.1) = %v on an ordinary cluster, want nil", n)
+	}
 	if msg := fatalOf(t, func(tb testing.TB) { routingtest.ServedBy(tb, ctx, c, pool, "SELECT 1") }); msg != "SELECT 1: answered by port 1, no node of the cluster" {
 		t.Errorf("ServedBy with a port of no node: Fatalf(%q)", msg)
 	}

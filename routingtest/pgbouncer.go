@@ -189,7 +189,7 @@ func (b *PgBouncer) writeFiles(opts PgBouncerOptions) error {
 		if dbname == "" {
 			dbname = "postgres"
 		}
-		dbs = append(dbs, fmt.Sprintf("%s = host=127.0.0.1 port=%d dbname=%s user=postgres", d.Name, d.Node.port, dbname))
+		dbs = append(dbs, fmt.Sprintf("%s = host=%s port=%d dbname=%s user=postgres", d.Name, d.Node.host, d.Node.port, dbname))
 	}
 	mode, size, maxClient := opts.PoolMode, opts.PoolSize, opts.MaxClientConn
 	if mode == "" {
