@@ -1,11 +1,9 @@
 package pgxroute_test
 
 import (
-	"context"
 	"net"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -80,14 +78,15 @@ func TestDNSDiscoveryARecords(t *testing.T) {
 	if st := pool.Stat(); st.Primary != dnsAMember(primary) {
 		t.Errorf("Stat: primary %q, want %q", st.Primary, dnsAMember(primary))
 	}
-	l := startAddrLoad(t, pool, 8, 2)
+	l := startCallLoad(t, pool, loadOptions{Readers: 8, Writers: 2, Every: 5 * time.Millisecond, Note: "dns-a", WatchReplicas: true})
 
 	t.Run("routing", func(t *testing.T) {
 		routingtest.WaitFor(t, "writes and reads on every node", func() bool {
-			return l.writesOn(primary.Host(), time.Time{}) >= 20 &&
-				l.readsOn(r1.Host(), time.Time{}) >= 20 && l.readsOn(r2.Host(), time.Time{}) >= 20
+			return l.count(time.Time{}, writeAt(primary.Host())) >= 20 &&
+				l.count(time.Time{}, readAt(r1.Host())) >= 20 && l.count(time.Time{}, readAt(r2.Host())) >= 20
 		})
-		l.checkPlaces(t, primary.Host())
+		l.checkWritesAt(t, primary.Host())
+		l.checkReads(t)
 	})
 
 	t.Run("address removed", func(t *testing.T) {
@@ -110,10 +109,10 @@ func TestDNSDiscoveryARecords(t *testing.T) {
 			return n == 0
 		})
 		// The read load goes on without it for a while.
-		routingtest.WaitFor(t, "200 reads on replica1 after replica2 left", func() bool { return l.readsOn(r1.Host(), dropped) >= 200 })
+		routingtest.WaitFor(t, "200 reads on replica1 after replica2 left", func() bool { return l.count(dropped, readAt(r1.Host())) >= 200 })
 		// dropped is when the poll saw it: the router removed replica2
 		// before, so no read started after may have reached it.
-		if on := l.readsOn(r2.Host(), dropped); on != 0 {
+		if on := l.count(dropped, readAt(r2.Host())); on != 0 {
 			t.Errorf("%d reads started after replica2 left the members ran on it", on)
 		}
 		if diff := cmp.Diff([]string{dnsAMember(primary), dnsAMember(r1)}, pool.Stat().Discovery.Members); diff != "" {
@@ -138,8 +137,8 @@ func TestDNSDiscoveryARecords(t *testing.T) {
 			}
 			return !joined.IsZero()
 		})
-		routingtest.WaitFor(t, "a read on replica2 again", func() bool { return l.readsOn(r2.Host(), back) > 0 })
-		first := l.firstReadOn(r2.Host(), back)
+		routingtest.WaitFor(t, "a read on replica2 again", func() bool { return l.count(back, readAt(r2.Host())) > 0 })
+		first := l.firstEnd(back, readAt(r2.Host()))
 		if diff := cmp.Diff([]string{dnsAMember(primary), dnsAMember(r1), dnsAMember(r2)}, discMembers(pool)); diff != "" {
 			t.Errorf("Stat().Members (-want +got):\n%s", diff)
 		}
@@ -147,171 +146,8 @@ func TestDNSDiscoveryARecords(t *testing.T) {
 			discSince(back, joined), discSince(back, first))
 	})
 	l.end()
-	l.checkPlaces(t, primary.Host())
-	l.check(t)
+	l.checkWritesAt(t, primary.Host())
+	l.checkReads(t)
+	l.check(t, byAddr)
 	discNoPassword(t, pool, &logs)
-}
-
-// addrCall is one call of an addrLoad: when it started and ended, the
-// address of the server that answered, and whether Stat showed no replica
-// taking reads just before or just after it (a read then falls back to the
-// primary by design).
-type addrCall struct {
-	start, end time.Time
-	addr       string
-	noReplica  bool
-	err        error
-}
-
-// addrLoad sends scoped reads (each in a scope of its own, so that the
-// writes beside them do not hold them on the primary) and writes into
-// items through a pool, each goroutine every 5 ms, and records where each
-// ran by asking the server for its address.
-type addrLoad struct {
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
-
-	mu     sync.Mutex
-	reads  []addrCall
-	writes []addrCall
-}
-
-// startAddrLoad starts an addrLoad of readers and writers goroutines; the
-// test's cleanup ends it (before the pool closes) if the test does not.
-func startAddrLoad(t *testing.T, pool *pgxroute.RoutedPool, readers, writers int) *addrLoad {
-	l := &addrLoad{stop: make(chan struct{})}
-	run := func(write bool) {
-		defer l.wg.Done()
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			ctx, cancel := context.WithTimeout(pgxroute.WithScope(context.Background()), 30*time.Second)
-			before := replicaTakesReads(pool.Stat())
-			rc := addrCall{start: time.Now()}
-			if write {
-				rc.err = pool.QueryRow(ctx, "INSERT INTO items (id, note) VALUES ($1, 'dns-a') RETURNING host(inet_server_addr())", nextID()).Scan(&rc.addr)
-			} else {
-				rc.err = pool.QueryRow(ctx, "SELECT host(inet_server_addr())").Scan(&rc.addr)
-			}
-			rc.end = time.Now()
-			cancel()
-			rc.noReplica = !before || !replicaTakesReads(pool.Stat())
-			l.mu.Lock()
-			if write {
-				l.writes = append(l.writes, rc)
-			} else {
-				l.reads = append(l.reads, rc)
-			}
-			l.mu.Unlock()
-			select {
-			case <-l.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}
-	for i := range readers + writers {
-		l.wg.Add(1)
-		go run(i >= readers)
-	}
-	t.Cleanup(l.end)
-	return l
-}
-
-// end stops the load and waits for its last calls; it is safe to call more
-// than once.
-func (l *addrLoad) end() {
-	l.once.Do(func() { close(l.stop) })
-	l.wg.Wait()
-}
-
-func (l *addrLoad) readList() []addrCall {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.reads)
-}
-
-func (l *addrLoad) writeList() []addrCall {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.writes)
-}
-
-// onAfter counts the successful calls of calls that addr answered among
-// those started after since.
-func onAfter(calls []addrCall, addr string, since time.Time) int {
-	n := 0
-	for _, c := range calls {
-		if c.err == nil && c.addr == addr && c.start.After(since) {
-			n++
-		}
-	}
-	return n
-}
-
-// readsOn counts the reads addr answered among those started after since.
-func (l *addrLoad) readsOn(addr string, since time.Time) int {
-	return onAfter(l.readList(), addr, since)
-}
-
-// writesOn counts the writes addr answered among those started after since.
-func (l *addrLoad) writesOn(addr string, since time.Time) int {
-	return onAfter(l.writeList(), addr, since)
-}
-
-// firstReadOn returns the end of the first read addr answered among those
-// started after since, or the zero time.
-func (l *addrLoad) firstReadOn(addr string, since time.Time) time.Time {
-	var first time.Time
-	for _, rd := range l.readList() {
-		if rd.err == nil && rd.addr == addr && rd.start.After(since) && (first.IsZero() || rd.end.Before(first)) {
-			first = rd.end
-		}
-	}
-	return first
-}
-
-// checkPlaces fails the test for every write the primary (at address
-// primary) did not answer, and for every read it answered while a replica
-// took reads: a read that saw none (a replica suspected for a moment on a
-// loaded machine) falls back to the primary by design.
-func (l *addrLoad) checkPlaces(t *testing.T, primary string) {
-	t.Helper()
-	bad := 0
-	for _, w := range l.writeList() {
-		if w.err == nil && w.addr != primary {
-			if bad++; bad <= 5 {
-				t.Errorf("a write started at %s ran on %s, not on the primary (%s)", w.start.Format("15:04:05.000"), w.addr, primary)
-			}
-		}
-	}
-	for _, rd := range l.readList() {
-		if rd.err == nil && rd.addr == primary && !rd.noReplica {
-			if bad++; bad <= 5 {
-				t.Errorf("a read started at %s ran on the primary while a replica took reads", rd.start.Format("15:04:05.000"))
-			}
-		}
-	}
-}
-
-// check fails the test for every failed call and logs the counts.
-func (l *addrLoad) check(t *testing.T) {
-	t.Helper()
-	for _, kind := range []struct {
-		what  string
-		calls []addrCall
-	}{{"read", l.readList()}, {"write", l.writeList()}} {
-		failed, by := 0, map[string]int{}
-		for _, c := range kind.calls {
-			if c.err != nil {
-				if failed++; failed <= 5 {
-					t.Errorf("a %s started at %s failed: %v", kind.what, c.start.Format("15:04:05.000"), c.err)
-				}
-				continue
-			}
-			by[c.addr]++
-		}
-		t.Logf("%ss: %d, failed %d, by server address %v", kind.what, len(kind.calls), failed, by)
-	}
 }

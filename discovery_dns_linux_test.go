@@ -88,13 +88,13 @@ func TestDNSDiscovery(t *testing.T) {
 	if st := pool.Stat(); st.Primary != discSRVMember(primary) {
 		t.Errorf("Stat: primary %q, want %q", st.Primary, discSRVMember(primary))
 	}
-	reads := recordScopedReads(t, pool, 4)
+	reads := startCallLoad(t, pool, scopedReadLoad)
 	l := startLoad(pool, 16, 4)
 	end := sync.OnceFunc(l.end)
 	t.Cleanup(end)
 	l.waitWrites(t, primary.Port(), 20)
 	routingtest.WaitFor(t, "scoped reads on replica1 and replica2", func() bool {
-		return scopedOn(reads, r1.Port(), time.Time{}) > 0 && scopedOn(reads, r2.Port(), time.Time{}) > 0
+		return reads.count(time.Time{}, readOn(r1.Port())) > 0 && reads.count(time.Time{}, readOn(r2.Port())) > 0
 	})
 
 	t.Run("records change", func(t *testing.T) {
@@ -157,8 +157,8 @@ func TestDNSDiscovery(t *testing.T) {
 			t.Errorf("Stat().Draining did not show replica2 with its two-second reads in flight (saw %+v)", drainSeen)
 		}
 		t.Logf("two-second reads on replica2 when it was removed: %d of %d, all done; Stat().Draining showed %+v", onR2, cap(sleeps), drainSeen)
-		routingtest.WaitFor(t, "a scoped read on replica3", func() bool { return !reads.firstOn(r3.Port(), served).IsZero() })
-		first := reads.firstOn(r3.Port(), served)
+		routingtest.WaitFor(t, "a scoped read on replica3", func() bool { return !reads.firstEnd(served, readOn(r3.Port())).IsZero() })
+		first := reads.firstEnd(served, readOn(r3.Port()))
 		routingtest.WaitFor(t, "replica2 drained", func() bool { return !discDraining(pool, discSRVMember(r2)) })
 		drained := time.Now()
 		// replica2's server: no connection but this one's once drained
@@ -192,10 +192,10 @@ func TestDNSDiscovery(t *testing.T) {
 		}
 		// dropped is when the poll saw it: the router removed replica2
 		// before, so no read started after may have reached it.
-		if on, all := reads.count(r2.Port(), dropped); on != 0 {
+		if on, all := reads.count(dropped, readOn(r2.Port())), reads.started(dropped); on != 0 {
 			t.Errorf("%d of %d scoped reads started after replica2 left the members ran on it", on, all)
 		}
-		if on, all := reads.count(r3.Port(), dropped); on == 0 {
+		if on, all := reads.count(dropped, readOn(r3.Port())), reads.started(dropped); on == 0 {
 			t.Errorf("none of %d scoped reads started after the change ran on replica3", all)
 		}
 	})
@@ -239,7 +239,8 @@ func TestDNSDiscovery(t *testing.T) {
 	reads.end()
 	end()
 	l.check(t)
-	reads.check(t)
+	reads.check(t, byPort)
+	reads.checkReads(t)
 	discNoPassword(t, pool, &logs)
 }
 
@@ -265,8 +266,8 @@ func TestDNSDiscoveryOnEjection(t *testing.T) {
 	routingtest.WaitFor(t, "every member up", func() bool {
 		return discMembersUp(pool, discSRVMember(primary), discSRVMember(r1), discSRVMember(r2))
 	})
-	reads := recordScopedReads(t, pool, 4)
-	routingtest.WaitFor(t, "scoped reads on replica1", func() bool { return scopedOn(reads, r1.Port(), time.Time{}) > 0 })
+	reads := startCallLoad(t, pool, scopedReadLoad)
+	routingtest.WaitFor(t, "scoped reads on replica1", func() bool { return reads.count(time.Time{}, readOn(r1.Port())) > 0 })
 
 	gate.mu.Lock()
 	d.SetSRV(discSRVRecords(primary, r2))
@@ -288,8 +289,9 @@ func TestDNSDiscoveryOnEjection(t *testing.T) {
 		t.Fatalf("the first call after the stop came at %v, past the interval's first (from %v): it shows nothing", calls[0], regular)
 	}
 	reads.end()
-	reads.check(t)
-	if on, all := reads.count(r1.Port(), dropped); on != 0 {
+	reads.check(t, byPort)
+	reads.checkReads(t)
+	if on, all := reads.count(dropped, readOn(r1.Port())), reads.started(dropped); on != 0 {
 		t.Errorf("%d of %d scoped reads started after replica1 left ran on it", on, all)
 	}
 	if st := pool.Stat(); st.Membership.Removed == 0 || st.Membership.Drained == 0 {

@@ -27,73 +27,11 @@ import (
 // there to be looked for, and never found, in errors, Stat and the logs.
 const discoveryPassword = "hunter2-not-shown"
 
-// scopedRead is one routed read of a scopedReads: when it started and ended,
-// the port of the server that answered and whether it was in recovery.
-type scopedRead struct {
-	start, end time.Time
-	port       int
-	inRecovery bool
-	err        error
-	// noReplica: Stat showed no replica taking reads just before or just
-	// after the read (a replica suspected for a moment on a loaded
-	// machine, another one removed, a new one joining): the read falls
-	// back to the primary by design (FallbackToPrimary).
-	noReplica bool
-}
-
-// scopedReads sends routed reads, each in a scope of its own (so that the
-// writes of a load running beside it, which the pool's own scope would send
-// unscoped reads after to the primary, do not hold them back), one every
-// 10 ms from each of its goroutines, and records where each ran by asking
-// the server that answered.
-type scopedReads struct {
-	pool *pgxroute.RoutedPool
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
-
-	mu    sync.Mutex
-	reads []scopedRead
-}
-
-// recordScopedReads starts a scopedReads of n goroutines; the test's cleanup
-// stops it (before the pool closes) if the test does not.
-func recordScopedReads(t *testing.T, pool *pgxroute.RoutedPool, n int) *scopedReads {
-	r := &scopedReads{pool: pool, stop: make(chan struct{})}
-	for range n {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				r.readOnce()
-				select {
-				case <-r.stop:
-					return
-				case <-tick.C:
-				}
-			}
-		}()
-	}
-	t.Cleanup(r.end)
-	return r
-}
-
-// readOnce sends one scoped read and records it.
-func (r *scopedReads) readOnce() scopedRead {
-	ctx, cancel := context.WithTimeout(pgxroute.WithScope(context.Background()), 30*time.Second)
-	defer cancel()
-	before := replicaTakesReads(r.pool.Stat())
-	rd := scopedRead{start: time.Now()}
-	rd.err = r.pool.QueryRow(ctx, "SELECT inet_server_port(), pg_is_in_recovery()").Scan(&rd.port, &rd.inRecovery)
-	rd.end = time.Now()
-	rd.noReplica = !before || !replicaTakesReads(r.pool.Stat())
-	r.mu.Lock()
-	r.reads = append(r.reads, rd)
-	r.mu.Unlock()
-	return rd
-}
+// scopedReadLoad is the load of scoped reads the discovery tests record
+// throughout: 4 goroutines, each starting a read every 10 ms, watching
+// whether a replica takes reads (a read may fall back to the primary while
+// none does).
+var scopedReadLoad = loadOptions{Readers: 4, Every: 10 * time.Millisecond, WatchReplicas: true}
 
 // replicaTakesReads reports whether st shows a node of the read group that
 // takes reads now: up, a replica, and not NoReads.
@@ -105,73 +43,6 @@ func replicaTakesReads(st *pgxroute.Stat) bool {
 		}
 	}
 	return false
-}
-
-// end stops the recorder and waits for its last read; it is safe to call
-// more than once.
-func (r *scopedReads) end() {
-	r.once.Do(func() { close(r.stop) })
-	r.wg.Wait()
-}
-
-// all returns a copy of the reads so far.
-func (r *scopedReads) all() []scopedRead {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.reads)
-}
-
-// firstOn returns the end of the first read that port answered, among the
-// reads started after since, or the zero time.
-func (r *scopedReads) firstOn(port int, since time.Time) time.Time {
-	var first time.Time
-	for _, rd := range r.all() {
-		if rd.err == nil && rd.port == port && rd.start.After(since) && (first.IsZero() || rd.end.Before(first)) {
-			first = rd.end
-		}
-	}
-	return first
-}
-
-// count returns how many reads started after since port answered, and how
-// many reads started after since in all.
-func (r *scopedReads) count(port int, since time.Time) (on, all int) {
-	for _, rd := range r.all() {
-		if rd.start.After(since) {
-			all++
-			if rd.err == nil && rd.port == port {
-				on++
-			}
-		}
-	}
-	return on, all
-}
-
-// check fails the test for every failed read and for every read a primary
-// answered while a replica took reads (a scoped read without writes goes to
-// a replica while one does: the tests using it keep one, but a replica
-// suspected for a moment on a loaded machine while another is being
-// replaced may leave none for a few milliseconds, and the read then falls
-// back to the primary by design), and logs the counts.
-func (r *scopedReads) check(t *testing.T) {
-	t.Helper()
-	reads := r.all()
-	failed, onPrimary, fallbacks := 0, 0, 0
-	for _, rd := range reads {
-		switch {
-		case rd.err != nil:
-			if failed++; failed <= 5 {
-				t.Errorf("scoped read started at %s failed: %v", rd.start.Format("15:04:05.000"), rd.err)
-			}
-		case !rd.inRecovery && rd.noReplica:
-			fallbacks++
-		case !rd.inRecovery:
-			if onPrimary++; onPrimary <= 5 {
-				t.Errorf("scoped read started at %s ran on the primary (port %d)", rd.start.Format("15:04:05.000"), rd.port)
-			}
-		}
-	}
-	t.Logf("scoped reads: %d, failed %d, on a primary %d while a replica took reads, %d while none did", len(reads), failed, onPrimary, fallbacks)
 }
 
 // discMembers returns the names of the cluster's members as Stat lists them.
@@ -364,7 +235,7 @@ func TestPatroniDiscovery(t *testing.T) {
 	start := time.Now()
 	// Every read the tests send in a scope, from here to the end: none may
 	// run on member3.
-	reads := recordScopedReads(t, pool, 4)
+	reads := startCallLoad(t, pool, scopedReadLoad)
 
 	if !t.Run("routing", func(t *testing.T) {
 		routingtest.WaitFor(t, "member1, member2 and member3 up", func() bool { return discMembersUp(pool, "member1", "member2", "member3") })
@@ -406,7 +277,7 @@ func TestPatroniDiscovery(t *testing.T) {
 				t.Errorf("a routed read ran on port %d (in recovery: %v), want %s", rd.port, rd.inRecovery, m2)
 			}
 		}
-		on, all := reads.count(m2.Port(), from)
+		on, all := reads.count(from, readOn(m2.Port())), reads.started(from)
 		t.Logf("FIGURES patroni-discovery: New took %s, New→member1, member2, member3 up %s; scoped reads since the writes on member2: %d of %d",
 			start.Sub(created).Round(time.Millisecond), up.Sub(created).Round(time.Millisecond), on, all)
 	}) {
@@ -426,8 +297,8 @@ func TestPatroniDiscovery(t *testing.T) {
 			t.Fatal(err)
 		}
 		streaming := time.Now() // Patroni lists it and the leader streams to it
-		routingtest.WaitFor(t, "a routed read on member4", func() bool { return !reads.firstOn(m4.Port(), started).IsZero() })
-		first := reads.firstOn(m4.Port(), started)
+		routingtest.WaitFor(t, "a routed read on member4", func() bool { return !reads.firstEnd(started, readOn(m4.Port())).IsZero() })
+		first := reads.firstEnd(started, readOn(m4.Port()))
 		listed := w.wait()
 		t.Logf("FIGURES patroni-join: start→Patroni lists member4 %s, start→StartMember returned (streaming, Patroni agreeing) %s, start→first routed read on member4 %s; listed→first read %s, streaming→first read %s",
 			since(started, listed), since(started, streaming), since(started, first), discSince(listed, first), discSince(streaming, first))
@@ -481,7 +352,7 @@ func TestPatroniDiscovery(t *testing.T) {
 		if failed != failedBefore {
 			t.Errorf("%d reads of the load failed while member2 left", failed-failedBefore)
 		}
-		on, all := reads.count(m2.Port(), gone)
+		on, all := reads.count(gone, readOn(m2.Port())), reads.started(gone)
 		if on != 0 {
 			t.Errorf("%d of %d scoped reads started after member2 left the members ran on it", on, all)
 		}
@@ -503,7 +374,7 @@ func TestPatroniDiscovery(t *testing.T) {
 				t.Fatalf("a routed read ran on port %d (%v), want member4 (member2 stopped, member3 noloadbalance)", rd.port, rd.err)
 			}
 		}
-		on, all := reads.count(m3.Port(), start)
+		on, all := reads.count(start, readOn(m3.Port())), reads.started(start)
 		if on != 0 {
 			t.Errorf("%d of the %d scoped reads ran on member3 (noloadbalance)", on, all)
 		}
@@ -511,7 +382,7 @@ func TestPatroniDiscovery(t *testing.T) {
 		if n := nodeStat(pool, pgxroute.ReadGroupName, m3.Name()); n.Name != m3.Name() || n.Total != 0 {
 			t.Errorf("Stat: member3 in the read group is %q with %d calls, want member3 with 0", n.Name, n.Total)
 		}
-		t.Logf("FIGURES patroni-noloadbalance: scoped reads on member3 %d of %d; on member4 since the check %d", on, all, scopedOn(reads, m4.Port(), from))
+		t.Logf("FIGURES patroni-noloadbalance: scoped reads on member3 %d of %d; on member4 since the check %d", on, all, reads.count(from, readOn(m4.Port())))
 	}) {
 		return
 	}
@@ -599,7 +470,8 @@ func TestPatroniDiscovery(t *testing.T) {
 		}
 	})
 	l.check(t)
-	reads.check(t)
+	reads.check(t, byPort)
+	reads.checkReads(t)
 	discNoPassword(t, pool, &logs)
 }
 
@@ -622,12 +494,6 @@ func (s *switchDiscoverer) Discover(ctx context.Context) ([]pgxroute.Node, error
 	d := s.d
 	s.mu.Unlock()
 	return d.Discover(ctx)
-}
-
-// scopedOn counts the reads port answered among those started after since.
-func scopedOn(r *scopedReads, port int, since time.Time) int {
-	on, _ := r.count(port, since)
-	return on
 }
 
 // discSince formats the time from a to b (negative when b came first),

@@ -90,165 +90,18 @@ func scoped() (context.Context, context.CancelFunc) {
 	return pgxroute.WithScope(ctx), cancel
 }
 
-// mcall is one call of a memberLoad: when it started and ended, the port
-// and application_name of the server that answered, and its error.
-type mcall struct {
-	start, end time.Time
-	write      bool
-	port       int
-	app        string
-	err        error
-}
-
-// memberLoad runs reads and writes, each in a scope of its own, through a
-// RoutedPool until ended, and records every call.
-type memberLoad struct {
-	stop     chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
-
-	mu    sync.Mutex
-	calls []mcall
-}
-
-// The load's statements: each returns the port of the server that ran it.
+// Statements of the tests' own calls: each returns the port of the server
+// that ran it (the read also the connection's application_name).
 const (
 	loadRead  = "SELECT inet_server_port(), current_setting('application_name')"
 	loadWrite = "INSERT INTO items (id, note) VALUES ($1, 'membership') RETURNING inet_server_port()"
 )
 
-// startMemberLoad starts readers goroutines of loadRead and writers of
-// loadWrite, each pausing 5 ms between calls (the machine running the tests
-// is often shared: the pause keeps the client process from starving, which
-// the stall watch would take for hung servers).
-// The load ends at the end of the test at the latest (before the pool
-// closes), also when the test stops early.
-func startMemberLoad(t *testing.T, pool *pgxroute.RoutedPool, readers, writers int) *memberLoad {
-	return startMemberLoadIn(t, pool, "", readers, writers)
-}
-
-// startMemberLoadIn is startMemberLoad with every call in bind group group
-// (WithBindGroup) unless it is empty.
-func startMemberLoadIn(t *testing.T, pool *pgxroute.RoutedPool, group string, readers, writers int) *memberLoad {
-	l := &memberLoad{stop: make(chan struct{})}
-	t.Cleanup(l.end)
-	worker := func(write bool) {
-		defer l.wg.Done()
-		for {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			ctx, cancel := scoped()
-			if group != "" {
-				ctx = pgxroute.WithBindGroup(ctx, group)
-			}
-			c := mcall{start: time.Now(), write: write}
-			if write {
-				c.err = pool.QueryRow(ctx, loadWrite, nextID()).Scan(&c.port)
-			} else {
-				c.err = pool.QueryRow(ctx, loadRead).Scan(&c.port, &c.app)
-			}
-			c.end = time.Now()
-			cancel()
-			l.mu.Lock()
-			l.calls = append(l.calls, c)
-			l.mu.Unlock()
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	for range readers {
-		l.wg.Add(1)
-		go worker(false)
-	}
-	for range writers {
-		l.wg.Add(1)
-		go worker(true)
-	}
-	return l
-}
-
-// end stops the load and waits for its calls. It may be called again.
-func (l *memberLoad) end() {
-	l.stopOnce.Do(func() { close(l.stop) })
-	l.wg.Wait()
-}
-
-// snapshot returns the calls recorded so far.
-func (l *memberLoad) snapshot() []mcall {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.calls)
-}
-
-// served counts the successful reads port answered.
-func (l *memberLoad) served(port int) int {
-	n := 0
-	for _, c := range l.snapshot() {
-		if c.err == nil && !c.write && c.port == port {
-			n++
-		}
-	}
-	return n
-}
-
-// waitServed waits (bounded) until port answered n more reads.
-func (l *memberLoad) waitServed(t *testing.T, what string, port, n int) {
-	t.Helper()
-	base := l.served(port)
-	routingtest.WaitFor(t, fmt.Sprintf("%d reads of the load on %s", n, what), func() bool { return l.served(port) >= base+n })
-}
-
-// firstEnd returns when the first successful read that port answered
-// ended, or false.
-func (l *memberLoad) firstEnd(port int) (time.Time, bool) {
-	var first time.Time
-	for _, c := range l.snapshot() {
-		if c.err == nil && !c.write && c.port == port && (first.IsZero() || c.end.Before(first)) {
-			first = c.end
-		}
-	}
-	return first, !first.IsZero()
-}
-
-// startedAfter returns the successful calls that started after at and
-// that match.
-func (l *memberLoad) startedAfter(at time.Time, match func(mcall) bool) []mcall {
-	var out []mcall
-	for _, c := range l.snapshot() {
-		if c.err == nil && c.start.After(at) && match(c) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// check logs the calls by server and fails the test on any failed call.
-func (l *memberLoad) check(t *testing.T, c *routingtest.Cluster) {
-	t.Helper()
-	names := nodeNames(c)
-	byNode := map[string]int{}
-	var failed []mcall
-	calls := l.snapshot()
-	for _, call := range calls {
-		if call.err != nil {
-			failed = append(failed, call)
-			continue
-		}
-		kind := "reads"
-		if call.write {
-			kind = "writes"
-		}
-		byNode[kind+" on "+names[call.port]]++
-	}
-	t.Logf("load: %d calls, %d failed; %v", len(calls), len(failed), byNode)
-	for i, call := range failed {
-		if i == 5 {
-			break
-		}
-		t.Errorf("call failed (write %v, started %s): %v", call.write, call.start.Format("15:04:05.000"), call.err)
-	}
+// memberLoadOptions is the load of the membership tests: readers and
+// writers goroutines (in bind group group unless empty), each pausing 5 ms
+// after each call.
+func memberLoadOptions(group string, readers, writers int) loadOptions {
+	return loadOptions{Readers: readers, Writers: writers, Group: group, Pause: 5 * time.Millisecond, Note: "membership"}
 }
 
 // onKey keys, in a call's context, the channel the tracer sends the call's
@@ -562,7 +415,7 @@ func TestSetGroupAddUnderLoad(t *testing.T) {
 			configured = append(configured, group+"/"+node)
 		},
 	})
-	l := startMemberLoad(t, pool, 16, 4)
+	l := startCallLoad(t, pool, memberLoadOptions("", 16, 4))
 	l.waitServed(t, r1.Name(), r1.Port(), 20)
 	l.waitServed(t, r2.Name(), r2.Port(), 20)
 	if n := l.served(r3.Port()); n != 0 {
@@ -601,9 +454,9 @@ func TestSetGroupAddUnderLoad(t *testing.T) {
 	l.waitServed(t, r1.Name(), r1.Port(), 20)
 	l.waitServed(t, r2.Name(), r2.Port(), 20)
 	l.end()
-	l.check(t, c)
+	l.check(t, byNode(c))
 
-	first, _ := l.firstEnd(r3.Port())
+	first := l.firstEnd(time.Time{}, readOn(r3.Port()))
 	r3Pool := nodeStat(pool, pgxroute.ReadGroupName, r3.Name()).Pool
 	t.Logf("FIGURES setgroup-add: SetGroup returned -> the new replica up (first answered probe, polled every 10ms) %v, -> first call routed to it %v, -> its first read answered %v (probe interval %v; its pool: %d connections made, mean acquire %v)",
 		upAfter.Round(time.Millisecond), tr.routedAt(r3.Name()).Sub(returned).Round(time.Millisecond), first.Sub(returned).Round(time.Millisecond), memberHealth.Interval,
@@ -680,7 +533,7 @@ func TestSetGroupAddWaitsForProbe(t *testing.T) {
 			if in == pgxroute.ReadGroupName {
 				in = "" // routed by kind
 			}
-			l := startMemberLoadIn(t, pool, in, 8, tc.writers)
+			l := startCallLoad(t, pool, memberLoadOptions(in, 8, tc.writers))
 			l.waitServed(t, r1.Name(), r1.Port(), 20)
 			if err := pool.SetGroup(ctx, tc.group, memberNodes(r1, r2)); err != nil {
 				t.Fatal(err)
@@ -700,7 +553,7 @@ func TestSetGroupAddWaitsForProbe(t *testing.T) {
 			}
 			l.waitServed(t, r2.Name(), r2.Port(), 20)
 			l.end()
-			l.check(t, c)
+			l.check(t, byNode(c))
 			if n := nodeStat(pool, tc.group, r2.Name()); n.State != pgxroute.StateUp {
 				t.Errorf("%s serves but is %v", r2.Name(), n.State)
 			}
@@ -719,7 +572,7 @@ func TestSetGroupRemoveDrains(t *testing.T) {
 	p, r1, r2, r3 := c.Primary(), c.Replicas()[0], c.Replicas()[1], c.Replicas()[2]
 	tr := &memberTracer{}
 	pool := memberPool(t, c, memberNodes(p), memberNodes(r1, r2, r3), pgxroute.Config{Tracer: tr})
-	l := startMemberLoad(t, pool, 16, 4)
+	l := startCallLoad(t, pool, memberLoadOptions("", 16, 4))
 	for _, r := range []*routingtest.Node{r1, r2, r3} {
 		l.waitServed(t, r.Name(), r.Port(), 20)
 	}
@@ -763,8 +616,8 @@ func TestSetGroupRemoveDrains(t *testing.T) {
 	l.waitServed(t, r1.Name(), r1.Port(), 20)
 	l.waitServed(t, r2.Name(), r2.Port(), 20)
 	l.end()
-	l.check(t, c)
-	if late := l.startedAfter(returned, func(c mcall) bool { return c.port == r3.Port() }); len(late) != 0 {
+	l.check(t, byNode(c))
+	if late := l.startedAfter(returned, func(c loadCall) bool { return c.port == r3.Port() }); len(late) != 0 {
 		t.Errorf("%d calls that started after SetGroup returned ran on the removed %s, e.g. started %v (returned %v)",
 			len(late), r3.Name(), late[0].start, returned)
 	}
@@ -936,7 +789,7 @@ func TestSetGroupConnStringChange(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := &memberTracer{}
 			pool := memberPool(t, c, memberNodes(p), []pgxroute.Node{{Name: name, ConnString: r1.ConnString()}}, pgxroute.Config{Tracer: tr})
-			l := startMemberLoad(t, pool, 8, 2)
+			l := startCallLoad(t, pool, memberLoadOptions("", 8, 2))
 			l.waitServed(t, r1.Name(), r1.Port(), 20)
 			if err := pool.SetGroup(ctx, pgxroute.ReadGroupName, []pgxroute.Node{{Name: name, ConnString: tc.conn}}); err != nil {
 				t.Fatal(err)
@@ -948,13 +801,13 @@ func TestSetGroupConnStringChange(t *testing.T) {
 				return !ok && st.Membership.Drained == 1
 			})
 			routingtest.WaitFor(t, "the new "+name+" to serve reads", func() bool {
-				return len(l.startedAfter(returned, func(c mcall) bool { return !c.write && c.port == tc.port && c.app == tc.app })) >= 20
+				return len(l.startedAfter(returned, func(c loadCall) bool { return !c.write && c.port == tc.port && c.app == tc.app })) >= 20
 			})
 			l.end()
-			l.check(t, c)
+			l.check(t, byNode(c))
 			// Every read that started after SetGroup returned and ran on
 			// a replica ran on the new connection.
-			old := l.startedAfter(returned, func(c mcall) bool {
+			old := l.startedAfter(returned, func(c loadCall) bool {
 				return !c.write && c.port != p.Port() && (c.port != tc.port || c.app != tc.app)
 			})
 			if len(old) != 0 {
@@ -1062,7 +915,7 @@ func TestSetGroupConcurrent(t *testing.T) {
 	p, r1, r2 := c.Primary(), c.Replicas()[0], c.Replicas()[1]
 	tr := &memberTracer{}
 	pool := memberPool(t, c, memberNodes(p), memberNodes(r1), pgxroute.Config{Tracer: tr})
-	l := startMemberLoad(t, pool, 6, 2)
+	l := startCallLoad(t, pool, memberLoadOptions("", 6, 2))
 	l.waitServed(t, r1.Name(), r1.Port(), 20)
 
 	// r1 is in both lists, with another weight: it is kept throughout.
@@ -1141,11 +994,11 @@ func TestSetGroupConcurrent(t *testing.T) {
 			t.Errorf("reading the pool's state during the SetGroup calls: %s", msg)
 		}
 	}
-	l.check(t, c)
-	if late := l.startedAfter(returned, func(c mcall) bool { return c.port != r1.Port() && c.port != p.Port() }); len(late) != 0 {
+	l.check(t, byNode(c))
+	if late := l.startedAfter(returned, func(c loadCall) bool { return c.port != r1.Port() && c.port != p.Port() }); len(late) != 0 {
 		t.Errorf("%d calls started after the final SetGroup ran off its list, e.g. on port %d", len(late), late[0].port)
 	}
-	if late := l.startedAfter(returned, func(c mcall) bool { return !c.write && c.port == p.Port() }); len(late) != 0 {
+	if late := l.startedAfter(returned, func(c loadCall) bool { return !c.write && c.port == p.Port() }); len(late) != 0 {
 		t.Logf("%d reads started after the final SetGroup fell back to the primary", len(late))
 	}
 	st := pool.Stat()
