@@ -136,7 +136,9 @@ type nodeState struct {
 	interrupted bool
 	// downAt is, for a node a call's failure ejected, the number of the
 	// last probe started then: a probe that started before the ejection
-	// (and answered before the server went) re-admits nothing.
+	// (and answered before the server went) re-admits nothing, and the
+	// prober's connection opened before it is dropped (probe.go): a server
+	// that serves its old sessions may refuse new ones.
 	downAt    uint64
 	lastErr   string // redacted
 	lastErrAt time.Time

@@ -100,6 +100,16 @@ func (p *RoutedPool) runProber(ctx context.Context, n *node) {
 	var took time.Duration    // a recent answered probe's time (an average)
 	var silence time.Duration // a stall probe's: see stallTimeout
 	for {
+		if pc.conn != nil {
+			if s := &p.pub.snap.Load().nodes[n.index]; s.down && pc.opened <= s.downAt {
+				// Opened before a call's failure ejected the node: that
+				// the server still answers its old sessions says nothing
+				// of new ones (a server shutting down serves the sessions
+				// it has and refuses new connections). Re-admission needs
+				// a connection opened since.
+				pc.close()
+			}
+		}
 		start := time.Now()
 		r, err := p.probeOnce(ctx, n, &pc, &sysid, silence)
 		if ctx.Err() != nil {
@@ -169,6 +179,7 @@ func (p *RoutedPool) probeOnce(ctx context.Context, n *node, pc *probeConn, sysi
 		if err := p.probeConnect(ctx, n, pc, sysid); err != nil {
 			return nil, err
 		}
+		pc.opened = seq
 	}
 	if silence <= 0 {
 		silence = p.healthCfg.Timeout
@@ -205,8 +216,9 @@ func (p *RoutedPool) probeOnce(ctx context.Context, n *node, pc *probeConn, sysi
 // probeConn is a prober's own connection to its node, and the socket under
 // it (watched by stall probes).
 type probeConn struct {
-	conn *pgx.Conn
-	wire *wire
+	conn   *pgx.Conn
+	wire   *wire
+	opened uint64 // the number of the probe that opened it
 }
 
 // probeConnect connects pc to n within Health.Timeout, and reads the
