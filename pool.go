@@ -72,6 +72,10 @@ type RoutedPool struct {
 	healthCfg    HealthConfig // with defaults
 	probing      bool         // health checks run (probers)
 	probers      probers
+	// fullProbeGap makes every asked-for probe wait minProbeGap, as the
+	// prober did before, rather than what is left of it since the last
+	// probe started (probe.go): for the figures that compare the two.
+	fullProbeGap atomic.Bool
 	pub          publisher     // the snapshot (cluster.go)
 	hedgeAfter   time.Duration // Config.HedgeAfter (hedge.go); 0: off
 	strategy     Strategy      // and seed: the role sets' balancers

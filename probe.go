@@ -26,7 +26,8 @@ type probers struct {
 	wg     sync.WaitGroup
 }
 
-// minProbeGap bounds how often a requested probe may follow the previous one.
+// minProbeGap bounds how often a requested probe may follow the previous
+// one: it starts at least minProbeGap after the previous probe started.
 const minProbeGap = 2 * time.Millisecond
 
 // startProbers starts a prober for every node of nodes with a pgxpool (a
@@ -147,10 +148,19 @@ func (p *RoutedPool) runProber(ctx context.Context, n *node) {
 					break wait
 				}
 			case <-n.kick:
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(minProbeGap):
+				// At once, unless the last probe started less than
+				// minProbeGap ago: a burst of requests shares the probe in
+				// flight (kick holds one request) and the next one.
+				gap := minProbeGap - time.Since(start)
+				if p.fullProbeGap.Load() {
+					gap = minProbeGap
+				}
+				if gap > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(gap):
+					}
 				}
 				break wait
 			}
