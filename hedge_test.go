@@ -453,10 +453,11 @@ func TestHedgeSkipsRemovedReplica(t *testing.T) {
 	// probe has seen it a replica).
 	routingtest.WaitFor(t, "every replica probed", func() bool {
 		for _, r := range c.Replicas() {
-			if st := nodeStat(pool, "spare", r.Name()); r == spare && (st.Role != "replica" || st.State != pgxroute.StateUp) {
-				return false
+			group := pgxroute.ReadGroupName
+			if r == spare {
+				group = "spare"
 			}
-			if st := nodeStat(pool, pgxroute.ReadGroupName, r.Name()); r != spare && (st.Role != "replica" || st.State != pgxroute.StateUp) {
+			if st := nodeStat(pool, group, r.Name()); st.Role != "replica" || st.State != pgxroute.StateUp {
 				return false
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgxroute/pgxroute"
+	"github.com/pgxroute/pgxroute/internal/costbench"
 	"github.com/pgxroute/pgxroute/routingtest"
 )
 
@@ -87,20 +87,13 @@ func TestCatchUpGapFigures(t *testing.T) {
 				t.Errorf("%d writes/s, round %d: %d and %d stale reads", rate, k, ra.stale, rb.stale)
 			}
 		}
+		am, alo, ahi := costbench.MedianRange(a)
+		bm, blo, bhi := costbench.MedianRange(b)
+		ratio, _, _ := costbench.MedianRange(ratios)
 		t.Logf("FIGURES %d writes/s, %d rounds of %v: on the replica at once %.1f%% (median; %.1f-%.1f), whole gap %.1f%% (%.1f-%.1f); ratio median %.2f; replica probes/s %.0f and %.0f",
-			rate, rounds, run, 100*median(a), 100*slices.Min(a), 100*slices.Max(a), 100*median(b), 100*slices.Min(b), 100*slices.Max(b),
-			median(ratios), float64(probesA)/(rounds*run.Seconds()), float64(probesB)/(rounds*run.Seconds()))
+			rate, rounds, run, 100*am, 100*alo, 100*ahi, 100*bm, 100*blo, 100*bhi,
+			ratio, float64(probesA)/(rounds*run.Seconds()), float64(probesB)/(rounds*run.Seconds()))
 	}
-}
-
-// median returns the median of xs (not empty).
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // shareRun is what one runShare measured.

@@ -111,7 +111,8 @@ var errSilent = errors.New("pgxroute: probe unanswered")
 // the probe's query unanswered for silence: nothing read since the query
 // was written (reads is the count before it, from arm), and nothing waiting
 // in the socket's receive queue. It returns when ctx ends, when the server
-// answered (Health.Timeout bounds the rest), or when it stops ctx.
+// answered (twice Health.Timeout bounds the rest: probeOnce), or when it
+// stops ctx.
 func (w *wire) watchSilence(ctx context.Context, stop context.CancelCauseFunc, silence time.Duration, reads uint64) {
 	t := time.NewTimer(silence)
 	defer t.Stop()

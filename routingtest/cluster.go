@@ -396,14 +396,13 @@ func (c *Cluster) startNew(ctx context.Context, n *Node) error {
 		}
 		return nil
 	}
+	hosts := c.hosts
+	if hosts == nil {
+		hosts = []string{defaultHost}
+	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if c.opts.SharedPort {
-			n.port, err = freePortOn(c.hosts)
-		} else {
-			n.port, err = freePort()
-		}
-		if err != nil {
+		if n.port, err = freePortOn(hosts); err != nil {
 			return fmt.Errorf("routingtest: %s: %w", n.name, err)
 		}
 		if err = c.start(ctx, n); err == nil || !strings.Contains(n.tail.String(), "could not bind") {
@@ -415,14 +414,7 @@ func (c *Cluster) startNew(ctx context.Context, n *Node) error {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return freePortOn([]string{defaultHost}) }
 
 // freePortOn returns a TCP port that was free a moment ago on every one of
 // hosts: one the kernel handed out on the first, that the others could bind

@@ -3,7 +3,6 @@ package routingtest
 import (
 	"bytes"
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -141,12 +140,8 @@ func ServedBy(tb testing.TB, ctx context.Context, c *Cluster, q QueryRower, sql 
 // address that refuses connections).
 func ClosedPort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePort()
 	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
 		tb.Fatal(err)
 	}
 	return port
